@@ -1,0 +1,205 @@
+"""One typed settings object for every component, read from the environment and validated once.
+
+Every field maps to an environment variable ``RETRAIN_<FIELD_NAME>`` (upper case). List fields take
+comma-separated values (``RETRAIN_SYMBOLS=BTC,ETH,SOL``). The MLflow tracking URI also honours the
+standard ``MLFLOW_TRACKING_URI``. AWS endpoints, region and credentials are left to boto3's own
+configuration (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ...), so the same code talks to AWS or to the
+embedded stack without a branch.
+
+Nothing is read at import time: call :func:`get_settings` (cached) or :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from common.errors import ConfigurationError
+
+#: Symbols of the bundled sample data (``sample_data/ohlcv/1d``); the default pool.
+DEFAULT_SYMBOLS: tuple[str, ...] = (
+    "AAVE", "ADA", "AVAX", "BCH", "BNB", "BTC", "DOGE", "DOT",
+    "ETH", "LINK", "LTC", "SOL", "TRX", "UNI", "XLM", "XRP",
+)  # fmt: skip
+
+Interval = Literal["1d", "1h"]
+Trend = Literal["uptrend", "downtrend"]
+TRENDS: tuple[Trend, ...] = ("uptrend", "downtrend")
+NotificationChannel = Literal["outbox", "telegram"]
+DriftRule = Literal["adaptive", "fixed"]
+
+_SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
+# Tracking URI schemes MLflow's client understands; anything else is a typo we should catch early.
+_TRACKING_SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks"}
+# SageMaker-managed MLflow is addressed by the tracking server's ARN.
+_SAGEMAKER_MLFLOW_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[\w-]+$")
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Configuration of the retraining system. Defaults follow ../shared/SPEC.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RETRAIN_", case_sensitive=False, extra="ignore", frozen=True, validate_default=True
+    )
+
+    # --- storage and registry -------------------------------------------------------------------
+    data_bucket: str | None = Field(None, description="S3 bucket holding OHLCV, run artifacts, decisions, outbox.")
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        validation_alias=AliasChoices("RETRAIN_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"),
+        description="MLflow tracking server: http(s) URL, SageMaker MLflow ARN, or a local store URI.",
+    )
+    state_machine_arn: str | None = Field(None, description="ARN of the training state machine.")
+
+    # --- model pool -----------------------------------------------------------------------------
+    symbols: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_SYMBOLS, description="Symbols in the model pool (comma-separated)."
+    )
+    interval: Interval = Field("1d", description="Bar interval the pool trades on: 1d or 1h.")
+    prediction_window: int = Field(10, ge=1, le=500, description="Label horizon h, in bars.")
+    target_up_pct: float = Field(0.05, gt=0, lt=10, description="Uptrend label: SMA10 change >= +x.")
+    target_down_pct: float = Field(
+        0.05, gt=0, lt=1, description="Downtrend label: SMA10 change <= -x (given as a positive number)."
+    )
+
+    # --- promotion gate (the original system's rule) ---------------------------------------------
+    gate_min_positive_accuracy: float = Field(0.5, ge=0, le=1, description="Gate: TP/(TP+FN) above this.")
+    gate_min_negative_accuracy: float = Field(0.5, ge=0, le=1, description="Gate: TN/(TN+FP) above this.")
+    gate_min_overall_score: float = Field(0.6, ge=0, le=1, description="Gate: overall_score above this.")
+
+    # --- retraining triggers --------------------------------------------------------------------
+    perf_accuracy_threshold: float = Field(0.52, gt=0, lt=1, description="Live accuracy below this fires.")
+    perf_window_days: int = Field(14, ge=1, description="Rolling window of live predictions, days.")
+    perf_min_predictions: int = Field(100, ge=1, description="Fewer resolved predictions: insufficient.")
+    drift_rule: DriftRule = Field(
+        "adaptive", description="adaptive: sample-size-aware PSI threshold; fixed: the original rule."
+    )
+    psi_bins: int = Field(10, ge=2, le=100, description="PSI bins at the training data's quantiles.")
+    psi_feature_threshold: float = Field(0.2, gt=0, description="Fixed rule: a feature drifted if PSI > x.")
+    psi_max_threshold: float = Field(0.25, gt=0, description="Fixed rule: retrain if max PSI > x.")
+    psi_max_drifted_features: int = Field(3, ge=0, description="Fixed rule: retrain if more drifted.")
+    max_model_age_days: int = Field(7, ge=1, description="Schedule trigger: champion older than this.")
+
+    # --- notifications --------------------------------------------------------------------------
+    notify_channels: Annotated[tuple[NotificationChannel, ...], NoDecode] = Field(
+        ("outbox",), description="Where notifications go: outbox (S3) and/or telegram."
+    )
+    telegram_secret_name: str | None = Field(
+        None, description="Secrets Manager secret holding the Telegram bot token (never the token itself)."
+    )
+    telegram_chat_id: str | None = Field(None, description="Telegram chat that receives notifications.")
+
+    # --- clock ----------------------------------------------------------------------------------
+    as_of: datetime | None = Field(
+        None, description="Explicit as-of time (ISO 8601, UTC) for replays; unset means now."
+    )
+
+    @field_validator("symbols", "notify_channels", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _valid_symbols(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        if not symbols:
+            raise ValueError("at least one symbol is required")
+        bad = [s for s in symbols if not _SYMBOL_PATTERN.match(s)]
+        if bad:
+            raise ValueError(f"symbols must be upper-case tickers like BTC, got {bad}")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"duplicate symbols in {list(symbols)}")
+        return symbols
+
+    @field_validator("data_bucket")
+    @classmethod
+    def _valid_bucket(cls, name: str | None) -> str | None:
+        if name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name):
+            raise ValueError(f"{name!r} is not a valid S3 bucket name")
+        return name
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _valid_tracking_uri(cls, uri: str | None) -> str | None:
+        if uri is None or _SAGEMAKER_MLFLOW_ARN.match(uri):
+            return uri
+        parsed = urlparse(uri)
+        if parsed.scheme not in _TRACKING_SCHEMES:
+            raise ValueError(
+                f"{uri!r} is not an MLflow tracking URI: expected one of "
+                f"{sorted(_TRACKING_SCHEMES)} schemes or a SageMaker MLflow tracking-server ARN"
+            )
+        if parsed.scheme in {"http", "https"} and not parsed.hostname:
+            raise ValueError(f"{uri!r} has no host")
+        return uri
+
+    @field_validator("as_of")
+    @classmethod
+    def _as_of_is_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _telegram_needs_credentials(self) -> Settings:
+        if "telegram" in self.notify_channels and not (self.telegram_secret_name and self.telegram_chat_id):
+            raise ValueError(
+                "notify_channels includes telegram: set RETRAIN_TELEGRAM_SECRET_NAME and RETRAIN_TELEGRAM_CHAT_ID"
+            )
+        return self
+
+    @property
+    def bucket(self) -> str:
+        """The data bucket; a clear error where a component needs it and it is not configured."""
+        if self.data_bucket is None:
+            raise ConfigurationError("RETRAIN_DATA_BUCKET is not set: which S3 bucket holds the data?")
+        return self.data_bucket
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri is None:
+            raise ConfigurationError("MLFLOW_TRACKING_URI (or RETRAIN_MLFLOW_TRACKING_URI) is not set")
+        return self.mlflow_tracking_uri
+
+    def now(self) -> datetime:
+        """The as-of clock every component judges time against."""
+        return self.as_of or datetime.now(UTC)
+
+    def model_names(self) -> list[str]:
+        """Registered model names of the pool, ``{SYMBOL}_{trend}_model``."""
+        return [registered_model_name(symbol, trend) for symbol in self.symbols for trend in TRENDS]
+
+
+def registered_model_name(symbol: str, trend: Trend) -> str:
+    return f"{symbol}_{trend}_model"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings from the environment; raise :class:`ConfigurationError` on bad values."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "settings"
+            env_name = f"RETRAIN_{field.upper()}" if error["loc"] else field
+            problems.append(f"  {env_name}: {error['msg']} (got {error.get('input')!r})")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Settings of this process, validated on first use and cached (Lambda reuses them warm)."""
+    return load_settings()

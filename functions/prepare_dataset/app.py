@@ -1,0 +1,56 @@
+"""Training step 1: read the model's OHLCV from S3, keep the bars closed at the as-of time, and write
+the dataset manifest (range, label balance, source object version) for the later steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.datasets import describe_dataset
+from common.events import PrepareDatasetEvent
+from common.keys import dataset_manifest_key, ohlcv_key
+from common.ohlcv import parse_ohlcv_csv
+from common.settings import get_settings
+from common.storage import S3ObjectStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=PrepareDatasetEvent)
+def handler(event: PrepareDatasetEvent, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    store = S3ObjectStore(settings.bucket)
+    interval = event.interval or settings.interval
+    as_of = event.as_of or settings.now()
+    symbol, trend = event.model.symbol, event.model.trend
+    logger.append_keys(run_id=event.run_id, symbol=symbol, trend=trend)
+
+    source_key = ohlcv_key(symbol, interval)
+    payload, version = store.get_versioned(source_key)
+    bars = parse_ohlcv_csv(payload, source=f"s3://{store.bucket}/{source_key}")
+    target_pct = settings.target_up_pct if trend == "uptrend" else settings.target_down_pct
+    manifest = describe_dataset(
+        bars,
+        symbol=symbol,
+        trend=trend,
+        interval=interval,
+        as_of=as_of,
+        prediction_window=settings.prediction_window,
+        target_pct=target_pct,
+        source_key=source_key,
+        source_version=version,
+    )
+    key = dataset_manifest_key(event.run_id, symbol, trend)
+    store.put_json(key, manifest.model_dump(mode="json"))
+    metrics.add_metric(name="DatasetBars", unit=MetricUnit.Count, value=manifest.bars)
+    logger.info("dataset prepared", extra={"manifest_key": key, "bars": manifest.bars})
+    return {"manifest_key": key, **manifest.model_dump(mode="json")}
