@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from common.errors import RetrainError
@@ -36,41 +32,14 @@ def _log(message: str) -> None:
 # --- up / down / status ----------------------------------------------------------------------------
 def cmd_up(args: argparse.Namespace) -> int:
     from retrain.stack.config import LocalStackConfig
-    from retrain.stack.embedded import STATE_FILE, StackError
-    from retrain.stack.session import running_stack
+    from retrain.stack.control import running_stack, start_daemon
 
     config = LocalStackConfig()
     info = running_stack(config)
     if info is not None:
-        print(f"already running (pid {info.pid}): AWS {info.aws_endpoint}, MLflow {info.mlflow_uri}")
-        return 0
-    state_dir = Path(config.state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    (state_dir / STATE_FILE).unlink(missing_ok=True)
-    log_path = state_dir / "stack.log"
-    with open(log_path, "ab") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "retrain.stack.daemon"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives this command and the terminal's Ctrl-C
-            env=os.environ.copy(),
-        )
-    _log(f"starting the local stack (pid {daemon.pid}, log {log_path})")
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        info = running_stack(config)
-        if info is not None:
-            break
-        if daemon.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-15:]
-            raise StackError("the local stack did not start:\n  " + "\n  ".join(tail))
-        time.sleep(0.3)
+        print(f"already running (pid {info.pid})")
     else:
-        daemon.terminate()
-        raise StackError(f"the local stack was not ready within {args.timeout:.0f}s (see {log_path})")
-    _log(f"ready in {args.timeout - (deadline - time.monotonic()):.1f}s")
+        info = start_daemon(config, timeout=args.timeout, progress=_log)
     _print_endpoints(info)
     return 0
 
@@ -87,27 +56,14 @@ def _print_endpoints(info: Any) -> None:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from retrain.stack.config import LocalStackConfig
-    from retrain.stack.embedded import STATE_FILE, StackError, port_in_use
-    from retrain.stack.embedded import StackInfo as Info
-    from retrain.stack.process import alive
+    from retrain.stack.control import running_stack, stop_daemon
 
-    config = LocalStackConfig()
-    state_file = Path(config.state_dir).resolve() / STATE_FILE
-    info = Info.load(state_file)
-    if info is None or not alive(info.pid):
-        state_file.unlink(missing_ok=True)
+    info = running_stack(LocalStackConfig())
+    if info is None:
         print("the local stack is not running")
         return 0
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + args.timeout
-    while alive(info.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if alive(info.pid):
-        raise StackError(f"the stack process {info.pid} did not stop within {args.timeout:.0f}s")
-    busy = [p for p in (info.moto_port, info.mlflow_port) if p and port_in_use(info.host, p)]
-    if busy:
-        raise StackError(f"stack stopped but ports {busy} are still in use")
-    _log(f"stopped (pid {info.pid}); state kept in {info.state_dir}")
+    stop_daemon(info, timeout=args.timeout)
+    _log(f"stopped (pid {info.pid}); no process or port left; state kept in {info.state_dir}")
     return 0
 
 
@@ -145,7 +101,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if result.notification_text:
             print("\nnotification:\n" + "\n".join("  " + line for line in result.notification_text.splitlines()))
         if connection.mlflow_uri:
-            print(f"\nMLflow UI: {connection.mlflow_uri}")
+            lasts = (
+                ""
+                if connection.source.startswith("local stack (pid")
+                else " (stops with this command; `retrain up` keeps it)"
+            )
+            print(f"\nMLflow UI: {connection.mlflow_uri}{lasts}")
     print(f"\nexecution {result.execution.status} in {result.execution.duration_s:.1f}s "
           f"({len(result.execution.steps)} steps); demo took {time.monotonic() - started:.1f}s")  # fmt: skip
     return 0 if result.execution.status == "SUCCEEDED" else 1

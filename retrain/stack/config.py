@@ -32,6 +32,16 @@ class LocalStackConfig(BaseSettings):
     with_mlflow: bool = Field(True, description="Start the MLflow tracking server.")
     mlflow_start_timeout: float = Field(90.0, gt=0, description="Seconds to wait for MLflow to answer.")
 
+    def to_environment(self) -> dict[str, str]:
+        """This configuration as environment variables, for a daemon that reads it back."""
+        env = {
+            f"RETRAIN_LOCAL_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if name != "symbols"
+        }
+        env["RETRAIN_SYMBOLS"] = ",".join(self.symbols)
+        return env
+
     @field_validator("host")
     @classmethod
     def _loopback_only(cls, host: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import shutil
 import signal
@@ -50,12 +51,23 @@ class StackError(RetrainError):
 
 
 def port_in_use(host: str, port: int) -> bool:
+    """True when something listens on the port (connections lingering in TIME_WAIT do not count,
+    as they do not stop the servers, which bind with SO_REUSEADDR, either)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:
             return True
     return False
+
+
+def port_in_use_message(host: str, port: int, component: str) -> str:
+    return (
+        f"port {port} on {host} ({component}) is already in use: stop whatever listens there "
+        f"(is a stack already up? `retrain status`) or choose another port with "
+        f"RETRAIN_LOCAL_{component.upper()}_PORT=<port> (0 = any free port)"
+    )
 
 
 def free_port(host: str) -> int:
@@ -139,6 +151,7 @@ class EmbeddedStack:
 
     def start(self) -> StackInfo:
         config = self.config
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
         state_dir = config.state_dir.resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         moto_port = self._claim_port("moto", config.moto_port)
@@ -215,11 +228,7 @@ class EmbeddedStack:
         if port == 0:
             return free_port(host)
         if port_in_use(host, port):
-            env = f"RETRAIN_LOCAL_{component.upper()}_PORT"
-            raise StackError(
-                f"port {port} on {host} ({component}) is already in use: stop whatever listens there "
-                f"(is a stack already up? `retrain status`) or choose another port with {env}=<port> (0 = any free port)"
-            )
+            raise StackError(port_in_use_message(host, port, component))
         return port
 
     def _start_moto(self, port: int) -> None:

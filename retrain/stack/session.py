@@ -7,26 +7,20 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
+from common.settings import get_settings
 from retrain.stack.config import LocalStackConfig
-from retrain.stack.embedded import STATE_FILE, EmbeddedStack, Progress, StackInfo
-from retrain.stack.process import alive
+from retrain.stack.control import running_stack, start_daemon, stop_daemon
+from retrain.stack.embedded import Progress, StackInfo
 
 
 @dataclass(frozen=True)
 class Connection:
-    source: str  # "configured" | "local stack (pid N)" | "embedded for this command"
+    source: str  # "configured" | "local stack (pid N)" | "local stack started for this command"
     bucket: str
     state_machine_arn: str | None
     mlflow_uri: str | None
     stack: StackInfo | None = None
-
-
-def running_stack(config: LocalStackConfig) -> StackInfo | None:
-    """The stack started by ``retrain up`` for this state folder, if its process is alive."""
-    info = StackInfo.load(Path(config.state_dir) / STATE_FILE)
-    return info if info is not None and alive(info.pid) else None
 
 
 def configured() -> bool:
@@ -46,21 +40,33 @@ def connect(config: LocalStackConfig | None = None, progress: Progress = print) 
         return
     info = running_stack(config)
     if info is not None:
-        saved = {name: os.environ.get(name) for name in info.client_environment()}
-        os.environ.update(info.client_environment())
-        try:
+        with _client_environment(info):
             yield _connection(f"local stack (pid {info.pid})", info)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
         return
-    progress("no stack configured or running: starting the embedded stack for this command")
-    with EmbeddedStack(config, progress=progress) as stack:
-        assert stack.info is not None
-        yield _connection("embedded for this command", stack.info)
+    progress("no stack configured or running: starting the local stack for this command")
+    info = start_daemon(config, progress=progress)
+    try:
+        with _client_environment(info):
+            yield _connection("local stack started for this command", info)
+    finally:
+        progress("stopping the local stack")
+        stop_daemon(info)
+
+
+@contextlib.contextmanager
+def _client_environment(info: StackInfo) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in info.client_environment()}
+    os.environ.update(info.client_environment())
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
 
 
 def _connection(source: str, info: StackInfo) -> Connection:
