@@ -186,17 +186,33 @@ def registered_model_name(symbol: str, trend: Trend) -> str:
     return f"{symbol}_{trend}_model"
 
 
+def environment_names(model: type[BaseSettings], field: str) -> str:
+    """The environment variable(s) a settings field is read from, for error messages."""
+    info = model.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return " or ".join(str(choice) for choice in alias.choices)
+    if isinstance(alias, str):
+        return alias
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def configuration_error(model: type[BaseSettings], exc: ValidationError) -> ConfigurationError:
+    """A readable error naming the environment variables at fault, not a pydantic traceback."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        where = environment_names(model, field) if field else "settings"
+        problems.append(f"  {where}: {error['msg']} (got {error.get('input')!r})")
+    return ConfigurationError("invalid configuration:\n" + "\n".join(problems))
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings from the environment; raise :class:`ConfigurationError` on bad values."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "settings"
-            env_name = f"RETRAIN_{field.upper()}" if error["loc"] else field
-            problems.append(f"  {env_name}: {error['msg']} (got {error.get('input')!r})")
-        raise ConfigurationError("invalid configuration:\n" + "\n".join(problems)) from None
+        raise configuration_error(Settings, exc) from None
 
 
 @functools.cache

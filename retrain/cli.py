@@ -31,10 +31,10 @@ def _log(message: str) -> None:
 
 # --- up / down / status ----------------------------------------------------------------------------
 def cmd_up(args: argparse.Namespace) -> int:
-    from retrain.stack.config import LocalStackConfig
+    from retrain.stack.config import load_local_config
     from retrain.stack.control import running_stack, start_daemon
 
-    config = LocalStackConfig()
+    config = load_local_config()
     info = running_stack(config)
     if info is not None:
         print(f"already running (pid {info.pid})")
@@ -55,10 +55,10 @@ def _print_endpoints(info: Any) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from retrain.stack.config import LocalStackConfig
+    from retrain.stack.config import load_local_config
     from retrain.stack.control import running_stack, stop_daemon
 
-    info = running_stack(LocalStackConfig())
+    info = running_stack(load_local_config())
     if info is None:
         print("the local stack is not running")
         return 0
@@ -68,12 +68,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from retrain.stack.config import LocalStackConfig
+    from retrain.stack.config import load_local_config
     from retrain.stack.session import configured, connect, running_stack
     from retrain.status import collect_status, render_status
 
-    if not configured() and running_stack(LocalStackConfig()) is None:
-        report: dict[str, Any] = {"running": False, "message": "no stack configured or running (`retrain up`)"}
+    if not configured() and running_stack(load_local_config()) is None:
+        report: dict[str, Any] = {
+            "running": False,
+            "message": "the local stack is not running (`retrain up` starts it) and no endpoints are configured (RETRAIN_DATA_BUCKET)",
+        }
     else:
         with connect() as connection:
             report = collect_status(connection)
@@ -84,7 +87,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 # --- demo ------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
     from retrain.demo import SAMPLE_DATA_END, render_outcomes, run_demo
-    from retrain.stack.config import LocalStackConfig
+    from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 
     symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
@@ -93,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # An embedded stack started for the demo only seeds the demo's symbols (faster, and an unknown
     # symbol is reported before anything starts).
-    with connect(LocalStackConfig(symbols=symbols), progress=_log) as connection:
+    with connect(load_local_config(symbols=symbols), progress=_log) as connection:
         _log(f"using {connection.source}: bucket {connection.bucket}")
         result = run_demo(connection, symbols=symbols, as_of=as_of, echo=print)
         print()

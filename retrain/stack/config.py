@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from common.settings import DEFAULT_SYMBOLS
+from common.settings import DEFAULT_SYMBOLS, configuration_error
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,3 +55,11 @@ class LocalStackConfig(BaseSettings):
         if isinstance(value, str):
             return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
+
+
+def load_local_config(**overrides: object) -> LocalStackConfig:
+    """The local stack's configuration from the environment, with a readable error on bad values."""
+    try:
+        return LocalStackConfig(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise configuration_error(LocalStackConfig, exc) from None

@@ -10,14 +10,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.errors import RetrainError
-from retrain.stack.config import LocalStackConfig
+from retrain.stack.config import load_local_config
 from retrain.stack.embedded import STATE_FILE, EmbeddedStack
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    config = LocalStackConfig()
+    try:
+        config = load_local_config()
+    except RetrainError as exc:
+        print(f"error: {exc}", flush=True)
+        return 1
     state_file = Path(config.state_dir).resolve() / STATE_FILE
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -128,6 +128,9 @@ class StackInfo:
             return None
 
 
+_active_stack: EmbeddedStack | None = None
+
+
 @dataclass
 class EmbeddedStack:
     config: LocalStackConfig = field(default_factory=LocalStackConfig)
@@ -150,6 +153,9 @@ class EmbeddedStack:
         self.stop()
 
     def start(self) -> StackInfo:
+        global _active_stack
+        if _active_stack is not None:
+            raise StackError("an embedded stack already runs in this process (moto's state is process-global)")
         config = self.config
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
         state_dir = config.state_dir.resolve()
@@ -164,6 +170,7 @@ class EmbeddedStack:
             stack_name=f"retrain-{config.stage}",
         )
         self.resources = resources
+        _active_stack = self
         try:
             self._start_moto(moto_port)
             self._apply_environment(resources, moto_port)
@@ -221,6 +228,9 @@ class EmbeddedStack:
         self._saved_env.clear()
         _clear_settings_cache()
         self.info = None
+        global _active_stack
+        if _active_stack is self:
+            _active_stack = None
 
     # components ---------------------------------------------------------------------------------
     def _claim_port(self, component: str, port: int) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from common.settings import get_settings
-from retrain.stack.config import LocalStackConfig
+from retrain.stack.config import LocalStackConfig, load_local_config
 from retrain.stack.control import running_stack, start_daemon, stop_daemon
 from retrain.stack.embedded import Progress, StackInfo
 
@@ -29,7 +29,7 @@ def configured() -> bool:
 
 @contextlib.contextmanager
 def connect(config: LocalStackConfig | None = None, progress: Progress = print) -> Iterator[Connection]:
-    config = config or LocalStackConfig()
+    config = config or load_local_config()
     if configured():
         yield Connection(
             source="configured",

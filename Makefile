@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make demo   install what is needed, then run the retraining loop locally (retrain demo)
+#   make test   install what is needed, then lint and run the test suite
+# Installs go to .venv/ (project, from uv.lock) and .tools/ (the pinned uv that installs it).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+UV_VERSION := 0.9.30
+UV := .tools/bin/uv
+
+.PHONY: setup demo test lint clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON) --no-python-downloads
+	touch $@
+
+setup: .venv/.installed
+
+demo: setup
+	.venv/bin/retrain demo
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+test: lint
+	.venv/bin/pytest
+
+clean:
+	-.venv/bin/retrain down
+	rm -rf .venv .tools .local .pytest_cache .ruff_cache

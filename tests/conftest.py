@@ -1,0 +1,28 @@
+"""Shared test setup: every test starts from an environment without the caller's retrain/AWS config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+_ISOLATED_PREFIXES = ("RETRAIN_", "MLFLOW_", "AWS_")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see a developer's RETRAIN_*/MLFLOW_*/AWS_* variables (nor their real AWS account),
+    except those a session-scoped stack fixture set on purpose."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED_PREFIXES) and name not in _stack_owned():
+            monkeypatch.delenv(name)
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+def _stack_owned() -> set[str]:
+    return set(os.environ.get("_RETRAIN_TEST_STACK_VARS", "").split(","))

@@ -1,0 +1,136 @@
+"""The stack starts with one call, stops cleanly with no stray process or port, and the CLI round trip
+(up, status, demo against the running stack, down) works as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retrain.stack.embedded import EmbeddedStack, StackError, port_in_use
+from retrain.stack.process import alive
+from tests.conftest import PROJECT_ROOT
+from tests.integration.conftest import stack_config
+
+pytestmark = pytest.mark.integration
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    """PIDs whose command line mentions ``marker`` (our state folder is unique per test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+_ROUND_TRIP = """
+import json, sys
+from pathlib import Path
+from retrain.stack.embedded import EmbeddedStack
+from tests.integration.conftest import stack_config
+stack = EmbeddedStack(stack_config(Path(sys.argv[1])))
+info = stack.start()
+print(json.dumps(info.__dict__), flush=True)
+sys.stdin.readline()  # the test checks the running stack, then asks it to stop
+stack.stop()
+print("stopped", flush=True)
+"""
+
+
+def test_embedded_stack_stops_without_stray_processes_or_ports(tmp_path):
+    """EmbeddedStack.start/stop, in a process of its own (moto's state is per process)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _ROUND_TRIP, str(tmp_path / "state")],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        info = json.loads(child.stdout.readline())
+        assert port_in_use(info["host"], info["moto_port"]) and port_in_use(info["host"], info["mlflow_port"])
+        assert info["mlflow_pid"] and alive(info["mlflow_pid"])
+        assert _processes_mentioning(str(tmp_path)), "the MLflow server runs with its DB in the state folder"
+        child.stdin.write("stop\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "stopped"
+        # Checked while the stack's host process still lives: stop() itself cleaned up.
+        assert not alive(info["mlflow_pid"])
+        assert [pid for pid in _processes_mentioning(str(tmp_path)) if pid != child.pid] == []
+        assert not port_in_use(info["host"], info["moto_port"])
+        assert not port_in_use(info["host"], info["mlflow_port"])
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+    assert child.returncode == 0
+    # The bucket was snapshotted to the state folder so MLflow's DB and artifacts survive a restart.
+    assert (tmp_path / "state" / "s3" / "ohlcv").is_dir()
+
+
+def test_a_second_embedded_stack_in_one_process_is_refused(stack, tmp_path):
+    with pytest.raises(StackError, match="already runs in this process"):
+        EmbeddedStack(stack_config(tmp_path)).start()
+    assert stack.info is not None, "the refused start must not stop the running stack"
+
+
+def _retrain(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "retrain.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RETRAIN_", "AWS_", "MLFLOW_"))}
+    env.update(
+        RETRAIN_LOCAL_STATE_DIR=str(tmp_path / "state"),
+        RETRAIN_LOCAL_MOTO_PORT="0",
+        RETRAIN_LOCAL_MLFLOW_PORT="0",
+        RETRAIN_SYMBOLS="BTC,ETH",
+    )
+    return env
+
+
+def test_cli_up_status_demo_down(cli_env, tmp_path):
+    up = _retrain("up", env=cli_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = json.loads((tmp_path / "state" / "stack.json").read_text())
+    try:
+        again = _retrain("up", env=cli_env)
+        assert again.returncode == 0 and "already running" in again.stdout
+
+        status = _retrain("status", "--json", env=cli_env)
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        assert report["running"] and report["mlflow"]["healthy"] is True
+        assert report["objects"]["ohlcv/"] == 4  # BTC and ETH, 1d and 1h
+
+        demo = _retrain("demo", "--symbols", "BTC", env=cli_env)
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "using local stack (pid" in demo.stdout
+        assert "ExecutionSucceeded" in demo.stdout and "BTC uptrend" in demo.stdout
+        assert "Traceback" not in demo.stdout + demo.stderr
+    finally:
+        down = _retrain("down", env=cli_env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not alive(state["pid"]) and not alive(state["mlflow_pid"])
+    assert _processes_mentioning(str(tmp_path)) == []
+    assert not port_in_use("127.0.0.1", state["moto_port"]) and not port_in_use("127.0.0.1", state["mlflow_port"])
+    assert not (tmp_path / "state" / "stack.json").exists()
+    assert "not running" in _retrain("status", env=cli_env).stdout

@@ -1,0 +1,100 @@
+"""The real ASL of infra/ executed by moto's interpreter against the real handlers."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from common.keys import dataset_manifest_key, ohlcv_key
+from common.ohlcv import closed_bars, parse_ohlcv_csv
+from retrain.demo import SAMPLE_DATA_END
+from retrain.executions import run_execution
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _run(stack, name: str, models: list[dict], as_of: str = "2024-06-01T00:00:00+00:00"):
+    sfn = boto3.client("stepfunctions")
+    arn = stack.info.state_machines["TrainingStateMachine"]
+    return run_execution(sfn, arn, name, {"models": models, "as_of": as_of}, timeout_s=120)
+
+
+def test_execution_succeeds_and_writes_manifests(stack):
+    result = _run(
+        stack,
+        "it-success",
+        [
+            {"symbol": "BTC", "trend": "uptrend", "reason": "test"},
+            {"symbol": "ETH", "trend": "downtrend", "reason": "test"},
+        ],
+    )
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    outcomes = {(r["symbol"], r["trend"]): r for r in result.output["results"]}
+    assert {o["status"] for o in outcomes.values()} == {"prepared"}
+
+    # The handler's effect in S3: a manifest whose figures match the sample file read directly.
+    s3 = boto3.client("s3")
+    manifest = s3.get_object(Bucket=stack.info.bucket, Key=dataset_manifest_key("it-success", "BTC", "uptrend"))
+    import json
+
+    manifest = json.loads(manifest["Body"].read())
+    bars = parse_ohlcv_csv((PROJECT_ROOT / "sample_data/ohlcv/1d/BTC.csv").read_bytes())
+    import pandas as pd
+
+    expected = closed_bars(bars, "1d", pd.Timestamp("2024-06-01T00:00:00Z").to_pydatetime())
+    assert manifest["bars"] == len(expected) == outcomes[("BTC", "uptrend")]["bars"]
+    assert manifest["last_closed_bar"].startswith("2024-05-31")
+    assert manifest["source_key"] == ohlcv_key("BTC", "1d")
+    assert manifest["source_version"], "the bucket is versioned: the manifest pins the object version"
+    assert 0 < manifest["positive_rate"] < 1
+
+    # The steps ran through the real handlers, in order, and the operator was notified.
+    entered = [s.state for s in result.steps if s.kind == "TaskStateEntered"]
+    assert entered.count("PrepareDataset") == 2 and entered[-1] == "NotifyOperator"
+    assert stack.router is not None
+    called = {record.function for record in stack.router.invocations}
+    assert {"retrain-local-PrepareDatasetFunction", "retrain-local-NotifyFunction"} <= called
+    notification_uri = result.output["notification"]["delivered_to"][0]
+    key = notification_uri.split(stack.info.bucket + "/", 1)[1]
+    note = json.loads(s3.get_object(Bucket=stack.info.bucket, Key=key)["Body"].read())
+    assert "2 prepared" in note["subject"]
+
+
+def test_one_failing_model_does_not_fail_the_others(stack):
+    result = _run(
+        stack,
+        "it-isolation",
+        [
+            {"symbol": "BTC", "trend": "downtrend", "reason": "test"},
+            {"symbol": "SOL", "trend": "uptrend", "reason": "test"},
+        ],
+    )
+    assert result.status == "SUCCEEDED"
+    by_symbol = {r["symbol"]: r for r in result.output["results"]}
+    assert by_symbol["BTC"]["status"] == "prepared"
+    # SOL is not in this stack's bucket: the handler's typed error is the Step Functions error name.
+    assert by_symbol["SOL"]["status"] == "failed"
+    assert by_symbol["SOL"]["error"] == "DataNotFoundError"
+    assert "symbol=SOL" in by_symbol["SOL"]["cause"]
+    assert "1 failed, 1 prepared" in result.output["notification"]["subject"]
+
+
+def test_bad_execution_input_is_rejected_per_model_with_a_clear_error(stack):
+    result = _run(stack, "it-bad-input", [{"symbol": "btc", "trend": "sideways", "reason": "test"}])
+    assert result.status == "SUCCEEDED"
+    (outcome,) = result.output["results"]
+    assert outcome["status"] == "failed"
+    assert outcome["error"] == "ValidationError"
+    assert "trend" in outcome["cause"] and "symbol" in outcome["cause"]
+
+
+def test_as_of_is_optional_and_the_open_bar_is_never_used(stack):
+    sfn = boto3.client("stepfunctions")
+    arn = stack.info.state_machines["TrainingStateMachine"]
+    result = run_execution(sfn, arn, "it-no-as-of", {"models": [{"symbol": "ETH", "trend": "uptrend"}]}, timeout_s=120)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    (outcome,) = result.output["results"]
+    assert outcome["status"] == "prepared", outcome
+    # No as_of means now: every sample bar is closed; the last one is the sample data's last day.
+    assert outcome["last_closed_bar"].startswith(f"{SAMPLE_DATA_END:%Y-%m-%d}")

@@ -1,0 +1,99 @@
+"""common.datasets.describe_dataset on the real BTC sample data, replayed at an as-of time in 2024."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common.datasets import describe_dataset
+from common.errors import DataNotFoundError
+from common.targets import trend_labels
+
+SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
+AS_OF = datetime(2024, 6, 1, 12, tzinfo=UTC)  # the 2024-06-01 daily bar is still open
+
+
+@pytest.fixture(scope="module")
+def btc_daily() -> pd.DataFrame:
+    from common.ohlcv import parse_ohlcv_csv
+
+    return parse_ohlcv_csv((SAMPLE_DATA / "ohlcv" / "1d" / "BTC.csv").read_bytes(), source="BTC.csv")
+
+
+def _describe(bars: pd.DataFrame, trend: str = "uptrend", horizon: int = 10, as_of: datetime = AS_OF, **kw):
+    return describe_dataset(
+        bars,
+        symbol="BTC",
+        trend=trend,
+        interval=kw.pop("interval", "1d"),
+        as_of=as_of,
+        prediction_window=horizon,
+        target_pct=0.05,
+        source_key="ohlcv/interval=1d/symbol=BTC/bars.csv",
+        source_version="v1",
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("trend", ["uptrend", "downtrend"])
+@pytest.mark.parametrize("horizon", [1, 10, 30])
+def test_manifest_counts(btc_daily: pd.DataFrame, trend: str, horizon: int) -> None:
+    manifest = _describe(btc_daily, trend, horizon)
+    # Closed at 2024-06-01T12:00Z: bars opened on or before 2024-05-31.
+    expected_closed = int((btc_daily.index <= pd.Timestamp("2024-05-31", tz="UTC")).sum())
+    assert manifest.bars == expected_closed
+    assert manifest.bars_not_closed_at_as_of == len(btc_daily) - expected_closed
+    assert manifest.bars_not_closed_at_as_of > 0
+    assert manifest.first_bar == datetime(2014, 9, 17, tzinfo=UTC)
+    assert manifest.last_closed_bar == datetime(2024, 5, 31, tzinfo=UTC)
+    # No label for the last h closed bars (future outcome) nor for the 9 SMA10 warm-up bars.
+    assert manifest.labelled_bars == manifest.bars - horizon - 9
+    assert 0 <= manifest.positive_labels <= manifest.labelled_bars
+    assert 0.0 <= manifest.positive_rate <= 1.0
+    assert manifest.positive_rate == pytest.approx(manifest.positive_labels / manifest.labelled_bars, abs=1e-6)
+    assert manifest.prediction_window == horizon
+    assert manifest.trend == trend
+    assert manifest.source_version == "v1"
+
+
+def test_positive_labels_use_only_closed_bars(btc_daily: pd.DataFrame) -> None:
+    manifest = _describe(btc_daily, "uptrend", 10)
+    closed = btc_daily.loc[: pd.Timestamp("2024-05-31", tz="UTC")]
+    expected = int(trend_labels(closed["close"], 10, 0.05, "uptrend").sum())
+    assert manifest.positive_labels == expected
+    # BTC in 2014-2024 had both kinds of ten-day moves: a degenerate count would hide a bug.
+    assert 0 < manifest.positive_labels < manifest.labelled_bars
+
+
+def test_later_bars_do_not_change_the_manifest(btc_daily: pd.DataFrame) -> None:
+    """Everything after the as-of time is invisible: cutting it off gives the same manifest."""
+    full = _describe(btc_daily)
+    cut = _describe(btc_daily.loc[: pd.Timestamp("2024-06-01", tz="UTC")])
+    assert full.model_dump(exclude={"bars_not_closed_at_as_of"}) == cut.model_dump(exclude={"bars_not_closed_at_as_of"})
+    assert cut.bars_not_closed_at_as_of == 1
+
+
+def test_manifest_serialises_to_json(btc_daily: pd.DataFrame) -> None:
+    document = _describe(btc_daily).model_dump(mode="json")
+    assert document["last_closed_bar"].startswith("2024-05-31T00:00:00")
+    assert document["symbol"] == "BTC"
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [datetime(2014, 9, 1, tzinfo=UTC), datetime(2014, 9, 17, 23, 59, tzinfo=UTC)],
+    ids=["before-first-bar", "first-bar-still-open"],
+)
+def test_no_closed_bar_raises_data_not_found(btc_daily: pd.DataFrame, as_of: datetime) -> None:
+    with pytest.raises(DataNotFoundError, match="BTC"):
+        _describe(btc_daily, as_of=as_of)
+
+
+def test_first_bar_closed_gives_one_bar_and_no_labels(btc_daily: pd.DataFrame) -> None:
+    manifest = _describe(btc_daily, as_of=datetime(2014, 9, 18, tzinfo=UTC))
+    assert manifest.bars == 1
+    assert manifest.labelled_bars == 0
+    assert manifest.positive_rate == 0.0
