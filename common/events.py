@@ -6,12 +6,10 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.notification import ModelOutcome
-from common.settings import Interval, Trend
+from common.settings import Interval, Trend, UtcDatetime
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,80}$"
 
@@ -31,7 +29,7 @@ class PrepareDatasetEvent(BaseModel):
 
     run_id: str = Field(pattern=_NAME)
     model: ModelRequest
-    as_of: datetime | None = None
+    as_of: UtcDatetime | None = None
     interval: Interval | None = None
 
 
@@ -39,5 +37,5 @@ class NotifyEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run_id: str = Field(pattern=_NAME)
-    as_of: datetime | None = None
+    as_of: UtcDatetime | None = None
     results: list[ModelOutcome] = Field(max_length=1000)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.errors import ConfigurationError
@@ -41,6 +41,14 @@ _TRACKING_SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "
 _SAGEMAKER_MLFLOW_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[\w-]+$")
 
 
+def as_utc(value: datetime) -> datetime:
+    """Naive times are UTC (the convention of every timestamp here); aware ones are converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -51,7 +59,12 @@ class Settings(BaseSettings):
     """Configuration of the retraining system. Defaults follow ../shared/SPEC.md."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RETRAIN_", case_sensitive=False, extra="ignore", frozen=True, validate_default=True
+        env_prefix="RETRAIN_",
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+        loc_by_alias=False,  # errors name the field; environment_names() maps it to the variables
     )
 
     # --- storage and registry -------------------------------------------------------------------
@@ -102,7 +115,7 @@ class Settings(BaseSettings):
     telegram_chat_id: str | None = Field(None, description="Telegram chat that receives notifications.")
 
     # --- clock ----------------------------------------------------------------------------------
-    as_of: datetime | None = Field(
+    as_of: UtcDatetime | None = Field(
         None, description="Explicit as-of time (ISO 8601, UTC) for replays; unset means now."
     )
 
@@ -133,7 +146,7 @@ class Settings(BaseSettings):
     @field_validator("mlflow_tracking_uri")
     @classmethod
     def _valid_tracking_uri(cls, uri: str | None) -> str | None:
-        if uri is None or _SAGEMAKER_MLFLOW_ARN.match(uri):
+        if uri is None or uri == "databricks" or _SAGEMAKER_MLFLOW_ARN.match(uri):
             return uri
         parsed = urlparse(uri)
         if parsed.scheme not in _TRACKING_SCHEMES:
@@ -144,13 +157,6 @@ class Settings(BaseSettings):
         if parsed.scheme in {"http", "https"} and not parsed.hostname:
             raise ValueError(f"{uri!r} has no host")
         return uri
-
-    @field_validator("as_of")
-    @classmethod
-    def _as_of_is_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @model_validator(mode="after")
     def _telegram_needs_credentials(self) -> Settings:

@@ -204,7 +204,8 @@ class _Resolver:
             value = self.ref(name)
             return ",".join(value) if isinstance(value, list) else str(value)
 
-        return re.sub(r"\$\{([^!}][^}]*)\}", replace, text)
+        # "${!Literal}" is CloudFormation's escape for a literal "${Literal}".
+        return re.sub(r"\$\{!([^}]*)\}", r"${\1}", re.sub(r"\$\{([^!}][^}]*)\}", replace, text))
 
 
 def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, str]:
@@ -236,7 +237,7 @@ def local_resources(
     template = load_template(template_path)
     root = template_path.parent
     values = _parameter_values(template, parameters)
-    resolver = _Resolver(template, values, region, stack_name)
+    resolver = _Resolver(template, dict(values), region, stack_name)
     # CommaDelimitedList parameters resolve to lists inside Fn::Join.
     for name, spec in template.get("Parameters", {}).items():
         if spec.get("Type") == "CommaDelimitedList":

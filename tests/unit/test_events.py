@@ -124,12 +124,6 @@ def test_notify_event_reports_a_failed_model_whose_request_was_invalid() -> None
     assert event.results[0].symbol == "btc"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG common/events.py: a naive as_of in an execution input stays naive (Settings reads naive as UTC); "
-    "PrepareDataset then fails in common/ohlcv.py closed_bars with TypeError 'Invalid comparison between "
-    "dtype=datetime64[us, UTC] and Timestamp' instead of replaying at that UTC time",
-)
 @pytest.mark.parametrize("model", [PrepareDatasetEvent, NotifyEvent])
 def test_naive_as_of_is_read_as_utc(model: type[PrepareDatasetEvent] | type[NotifyEvent]) -> None:
     base = _prepare() if model is PrepareDatasetEvent else _notify()

@@ -190,12 +190,6 @@ def test_bad_tracking_uri_is_rejected(clean_env: pytest.MonkeyPatch, alias: str,
     assert "MLFLOW_TRACKING_URI" in str(excinfo.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG common/settings.py (environment_names/configuration_error): pydantic reports an aliased field's "
-    "error loc as the alias RETRAIN_MLFLOW_TRACKING_URI (loc_by_alias defaults to True), which is not a field name, "
-    "so the RETRAIN_ prefix is added again -> 'RETRAIN_RETRAIN_MLFLOW_TRACKING_URI'. Fix: loc_by_alias=False.",
-)
 def test_bad_tracking_uri_error_names_an_existing_variable(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("MLFLOW_TRACKING_URI", "ftp://x")
     with pytest.raises(ConfigurationError) as excinfo:
@@ -212,14 +206,7 @@ def test_bad_tracking_uri_error_names_an_existing_variable(clean_env: pytest.Mon
         "file:///tmp/mlruns",
         "databricks://my-profile",
         "postgresql://user:pw@db.example.com:5432/mlflow",
-        pytest.param(
-            "databricks",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG common/settings.py _valid_tracking_uri: MLflow's canonical bare 'databricks' URI has "
-                "no '://' so urlparse gives scheme '' and it is rejected, although 'databricks' is in _TRACKING_SCHEMES",
-            ),
-        ),
+        "databricks",
         "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/my-server",
     ],
 )

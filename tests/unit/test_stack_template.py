@@ -248,22 +248,12 @@ def test_loader_stays_safe(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-# --- known defects (strict xfail: they start failing once fixed, so the marker gets removed) ---------
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG retrain/stack/template.py _Resolver._sub: CloudFormation renders the escape '${!Literal}' as "
-    "'${Literal}'; the resolver skips it but leaves the '!' in place",
-)
+# --- regressions of defects found by these tests ---------------------------------------------------
 def test_sub_escape_renders_literal(tmp_path: Path) -> None:
     template = SMALL_TEMPLATE.replace("COLOR: !Ref Color", 'COLOR: !Sub "${!Literal}-${Stage}"')
     resources = local_resources(_write(tmp_path, template), parameters={"Stage": "t1"})
     assert resources.function("Worker").environment["COLOR"] == "${Literal}-t1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG retrain/stack/template.py local_resources: resolver.parameters is the same dict as the returned "
-    "LocalResources.parameters, so CommaDelimitedList values are replaced by lists there (typed dict[str, str])",
-)
 def test_returned_parameters_are_strings(resources: LocalResources) -> None:
     assert resources.parameters["Symbols"] == ",".join(DEFAULT_SYMBOLS)
