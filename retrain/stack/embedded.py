@@ -280,7 +280,6 @@ class EmbeddedStack:
     def _client(self, service: str) -> Any:
         import boto3
 
-        assert self.info is not None or self._moto is not None
         return boto3.client(service, region_name=self.config.region)
 
     def _provision(self, resources: LocalResources) -> None:
