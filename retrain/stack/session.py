@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from common.settings import get_settings
+from common.settings import get_settings, load_settings
 from retrain.stack.config import LocalStackConfig, load_local_config
 from retrain.stack.control import running_stack, start_daemon, stop_daemon
 from retrain.stack.embedded import Progress, StackInfo
@@ -24,18 +24,20 @@ class Connection:
 
 
 def configured() -> bool:
-    return bool(os.environ.get("RETRAIN_DATA_BUCKET"))
+    """Endpoints are configured when the settings name a data bucket (real AWS or a stack of one's own)."""
+    return load_settings().data_bucket is not None
 
 
 @contextlib.contextmanager
 def connect(config: LocalStackConfig | None = None, progress: Progress = print) -> Iterator[Connection]:
     config = config or load_local_config()
-    if configured():
+    settings = load_settings()
+    if settings.data_bucket is not None:
         yield Connection(
             source="configured",
-            bucket=os.environ["RETRAIN_DATA_BUCKET"],
-            state_machine_arn=os.environ.get("RETRAIN_STATE_MACHINE_ARN"),
-            mlflow_uri=os.environ.get("MLFLOW_TRACKING_URI") or os.environ.get("RETRAIN_MLFLOW_TRACKING_URI"),
+            bucket=settings.data_bucket,
+            state_machine_arn=settings.state_machine_arn,
+            mlflow_uri=settings.mlflow_tracking_uri,
         )
         return
     info = running_stack(config)
