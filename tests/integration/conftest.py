@@ -4,6 +4,8 @@ Lambda routed to the real handlers in this process, a real MLflow server with ar
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,26 @@ from retrain.stack.config import LocalStackConfig
 from retrain.stack.embedded import EmbeddedStack
 
 STACK_SYMBOLS = ("BTC", "ETH")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def clean_environment(**overrides: str) -> dict[str, str]:
+    """This process's environment without any retrain/AWS/MLflow configuration, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RETRAIN_", "AWS_", "MLFLOW_", "_RETRAIN_"))}
+    env.update(overrides)
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``retrain ARGS`` as a user runs it: a separate process, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "retrain.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def stack_config(state_dir: Path, **overrides: object) -> LocalStackConfig:

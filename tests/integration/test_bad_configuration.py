@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT
+from tests.integration.conftest import clean_environment, run_cli
 
 pytestmark = pytest.mark.integration
 
 
 def _retrain(*args: str, **env_overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RETRAIN_", "AWS_", "MLFLOW_"))}
-    env.update(env_overrides)
-    return subprocess.run(
-        [sys.executable, "-m", "retrain.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env=clean_environment(**env_overrides), timeout=120)
 
 
 def _assert_clear_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from retrain.stack.embedded import EmbeddedStack, StackError, port_in_use
 from retrain.stack.process import alive
 from tests.conftest import PROJECT_ROOT
-from tests.integration.conftest import stack_config
+from tests.integration.conftest import clean_environment, run_cli, stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ _ROUND_TRIP = """
 import json, sys
 from pathlib import Path
 from retrain.stack.embedded import EmbeddedStack
-from tests.integration.conftest import stack_config
+from tests.integration.conftest import clean_environment, run_cli, stack_config
 stack = EmbeddedStack(stack_config(Path(sys.argv[1])))
 info = stack.start()
 print(json.dumps(info.__dict__), flush=True)
@@ -84,53 +84,40 @@ def test_a_second_embedded_stack_in_one_process_is_refused(stack, tmp_path):
     assert stack.info is not None, "the refused start must not stop the running stack"
 
 
-def _retrain(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "retrain.cli", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture
 def cli_env(tmp_path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RETRAIN_", "AWS_", "MLFLOW_"))}
-    env.update(
+    return clean_environment(
         RETRAIN_LOCAL_STATE_DIR=str(tmp_path / "state"),
         RETRAIN_LOCAL_MOTO_PORT="0",
         RETRAIN_LOCAL_MLFLOW_PORT="0",
         RETRAIN_SYMBOLS="BTC,ETH",
     )
-    return env
 
 
 def test_cli_up_status_demo_down(cli_env, tmp_path):
-    up = _retrain("up", env=cli_env)
+    up = run_cli("up", env=cli_env)
     assert up.returncode == 0, up.stdout + up.stderr
     state = json.loads((tmp_path / "state" / "stack.json").read_text())
     try:
-        again = _retrain("up", env=cli_env)
+        again = run_cli("up", env=cli_env)
         assert again.returncode == 0 and "already running" in again.stdout
 
-        status = _retrain("status", "--json", env=cli_env)
+        status = run_cli("status", "--json", env=cli_env)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert report["running"] and report["mlflow"]["healthy"] is True
         assert report["objects"]["ohlcv/"] == 4  # BTC and ETH, 1d and 1h
 
-        demo = _retrain("demo", "--symbols", "BTC", env=cli_env)
+        demo = run_cli("demo", "--symbols", "BTC", env=cli_env)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "using local stack (pid" in demo.stdout
         assert "ExecutionSucceeded" in demo.stdout and "BTC uptrend" in demo.stdout
         assert "Traceback" not in demo.stdout + demo.stderr
     finally:
-        down = _retrain("down", env=cli_env)
+        down = run_cli("down", env=cli_env)
     assert down.returncode == 0, down.stdout + down.stderr
     assert not alive(state["pid"]) and not alive(state["mlflow_pid"])
     assert _processes_mentioning(str(tmp_path)) == []
     assert not port_in_use("127.0.0.1", state["moto_port"]) and not port_in_use("127.0.0.1", state["mlflow_port"])
     assert not (tmp_path / "state" / "stack.json").exists()
-    assert "not running" in _retrain("status", env=cli_env).stdout
+    assert "not running" in run_cli("status", env=cli_env).stdout
