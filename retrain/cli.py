@@ -104,11 +104,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if result.notification_text:
             print("\nnotification:\n" + "\n".join("  " + line for line in result.notification_text.splitlines()))
         if connection.mlflow_uri:
-            lasts = (
-                ""
-                if connection.source.startswith("local stack (pid")
-                else " (stops with this command; `retrain up` keeps it)"
-            )
+            lasts = " (stops with this command; `retrain up` keeps it)" if connection.stops_after_command else ""
             print(f"\nMLflow UI: {connection.mlflow_uri}{lasts}")
     print(f"\nexecution {result.execution.status} in {result.execution.duration_s:.1f}s "
           f"({len(result.execution.steps)} steps); demo took {time.monotonic() - started:.1f}s")  # fmt: skip

@@ -37,6 +37,7 @@ from common.errors import ConfigurationError, RetrainError
 from common.keys import MLFLOW_ARTIFACTS_PREFIX
 from retrain.stack import lambda_router, sample_data
 from retrain.stack.config import LocalStackConfig
+from retrain.stack.process import EnvironmentPatch
 from retrain.stack.template import LocalResources, local_resources
 
 Progress = Callable[[str], None]
@@ -48,6 +49,17 @@ STATE_FILE = "stack.json"
 
 class StackError(RetrainError):
     """The local stack could not start or stop."""
+
+
+def local_aws_environment(endpoint: str, region: str) -> dict[str, str]:
+    """boto3 (and MLflow's S3 artifact client) pointed at the moto server, with dummy credentials."""
+    return {
+        **LOCAL_CREDENTIALS,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+    }
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -103,12 +115,8 @@ class StackInfo:
     def client_environment(self) -> dict[str, str]:
         """Environment that points boto3, MLflow and common.settings at this stack."""
         env = {
-            **LOCAL_CREDENTIALS,
-            "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "AWS_DEFAULT_REGION": self.region,
-            "AWS_REGION": self.region,
+            **local_aws_environment(self.aws_endpoint, self.region),
             "MLFLOW_TRACKING_URI": self.mlflow_uri,
-            "MLFLOW_S3_ENDPOINT_URL": self.aws_endpoint,
             "RETRAIN_DATA_BUCKET": self.bucket,
         }
         if "TrainingStateMachine" in self.state_machines:
@@ -142,7 +150,7 @@ class EmbeddedStack:
         self.router: lambda_router.LambdaRouter | None = None
         self._moto: Any = None
         self._mlflow: subprocess.Popen[bytes] | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._environment = EnvironmentPatch()
 
     # lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> EmbeddedStack:
@@ -200,8 +208,7 @@ class EmbeddedStack:
             state_dir=str(state_dir),
             mlflow_pid=self._mlflow.pid if self._mlflow else None,
         )
-        os.environ.update(self._remember_env(self.info.client_environment()))
-        _clear_settings_cache()
+        self._environment.set(self.info.client_environment())
         return self.info
 
     def stop(self, save_state: bool = True) -> None:
@@ -220,13 +227,7 @@ class EmbeddedStack:
                 httpx.post(f"http://{host}:{port}/moto-api/reset", timeout=10)
             self._moto.stop()
             self._moto = None
-        for name, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._saved_env.clear()
-        _clear_settings_cache()
+        self._environment.restore()
         self.info = None
         global _active_stack
         if _active_stack is self:
@@ -248,7 +249,7 @@ class EmbeddedStack:
         self._moto = ThreadedMotoServer(ip_address=self.config.host, port=port, verbose=False)
         self._moto.start()
         # The Step Functions interpreter calls Lambda at localhost:$MOTO_PORT.
-        os.environ.update(self._remember_env({"MOTO_PORT": str(port)}))
+        self._environment.set({"MOTO_PORT": str(port)})
         response = httpx.post(f"http://{self.config.host}:{port}/moto-api/config", json=_MOTO_CONFIG, timeout=10)
         response.raise_for_status()
 
@@ -264,18 +265,13 @@ class EmbeddedStack:
                 merged[name] = value
         merged.update(
             {
-                **LOCAL_CREDENTIALS,
-                "AWS_ENDPOINT_URL": f"http://{self.config.host}:{moto_port}",
-                "AWS_DEFAULT_REGION": resources.region,
-                "AWS_REGION": resources.region,
-                "MLFLOW_S3_ENDPOINT_URL": f"http://{self.config.host}:{moto_port}",
+                **local_aws_environment(f"http://{self.config.host}:{moto_port}", resources.region),
                 "RETRAIN_SYMBOLS": ",".join(self.config.symbols),
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
             }
         )
-        os.environ.update(self._remember_env(merged))
-        os.environ.pop("AWS_PROFILE", None)
-        _clear_settings_cache()
+        self._environment.set(merged)
+        self._environment.unset("AWS_PROFILE")  # a developer's profile must not win over the local credentials
 
     def _client(self, service: str) -> Any:
         import boto3
@@ -334,7 +330,7 @@ class EmbeddedStack:
             orphan = db.with_name(f"mlflow.db.orphaned-{int(time.time())}")
             db.rename(orphan)
             self.progress(f"MLflow database without its artifacts moved aside to {orphan.name}")
-        env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"], **LOCAL_CREDENTIALS}
+        env = dict(os.environ)  # _apply_environment already points S3 (artifacts) at moto
         command = [
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", f"sqlite:///{db}",
@@ -404,11 +400,6 @@ class EmbeddedStack:
             count += 1
         return count
 
-    def _remember_env(self, values: dict[str, str]) -> dict[str, str]:
-        for name in values:
-            self._saved_env.setdefault(name, os.environ.get(name))
-        return values
-
 
 def _list_keys(s3: Any, bucket: str) -> Iterator[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -422,9 +413,3 @@ def _placeholder_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README.txt", "Routed in-process to functions/ by the embedded stack.\n")
     return buffer.getvalue()
-
-
-def _clear_settings_cache() -> None:
-    from common.settings import get_settings
-
-    get_settings.cache_clear()

@@ -4,14 +4,14 @@ embedded stack started for the duration of the command."""
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from common.settings import get_settings, load_settings
+from common.settings import load_settings
 from retrain.stack.config import LocalStackConfig, load_local_config
 from retrain.stack.control import running_stack, start_daemon, stop_daemon
 from retrain.stack.embedded import Progress, StackInfo
+from retrain.stack.process import patched_environment
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class Connection:
     state_machine_arn: str | None
     mlflow_uri: str | None
     stack: StackInfo | None = None
+    stops_after_command: bool = False  # a stack started only for this command
 
 
 def configured() -> bool:
@@ -42,40 +43,25 @@ def connect(config: LocalStackConfig | None = None, progress: Progress = print) 
         return
     info = running_stack(config)
     if info is not None:
-        with _client_environment(info):
+        with patched_environment(info.client_environment()):
             yield _connection(f"local stack (pid {info.pid})", info)
         return
     progress("no stack configured or running: starting the local stack for this command")
     info = start_daemon(config, progress=progress)
     try:
-        with _client_environment(info):
-            yield _connection("local stack started for this command", info)
+        with patched_environment(info.client_environment()):
+            yield _connection("local stack started for this command", info, stops_after_command=True)
     finally:
         progress("stopping the local stack")
         stop_daemon(info)
 
 
-@contextlib.contextmanager
-def _client_environment(info: StackInfo) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in info.client_environment()}
-    os.environ.update(info.client_environment())
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        get_settings.cache_clear()
-
-
-def _connection(source: str, info: StackInfo) -> Connection:
+def _connection(source: str, info: StackInfo, *, stops_after_command: bool = False) -> Connection:
     return Connection(
         source=source,
         bucket=info.bucket,
         state_machine_arn=info.state_machines.get("TrainingStateMachine"),
         mlflow_uri=info.mlflow_uri if info.mlflow_port else None,
         stack=info,
+        stops_after_command=stops_after_command,
     )
