@@ -16,3 +16,27 @@ class DataNotFoundError(RetrainError):
 
 class DataFormatError(RetrainError):
     """Stored or received market data cannot be parsed into OHLCV bars."""
+
+
+class ConcurrentWriteError(RetrainError):
+    """A conditional write lost a race: the object changed since it was read (nothing was overwritten)."""
+
+
+class DataValidationError(RetrainError):
+    """Market data fails a validation rule whose policy is to refuse it (e.g. gaps under gap_policy=reject)."""
+
+
+class StaleDataError(DataValidationError):
+    """The last closed bar is older than the staleness limit at the as-of time."""
+
+
+class MarketDataError(RetrainError):
+    """The market-data vendor could not deliver candles for a symbol."""
+
+
+class UnknownSymbolError(MarketDataError):
+    """The vendor does not list the symbol (a configuration problem: no retry helps)."""
+
+
+class ProviderUnavailableError(MarketDataError):
+    """The vendor kept failing (429, 5xx, timeouts) after every retry."""

@@ -6,12 +6,15 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.notification import ModelOutcome
 from common.settings import Interval, Trend, UtcDatetime
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,80}$"
+_SYMBOL = re.compile(r"^[A-Z0-9]{1,15}$")
 
 
 class ModelRequest(BaseModel):
@@ -19,7 +22,7 @@ class ModelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    symbol: str = Field(pattern=r"^[A-Z0-9]{1,15}$")
+    symbol: str = Field(pattern=_SYMBOL.pattern)
     trend: Trend
     reason: str = Field("manual", max_length=200)
 
@@ -39,3 +42,22 @@ class NotifyEvent(BaseModel):
     run_id: str = Field(pattern=_NAME)
     as_of: UtcDatetime | None = None
     results: list[ModelOutcome] = Field(max_length=1000)
+
+
+class IngestRequest(BaseModel):
+    """``detail`` of the ingest function's event. The scheduled rule sends ``{}`` (everything from
+    settings, as-of = the event's time); a manual run may narrow symbols or replay a past day."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbols: list[str] | None = Field(None, min_length=1, max_length=500)
+    interval: Interval | None = None
+    as_of: UtcDatetime | None = None
+
+    @field_validator("symbols")
+    @classmethod
+    def _tickers(cls, symbols: list[str] | None) -> list[str] | None:
+        bad = [s for s in symbols or [] if not _SYMBOL.match(s)]
+        if bad:
+            raise ValueError(f"symbols must be upper-case tickers like BTC, got {bad}")
+        return symbols

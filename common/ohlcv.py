@@ -14,6 +14,12 @@ PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 INTERVALS: dict[str, timedelta] = {"1d": timedelta(days=1), "1h": timedelta(hours=1)}
 
 
+def empty_bars() -> pd.DataFrame:
+    """A frame with no bars but the right columns, dtypes and index (so callers need no special case)."""
+    index = pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="datetime")
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in COLUMNS[1:]}, index=index)
+
+
 def interval_length(interval: str) -> timedelta:
     try:
         return INTERVALS[interval]
@@ -28,7 +34,8 @@ def parse_ohlcv_csv(payload: bytes, *, source: str = "<bytes>") -> pd.DataFrame:
     numbers/timestamps. Content checks (gaps, duplicates, non-positive prices) belong to validation.
     """
     try:
-        frame = pd.read_csv(io.BytesIO(payload))
+        # round_trip: the default fast parser can be 1 ulp off, which would make rewrites drift.
+        frame = pd.read_csv(io.BytesIO(payload), float_precision="round_trip")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataFormatError(f"{source}: not a CSV file ({exc})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -41,6 +48,18 @@ def parse_ohlcv_csv(payload: bytes, *, source: str = "<bytes>") -> pd.DataFrame:
         raise DataFormatError(f"{source}: unparseable values ({exc})") from None
     values.index = pd.DatetimeIndex(index, name="datetime")
     return values
+
+
+def to_ohlcv_csv(bars: pd.DataFrame) -> bytes:
+    """The inverse of :func:`parse_ohlcv_csv`: the stored format (floats round-trip exactly)."""
+    frame = bars.loc[:, list(COLUMNS[1:])]
+    daily = bool(len(frame)) and bool((frame.index == frame.index.normalize()).all())
+    stamps = frame.index.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M:%S")
+    # repr() is the shortest text that parses back to the same float (pandas' writer rounds to 16
+    # digits); integral volumes drop the ".0", as vendors write them.
+    text = frame.astype("float64").map(repr)
+    text["volume"] = text["volume"].str.removesuffix(".0")
+    return text.set_axis(pd.Index(stamps, name="datetime")).to_csv().encode()
 
 
 def closed_bars(bars: pd.DataFrame, interval: str, as_of: datetime) -> pd.DataFrame:

@@ -33,6 +33,8 @@ Trend = Literal["uptrend", "downtrend"]
 TRENDS: tuple[Trend, ...] = ("uptrend", "downtrend")
 NotificationChannel = Literal["outbox", "telegram"]
 DriftRule = Literal["adaptive", "fixed"]
+GapPolicy = Literal["report", "fill", "reject"]
+ProviderName = Literal["binance", "replay"]
 
 _SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
 # Tracking URI schemes MLflow's client understands; anything else is a typo we should catch early.
@@ -85,6 +87,36 @@ class Settings(BaseSettings):
     target_up_pct: float = Field(0.05, gt=0, lt=10, description="Uptrend label: SMA10 change >= +x.")
     target_down_pct: float = Field(
         0.05, gt=0, lt=1, description="Downtrend label: SMA10 change <= -x (given as a positive number)."
+    )
+
+    # --- market data ----------------------------------------------------------------------------
+    gap_policy: GapPolicy = Field(
+        "report",
+        description="Missing bars: report (keep the bars as they are, log and count the gaps), "
+        "fill (insert flat bars at the previous close with zero volume), reject (refuse the series).",
+    )
+    stale_after_bars: int = Field(
+        2, ge=1, le=1000, description="Data is stale when the last closed bar is older than this many intervals."
+    )
+    market_data_provider: ProviderName = Field(
+        "binance", description="Where ingestion fetches candles: binance (klines API) or replay (local CSVs)."
+    )
+    market_data_url: str = Field(
+        "https://data-api.binance.vision", description="Base URL of the Binance-compatible klines API."
+    )
+    market_data_quote: str = Field(
+        "USDT", pattern=r"^[A-Z0-9]{2,10}$", description="Quote asset appended to each symbol (BTC -> BTCUSDT)."
+    )
+    market_data_secret_name: str | None = Field(
+        None, description="Secrets Manager secret with the data vendor's API key, if the vendor needs one."
+    )
+    market_data_replay_dir: str | None = Field(
+        None, description="replay provider: folder with {interval}/{SYMBOL}.csv (e.g. sample_data/ohlcv)."
+    )
+    http_timeout_s: float = Field(10.0, gt=0, le=120, description="Per-request timeout of the data vendor API.")
+    http_max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request (retries on 429/5xx/timeouts).")
+    ingest_backfill_bars: int = Field(
+        1000, ge=1, le=100_000, description="Bars fetched for a symbol with no stored history yet."
     )
 
     # --- promotion gate (the original system's rule) ---------------------------------------------

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common.errors import DataNotFoundError
+from common.errors import ConcurrentWriteError, DataNotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    body: bytes
+    version_id: str  # "" where the bucket is not versioned
+    etag: str  # what a conditional write (If-Match) compares against
 
 
 class S3ObjectStore:
@@ -31,20 +39,48 @@ class S3ObjectStore:
             self._client = boto3.client("s3")
         return self._client
 
-    def get_versioned(self, key: str) -> tuple[bytes, str]:
-        """The object's bytes and its version id ("" where the bucket is not versioned)."""
+    def get_object(self, key: str) -> StoredObject:
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
         except self.client.exceptions.NoSuchKey:
             raise DataNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
-        return response["Body"].read(), response.get("VersionId") or ""
+        return StoredObject(response["Body"].read(), response.get("VersionId") or "", response["ETag"])
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and its version id ("" where the bucket is not versioned)."""
+        stored = self.get_object(key)
+        return stored.body, stored.version_id
 
     def get_bytes(self, key: str) -> bytes:
         return self.get_versioned(key)[0]
 
-    def put_bytes(self, key: str, payload: bytes, content_type: str = "application/octet-stream") -> str:
-        """Write one object (S3 PUTs are atomic: readers see the old or the new object, never half)."""
-        response = self.client.put_object(Bucket=self.bucket, Key=key, Body=payload, ContentType=content_type)
+    def put_bytes(
+        self,
+        key: str,
+        payload: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        """Write one object (S3 PUTs are atomic: readers see the old or the new object, never half).
+
+        ``if_match`` (an ETag) / ``if_absent`` make it a conditional write: it fails with
+        :class:`ConcurrentWriteError` instead of overwriting a change made since the object was read.
+        """
+        conditions: dict[str, str] = {}
+        if if_match is not None:
+            conditions["IfMatch"] = if_match
+        if if_absent:
+            conditions["IfNoneMatch"] = "*"
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=payload, ContentType=content_type, **conditions
+            )
+        except self.client.exceptions.ClientError as exc:
+            if exc.response["Error"]["Code"] in {"PreconditionFailed", "ConditionalRequestConflict", "412", "409"}:
+                raise ConcurrentWriteError(f"s3://{self.bucket}/{key} changed while it was being updated") from None
+            raise
         return response.get("VersionId") or ""
 
     def get_json(self, key: str) -> Any:

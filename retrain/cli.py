@@ -4,6 +4,9 @@
     retrain down     stop it, leaving no process or port behind
     retrain status   what runs where, and what the bucket, state machine and registry hold
     retrain demo     the retraining loop on the sample data (starts a stack on demand)
+    retrain ingest   fetch the newest closed candles, validate, append to the store
+    retrain validate validation report of the stored OHLCV (gaps, bad rows, staleness)
+    retrain features the 19-feature table of a symbol (printed, or written with --csv)
 
 Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DATA_BUCKET`` is set
 (real AWS: also ``RETRAIN_STATE_MACHINE_ARN`` and ``MLFLOW_TRACKING_URI``), else the stack started by
@@ -17,6 +20,7 @@ import json
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from common.errors import RetrainError
@@ -25,8 +29,8 @@ from common.settings import load_settings
 EXIT_USAGE = 2
 
 
-def _log(message: str) -> None:
-    print(f"{datetime.now(UTC):%H:%M:%S} {message}", flush=True)
+def _log(message: str, *, err: bool = False) -> None:
+    print(f"{datetime.now(UTC):%H:%M:%S} {message}", file=sys.stderr if err else sys.stdout, flush=True)
 
 
 # --- up / down / status ----------------------------------------------------------------------------
@@ -111,6 +115,92 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.execution.status == "SUCCEEDED" else 1
 
 
+# --- data: ingest / validate / features --------------------------------------------------------------
+def _data_connection(args: argparse.Namespace) -> Any:
+    """The store to read: configured, the running stack, or a moto-only stack for this command."""
+    from retrain.stack.config import load_local_config
+    from retrain.stack.session import connect
+
+    symbols = getattr(args, "symbols", None)
+    overrides: dict[str, Any] = {"with_mlflow": False}  # data commands never need the registry
+    if symbols:
+        overrides["symbols"] = symbols
+    return connect(load_local_config(**overrides), progress=lambda message: _log(message, err=True))
+
+
+def _symbols(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    return tuple(s.strip().upper() for s in text.split(",") if s.strip())
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from common.ingestion import run_ingestion
+    from retrain.market import describe_symbol
+
+    overrides: dict[str, Any] = {}
+    if args.provider:
+        overrides["market_data_provider"] = args.provider
+    if args.replay_dir:
+        overrides["market_data_replay_dir"] = str(args.replay_dir)
+    elif args.provider == "replay":
+        from retrain.stack.config import load_local_config
+
+        overrides["market_data_replay_dir"] = str(load_local_config().sample_data_dir)
+    args.symbols = _symbols(args.symbols)
+    with _data_connection(args):
+        settings = load_settings(**overrides)
+        as_of = args.as_of or settings.now()
+        summary = run_ingestion(
+            settings,
+            symbols=args.symbols,
+            interval=args.interval or settings.interval,
+            as_of=as_of,
+            progress=lambda item: _log(describe_symbol(item), err=True),
+        )
+    print(json.dumps(summary.to_dict(), indent=2) if args.json else summary.render())
+    return 1 if summary.failed else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from retrain.market import render_reports, validate_all
+
+    args.symbols = _symbols(args.symbols)
+    with _data_connection(args):
+        settings = load_settings()
+        symbols = args.symbols or settings.symbols
+        as_of = args.as_of or settings.now()
+        results = validate_all(settings, symbols, args.interval or settings.interval, as_of)
+    if args.json:
+        print(json.dumps([r.to_dict() if hasattr(r, "to_dict") else {"error": str(r)} for r in results], indent=2))
+    else:
+        print(f"as of {as_of:%Y-%m-%d %H:%M} UTC, gap policy {settings.gap_policy}")
+        print(render_reports(results))
+    return 0 if all(hasattr(r, "to_dict") for r in results) else 1
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from retrain.market import end_of_day, feature_table_for, write_csv
+
+    symbol = args.symbol.upper()
+    args.symbols = (symbol,)
+    with _data_connection(args):
+        settings = load_settings()
+        as_of = end_of_day(args.end) if args.end else settings.now()
+        result = feature_table_for(settings, symbol, args.interval or settings.interval, as_of)
+    _log(f"{result.report.summary()} from {result.source}", err=True)
+    table = result.table
+    if args.csv:
+        write_csv(table, args.csv)
+        _log(f"wrote {len(table)} rows x {table.shape[1]} columns to {args.csv}", err=True)
+        return 0
+    shown = table if args.tail == 0 else table.tail(args.tail)
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if len(shown) < len(table):
+        print(f"(last {len(shown)} of {len(table)} rows; --tail 0 prints all, --csv PATH writes them)")
+    return 0
+
+
 def _as_of(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -144,6 +234,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=_as_of, default=None, help="as-of date YYYY-MM-DD (default: end of the sample data)"
     )
     demo.set_defaults(run=cmd_demo)
+
+    as_of_help = "as-of time YYYY-MM-DD[THH:MM] UTC (default: RETRAIN_AS_OF or now)"
+    ingest = commands.add_parser("ingest", help="fetch, validate and append the newest closed candles")
+    ingest.add_argument("--symbols", help="comma-separated symbols (default: RETRAIN_SYMBOLS)")
+    ingest.add_argument("--interval", choices=["1d", "1h"], help="default: RETRAIN_INTERVAL")
+    ingest.add_argument("--as-of", type=_as_of, default=None, help=as_of_help)
+    ingest.add_argument(
+        "--provider", choices=["binance", "replay"], help="default: RETRAIN_MARKET_DATA_PROVIDER (binance)"
+    )
+    ingest.add_argument("--replay-dir", type=Path, help="replay: {interval}/{SYMBOL}.csv folder (default: sample data)")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.set_defaults(run=cmd_ingest)
+
+    validate = commands.add_parser("validate", help="validation report of the stored OHLCV")
+    validate.add_argument("--symbols", help="comma-separated symbols (default: RETRAIN_SYMBOLS)")
+    validate.add_argument("--interval", choices=["1d", "1h"], help="default: RETRAIN_INTERVAL")
+    validate.add_argument("--as-of", type=_as_of, default=None, help=as_of_help)
+    validate.add_argument("--json", action="store_true")
+    validate.set_defaults(run=cmd_validate)
+
+    features = commands.add_parser("features", help="the 19-feature table of one symbol")
+    features.add_argument("symbol", help="e.g. BTC")
+    features.add_argument("--interval", choices=["1d", "1h"], help="default: RETRAIN_INTERVAL")
+    features.add_argument("--end", type=_as_of, help="last day to include, YYYY-MM-DD (default: every closed bar)")
+    features.add_argument("--csv", type=Path, help="write the whole table to this CSV file instead of printing")
+    features.add_argument("--tail", type=int, default=20, help="rows to print (0: all; default 20)")
+    features.set_defaults(run=cmd_features)
     return parser
 
 

@@ -35,6 +35,7 @@ import httpx
 
 from common.errors import ConfigurationError, RetrainError
 from common.keys import MLFLOW_ARTIFACTS_PREFIX
+from common.storage import S3ObjectStore
 from retrain.stack import lambda_router, sample_data
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.process import EnvironmentPatch
@@ -188,8 +189,10 @@ class EmbeddedStack:
             self.router = lambda_router.LambdaRouter(resources.functions)
             lambda_router.install(self.router)
             restored = self._restore_bucket(resources.bucket, state_dir)
-            uploaded = sample_data.upload(self._client("s3"), resources.bucket, config.sample_data_dir, symbols)
-            self.progress(f"sample data: {uploaded} objects uploaded, {restored} restored from {state_dir}")
+            seeded = sample_data.seed(
+                S3ObjectStore(resources.bucket, self._client("s3")), config.sample_data_dir, symbols
+            )
+            self.progress(f"sample data: {seeded.summary()}; {restored} objects restored from {state_dir}")
             if config.with_mlflow:
                 self._wait_for_mlflow(mlflow_port, state_dir)
         except BaseException:
@@ -268,6 +271,11 @@ class EmbeddedStack:
                 **local_aws_environment(f"http://{self.config.host}:{moto_port}", resources.region),
                 "RETRAIN_SYMBOLS": ",".join(self.config.symbols),
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
+                # Offline by default: ingestion replays the sample data unless a vendor is configured.
+                "RETRAIN_MARKET_DATA_PROVIDER": os.environ.get("RETRAIN_MARKET_DATA_PROVIDER", "replay"),
+                "RETRAIN_MARKET_DATA_REPLAY_DIR": os.environ.get(
+                    "RETRAIN_MARKET_DATA_REPLAY_DIR", str(self.config.sample_data_dir.resolve())
+                ),
             }
         )
         self._environment.set(merged)

@@ -1,12 +1,14 @@
-"""The sample OHLCV shipped in ``sample_data/ohlcv/{interval}/{SYMBOL}.csv``, and its upload to S3."""
+"""The sample OHLCV shipped in ``sample_data/ohlcv/{interval}/{SYMBOL}.csv``, and its seeding of S3."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from common.bar_store import AppendResult, OhlcvStore
 from common.errors import ConfigurationError
-from common.keys import ohlcv_key
+from common.ohlcv import interval_length, parse_ohlcv_csv
+from common.storage import S3ObjectStore
 
 
 def available(sample_dir: Path) -> dict[str, list[str]]:
@@ -30,19 +32,30 @@ def check_symbols(sample_dir: Path, symbols: tuple[str, ...]) -> tuple[str, ...]
     return symbols
 
 
-def upload(s3: Any, bucket: str, sample_dir: Path, symbols: tuple[str, ...]) -> int:
-    """Seed the bucket with each symbol's CSVs. An existing object is never overwritten: it may hold
-    history appended since (ingestion), which the sample file does not have."""
-    uploaded = 0
+@dataclass(frozen=True)
+class SeedSummary:
+    results: tuple[AppendResult, ...]
+
+    def summary(self) -> str:
+        created = sum(r.status == "created" for r in self.results)
+        appended = sum(r.status == "appended" for r in self.results)
+        rejected = [
+            f"{r.symbol} {r.interval}: {r.incoming.rejected_rows}" for r in self.results if r.incoming.rejected_rows
+        ]
+        text = f"{len(self.results)} series, {created} created, {appended} extended"
+        return text + (f", rows refused by validation ({'; '.join(rejected)})" if rejected else "")
+
+
+def seed(store: S3ObjectStore, sample_dir: Path, symbols: tuple[str, ...]) -> SeedSummary:
+    """Seed the bucket with each symbol's sample series through the validated append: bad rows (AAVE's
+    zero-price first bar) are refused and reported, and bars already stored are never rewritten, so
+    history appended since (ingestion) survives a restart."""
+    bars_store = OhlcvStore(store)
+    results = []
     for symbol in symbols:
         for path in sorted(sample_dir.glob(f"*/{symbol}.csv")):
-            key = ohlcv_key(symbol, path.parent.name)
-            try:
-                s3.head_object(Bucket=bucket, Key=key)
-                continue
-            except s3.exceptions.ClientError as exc:
-                if exc.response["Error"]["Code"] not in {"404", "NoSuchKey", "NotFound"}:
-                    raise
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType="text/csv")
-            uploaded += 1
-    return uploaded
+            interval = path.parent.name
+            bars = parse_ohlcv_csv(path.read_bytes(), source=str(path))
+            every_bar_closed = bars.index.max() + interval_length(interval)
+            results.append(bars_store.append(symbol, interval, bars, as_of=every_bar_closed.to_pydatetime()))
+    return SeedSummary(tuple(results))

@@ -1,0 +1,236 @@
+"""OHLCV history per (symbol, interval) in the object store: validated appends and validated loads.
+
+One CSV object per series (``common.keys.ohlcv_key``). An append reads the object, adds only bars it
+does not hold yet, and writes it back with a conditional PUT (If-Match on the ETag it read), so:
+
+- re-running the same append changes nothing (no write at all);
+- a stored bar is never rewritten or dropped (the merge only adds; a check refuses to write otherwise);
+- a failed or concurrent write leaves the previous object intact (S3 PUTs are atomic, the condition
+  makes a racing writer retry on top of the other's result instead of overwriting it), and the bucket
+  is versioned, so every earlier state stays recoverable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import pandas as pd
+
+from common.errors import ConcurrentWriteError, DataNotFoundError, DataValidationError
+from common.keys import ohlcv_key
+from common.ohlcv import PRICE_COLUMNS, empty_bars, interval_length, parse_ohlcv_csv, to_ohlcv_csv
+from common.settings import GapPolicy
+from common.storage import S3ObjectStore
+from common.validation import ValidatedBars, ValidationReport, missing_bar_times, validate_bars
+
+AppendStatus = Literal["created", "appended", "unchanged"]
+WRITE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class StoredBars:
+    key: str
+    bars: pd.DataFrame  # as stored, not validated
+    version_id: str
+    etag: str
+
+
+@dataclass(frozen=True)
+class LoadedBars:
+    key: str
+    version_id: str
+    validated: ValidatedBars
+
+    @property
+    def bars(self) -> pd.DataFrame:
+        return self.validated.bars
+
+    @property
+    def report(self) -> ValidationReport:
+        return self.validated.report
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    symbol: str
+    interval: str
+    key: str
+    status: AppendStatus
+    bars_before: int
+    bars_after: int
+    first_appended: datetime | None
+    last_appended: datetime | None
+    version_id: str
+    incoming: ValidationReport  # what validation made of the fetched bars
+    conflicts: int  # fetched bars that disagree with a stored one (the stored one is kept)
+    boundary_gap: int  # bars missing between the stored history and the first appended bar
+
+    @property
+    def appended(self) -> int:
+        return self.bars_after - self.bars_before
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "key": self.key,
+            "status": self.status,
+            "appended": self.appended,
+            "bars_before": self.bars_before,
+            "bars_after": self.bars_after,
+            "first_appended": self.first_appended.isoformat() if self.first_appended else None,
+            "last_appended": self.last_appended.isoformat() if self.last_appended else None,
+            "version_id": self.version_id,
+            "rejected_rows": self.incoming.rejected_rows,
+            "conflicts": self.conflicts,
+            "boundary_gap": self.boundary_gap,
+            "validation": self.incoming.to_dict(),
+        }
+
+
+class OhlcvStore:
+    def __init__(self, objects: S3ObjectStore) -> None:
+        self.objects = objects
+
+    def read(self, symbol: str, interval: str) -> StoredBars:
+        key = ohlcv_key(symbol, interval)
+        stored = self.objects.get_object(key)
+        bars = parse_ohlcv_csv(stored.body, source=f"s3://{self.objects.bucket}/{key}")
+        return StoredBars(key, bars, stored.version_id, stored.etag)
+
+    def load(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        as_of: datetime,
+        gap_policy: GapPolicy = "report",
+        stale_after_bars: int = 2,
+    ) -> LoadedBars:
+        """The closed, validated bars at ``as_of``; :class:`DataNotFoundError` when none are usable."""
+        stored = self.read(symbol, interval)
+        validated = validate_bars(
+            stored.bars,
+            symbol=symbol,
+            interval=interval,
+            as_of=as_of,
+            gap_policy=gap_policy,
+            stale_after_bars=stale_after_bars,
+        )
+        if validated.bars.empty:
+            raise DataNotFoundError(
+                f"{symbol} {interval}: no valid closed bar at or before {as_of:%Y-%m-%d %H:%M} in s3://"
+                f"{self.objects.bucket}/{stored.key} ({validated.report.summary()})"
+            )
+        return LoadedBars(stored.key, stored.version_id, validated)
+
+    def last_bar(self, symbol: str, interval: str) -> datetime | None:
+        """Open time of the newest stored bar, or None when nothing is stored yet."""
+        try:
+            bars = self.read(symbol, interval).bars
+        except DataNotFoundError:
+            return None
+        return bars.index.max().to_pydatetime() if len(bars) else None
+
+    def append(
+        self,
+        symbol: str,
+        interval: str,
+        incoming: pd.DataFrame,
+        *,
+        as_of: datetime,
+        gap_policy: GapPolicy = "report",
+    ) -> AppendResult:
+        """Validate ``incoming`` and add the closed bars the store does not hold yet (see module doc)."""
+        validated = validate_bars(
+            incoming, symbol=symbol, interval=interval, as_of=as_of, gap_policy=gap_policy, check_staleness=False
+        )
+        for _ in range(WRITE_ATTEMPTS):
+            try:
+                return self._merge_and_write(symbol, interval, validated, gap_policy)
+            except ConcurrentWriteError:
+                continue  # another writer got there first: merge again on top of its result
+        raise ConcurrentWriteError(
+            f"{symbol} {interval}: the stored series kept changing during {WRITE_ATTEMPTS} append attempts"
+        )
+
+    def _merge_and_write(
+        self, symbol: str, interval: str, validated: ValidatedBars, gap_policy: GapPolicy
+    ) -> AppendResult:
+        key = ohlcv_key(symbol, interval)
+        try:
+            stored: StoredBars | None = self.read(symbol, interval)
+        except DataNotFoundError:
+            stored = None
+        existing = stored.bars if stored is not None else empty_bars()
+        new = validated.bars
+        overlap = new.index.intersection(existing.index)
+        conflicts = int(
+            (new.loc[overlap].to_numpy() != existing.loc[overlap, list(new.columns)].to_numpy()).any(axis=1).sum()
+        )
+        additions = new.loc[~new.index.isin(existing.index)]
+        boundary_gap = 0
+        if len(existing) and len(additions):
+            additions, boundary_gap = _bridge_gap(existing, additions, interval, gap_policy, symbol)
+
+        def result(status: AppendStatus, merged_len: int, version_id: str) -> AppendResult:
+            return AppendResult(
+                symbol=symbol,
+                interval=interval,
+                key=key,
+                status=status,
+                bars_before=len(existing),
+                bars_after=merged_len,
+                first_appended=additions.index.min().to_pydatetime() if len(additions) else None,
+                last_appended=additions.index.max().to_pydatetime() if len(additions) else None,
+                version_id=version_id,
+                incoming=validated.report,
+                conflicts=conflicts,
+                boundary_gap=boundary_gap,
+            )
+
+        if additions.empty:
+            return result("unchanged", len(existing), stored.version_id if stored else "")
+        merged = pd.concat([existing, additions]).sort_index(kind="stable")
+        _check_nothing_lost(existing, merged, key)
+        version_id = self.objects.put_bytes(
+            key,
+            to_ohlcv_csv(merged),
+            content_type="text/csv",
+            if_match=stored.etag if stored is not None else None,
+            if_absent=stored is None,
+        )
+        return result("created" if stored is None else "appended", len(merged), version_id)
+
+
+def _bridge_gap(
+    existing: pd.DataFrame, additions: pd.DataFrame, interval: str, policy: GapPolicy, symbol: str
+) -> tuple[pd.DataFrame, int]:
+    """Bars missing between the stored history and the first new bar, handled by the gap policy."""
+    step = interval_length(interval)
+    last_stored = existing.index.max()
+    if additions.index.min() <= last_stored:
+        return additions, 0  # a back-fill of older bars: nothing to bridge
+    span = pd.DatetimeIndex([last_stored, additions.index.min()])
+    missing = missing_bar_times(span, step)
+    if not len(missing):
+        return additions, 0
+    if policy == "reject":
+        raise DataValidationError(
+            f"{symbol} {interval}: appending from {additions.index.min():%Y-%m-%d %H:%M} would leave {len(missing)} "
+            f"missing bar(s) after the stored {last_stored:%Y-%m-%d %H:%M} (RETRAIN_GAP_POLICY=reject)"
+        )
+    if policy == "fill":
+        close = float(existing.loc[last_stored, "close"])
+        flat = pd.DataFrame({**dict.fromkeys(PRICE_COLUMNS, close), "volume": 0.0}, index=missing)
+        additions = pd.concat([flat, additions])
+    return additions, len(missing)
+
+
+def _check_nothing_lost(existing: pd.DataFrame, merged: pd.DataFrame, key: str) -> None:
+    """The merge only adds: refuse to write anything that would drop or rewrite a stored bar."""
+    kept = merged.loc[merged.index.isin(existing.index)]
+    if len(kept) != len(existing) or not kept.sort_index().equals(existing.sort_index()):
+        raise RuntimeError(f"refusing to write {key}: the merged series would lose or change stored bars")

@@ -1,0 +1,309 @@
+"""Validation of OHLCV bars before they are stored or used. Pure (pandas only).
+
+Every rule yields a typed :class:`ValidationIssue` with a count and example timestamps; the
+:class:`ValidationReport` collects them and says what was done about each:
+
+======================  ========  ==========================================================================
+kind                    severity  action
+======================  ========  ==========================================================================
+missing_value           error     row dropped (NaN in any OHLCV column)
+misaligned_timestamp    error     row dropped (open time not on the interval's grid, e.g. 00:00 UTC daily)
+non_positive_price      error     row dropped (open/high/low/close <= 0)
+high_below_low          error     row dropped
+price_outside_range     error     row dropped (open or close outside [low, high])
+negative_volume         error     row dropped
+conflicting_duplicate   error     same open time with different values: the last one is kept
+duplicate_timestamp     warning   identical repeated rows: one is kept
+out_of_order            warning   rows sorted by open time
+zero_volume             warning   kept (real feeds report it; volume-based features see a flat bar)
+gap                     warning   by ``gap_policy``: report (kept as is), fill (flat bars), reject (error)
+open_bar                info      bars not closed at the as-of time are never used as closed bars
+stale                   warning   the last closed bar is ``stale_after_bars`` or more intervals old
+======================  ========  ==========================================================================
+
+"error" means rows were refused; nothing here ever raises for a bad row. Only ``gap_policy=reject``
+raises (:class:`DataValidationError`), because refusing the whole series is what that policy asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from common.errors import DataValidationError
+from common.ohlcv import COLUMNS, PRICE_COLUMNS, interval_length
+from common.settings import GapPolicy
+
+MAX_EXAMPLES = 5
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # rows refused
+    WARNING = "warning"  # kept, but worth knowing
+    INFO = "info"  # expected, reported for completeness
+
+
+class IssueKind(StrEnum):
+    MISSING_VALUE = "missing_value"
+    MISALIGNED_TIMESTAMP = "misaligned_timestamp"
+    NON_POSITIVE_PRICE = "non_positive_price"
+    HIGH_BELOW_LOW = "high_below_low"
+    PRICE_OUTSIDE_RANGE = "price_outside_range"
+    NEGATIVE_VOLUME = "negative_volume"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    DUPLICATE_TIMESTAMP = "duplicate_timestamp"
+    OUT_OF_ORDER = "out_of_order"
+    ZERO_VOLUME = "zero_volume"
+    GAP = "gap"
+    OPEN_BAR = "open_bar"
+    STALE = "stale"
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    kind: IssueKind
+    severity: Severity
+    count: int
+    message: str
+    examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "severity": self.severity.value,
+            "count": self.count,
+            "message": self.message,
+            "examples": list(self.examples),
+        }
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    symbol: str
+    interval: str
+    as_of: datetime
+    rows_in: int
+    rows_out: int
+    issues: tuple[ValidationIssue, ...]
+    first_bar: datetime | None
+    last_closed_bar: datetime | None
+    gap_policy: GapPolicy
+
+    def count(self, kind: IssueKind) -> int:
+        return sum(issue.count for issue in self.issues if issue.kind == kind)
+
+    @property
+    def rejected_rows(self) -> int:
+        return sum(issue.count for issue in self.issues if issue.severity == Severity.ERROR)
+
+    @property
+    def stale(self) -> bool:
+        return self.count(IssueKind.STALE) > 0
+
+    @property
+    def clean(self) -> bool:
+        """No errors and no warnings (info-level issues such as the open bar are expected)."""
+        return all(issue.severity == Severity.INFO for issue in self.issues)
+
+    def summary(self) -> str:
+        head = f"{self.symbol} {self.interval}: {self.rows_out}/{self.rows_in} bars usable"
+        if self.last_closed_bar is not None:
+            head += f", last closed {self.last_closed_bar:%Y-%m-%d %H:%M}"
+        notes = [f"{issue.kind.value}={issue.count}" for issue in self.issues if issue.severity != Severity.INFO]
+        return head + (f" ({', '.join(notes)})" if notes else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "as_of": self.as_of.isoformat(),
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rejected_rows": self.rejected_rows,
+            "stale": self.stale,
+            "gap_policy": self.gap_policy,
+            "first_bar": self.first_bar.isoformat() if self.first_bar else None,
+            "last_closed_bar": self.last_closed_bar.isoformat() if self.last_closed_bar else None,
+            "issues": [issue.to_dict() for issue in self.issues],
+        }
+
+
+@dataclass(frozen=True)
+class ValidatedBars:
+    """Closed, clean bars (sorted, unique, on the grid) and the report of how they were obtained."""
+
+    bars: pd.DataFrame
+    report: ValidationReport
+
+
+@dataclass
+class _Collector:
+    issues: list[ValidationIssue] = field(default_factory=list)
+
+    def add(self, kind: IssueKind, severity: Severity, index: Sequence[pd.Timestamp] | pd.Index, message: str) -> None:
+        if len(index):
+            examples = tuple(_stamp(t) for t in list(index)[:MAX_EXAMPLES])
+            self.issues.append(ValidationIssue(kind, severity, len(index), message, examples))
+
+
+def _stamp(value: Any) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def validate_bars(
+    bars: pd.DataFrame,
+    *,
+    symbol: str,
+    interval: str,
+    as_of: datetime,
+    gap_policy: GapPolicy = "report",
+    stale_after_bars: int = 2,
+    check_staleness: bool = True,
+) -> ValidatedBars:
+    """Apply every rule of the module docstring; return the usable closed bars and the report.
+
+    ``bars`` is a frame as :func:`common.ohlcv.parse_ohlcv_csv` returns it (UTC DatetimeIndex, float
+    columns). ``check_staleness=False`` suits a batch of new bars being appended (its freshness is the
+    merged series' concern).
+    """
+    step = interval_length(interval)
+    as_of_ts = pd.Timestamp(as_of)
+    rows_in = len(bars)
+    issues = _Collector()
+    frame = bars.loc[:, list(COLUMNS[1:])].astype("float64")
+
+    # Rows that cannot be a bar at all.
+    missing = frame.isna().any(axis=1)
+    issues.add(IssueKind.MISSING_VALUE, Severity.ERROR, frame.index[missing], "NaN in an OHLCV column")
+    frame = frame.loc[~missing]
+
+    misaligned = (frame.index - pd.Timestamp(0, tz="UTC")) % step != pd.Timedelta(0)
+    issues.add(
+        IssueKind.MISALIGNED_TIMESTAMP, Severity.ERROR, frame.index[misaligned], f"open time not on the {interval} grid"
+    )
+    frame = frame.loc[~misaligned]
+
+    prices = frame[list(PRICE_COLUMNS)]
+    non_positive = (prices <= 0).any(axis=1)
+    issues.add(IssueKind.NON_POSITIVE_PRICE, Severity.ERROR, frame.index[non_positive], "a price is zero or negative")
+    frame = frame.loc[~non_positive]
+
+    high_below_low = frame["high"] < frame["low"]
+    issues.add(IssueKind.HIGH_BELOW_LOW, Severity.ERROR, frame.index[high_below_low], "high is below low")
+    frame = frame.loc[~high_below_low]
+
+    outside = (
+        (frame["open"] > frame["high"])
+        | (frame["open"] < frame["low"])
+        | (frame["close"] > frame["high"])
+        | (frame["close"] < frame["low"])
+    )
+    issues.add(IssueKind.PRICE_OUTSIDE_RANGE, Severity.ERROR, frame.index[outside], "open or close outside [low, high]")
+    frame = frame.loc[~outside]
+
+    negative_volume = frame["volume"] < 0
+    issues.add(IssueKind.NEGATIVE_VOLUME, Severity.ERROR, frame.index[negative_volume], "volume is negative")
+    frame = frame.loc[~negative_volume]
+
+    # Order and uniqueness.
+    open_times = frame.index.to_series()
+    out_of_order = (open_times < open_times.cummax().shift(1)).to_numpy()
+    issues.add(IssueKind.OUT_OF_ORDER, Severity.WARNING, frame.index[out_of_order], "bars not in time order: sorted")
+    frame = frame.sort_index(kind="stable")
+
+    repeated = frame.index.duplicated(keep="last")
+    if repeated.any():
+        as_rows = frame.reset_index()
+        identical = as_rows.duplicated(keep="last").to_numpy()
+        issues.add(
+            IssueKind.DUPLICATE_TIMESTAMP,
+            Severity.WARNING,
+            frame.index[identical],
+            "identical bar repeated: one kept",
+        )
+        conflicting = repeated & ~identical
+        issues.add(
+            IssueKind.CONFLICTING_DUPLICATE,
+            Severity.ERROR,
+            frame.index[conflicting],
+            "same open time with different values: the last one kept",
+        )
+        frame = frame.loc[~repeated]
+
+    # The open bar (and anything after the as-of time) is never a closed bar.
+    not_closed = frame.index + step > as_of_ts
+    issues.add(
+        IssueKind.OPEN_BAR, Severity.INFO, frame.index[not_closed], f"not closed at {as_of_ts:%Y-%m-%d %H:%M}: dropped"
+    )
+    frame = frame.loc[~not_closed]
+
+    zero_volume = frame["volume"] == 0
+    issues.add(IssueKind.ZERO_VOLUME, Severity.WARNING, frame.index[zero_volume], "zero volume: kept")
+
+    frame = _apply_gap_policy(frame, step, gap_policy, issues, symbol=symbol, interval=interval)
+
+    if check_staleness and len(frame):
+        missing_bars = bars_behind(frame.index[-1], as_of_ts, step)
+        if missing_bars >= stale_after_bars:
+            issues.add(
+                IssueKind.STALE,
+                Severity.WARNING,
+                frame.index[-1:],
+                f"last closed bar is {missing_bars} intervals behind the as-of time (limit {stale_after_bars})",
+            )
+
+    report = ValidationReport(
+        symbol=symbol,
+        interval=interval,
+        as_of=as_of_ts.to_pydatetime(),
+        rows_in=rows_in,
+        rows_out=len(frame),
+        issues=tuple(issues.issues),
+        first_bar=frame.index[0].to_pydatetime() if len(frame) else None,
+        last_closed_bar=frame.index[-1].to_pydatetime() if len(frame) else None,
+        gap_policy=gap_policy,
+    )
+    return ValidatedBars(frame, report)
+
+
+def bars_behind(last_open: datetime | pd.Timestamp, as_of: datetime | pd.Timestamp, step: Any) -> int:
+    """Whole bars that should have closed after the bar opened at ``last_open``, by ``as_of``."""
+    return int((pd.Timestamp(as_of) - (pd.Timestamp(last_open) + step)) // step)
+
+
+def missing_bar_times(index: pd.DatetimeIndex, step: pd.Timedelta | Any) -> pd.DatetimeIndex:
+    """Open times absent from a sorted, unique index between its first and last bar."""
+    if len(index) < 2:
+        return pd.DatetimeIndex([], tz="UTC", name=index.name)
+    full = pd.date_range(index[0], index[-1], freq=step, name=index.name)
+    return full.difference(index)
+
+
+def _apply_gap_policy(
+    frame: pd.DataFrame, step: Any, policy: GapPolicy, issues: _Collector, *, symbol: str, interval: str
+) -> pd.DataFrame:
+    missing = missing_bar_times(frame.index, step)
+    if not len(missing):
+        return frame
+    if policy == "reject":
+        raise DataValidationError(
+            f"{symbol} {interval}: {len(missing)} missing bar(s), first at {_stamp(missing[0])} "
+            "(RETRAIN_GAP_POLICY=reject refuses series with gaps; 'report' or 'fill' accept them)"
+        )
+    if policy == "report":
+        issues.add(IssueKind.GAP, Severity.WARNING, missing, "missing bars: kept as is (gap_policy=report)")
+        return frame
+    issues.add(
+        IssueKind.GAP, Severity.WARNING, missing, "missing bars: filled flat at the previous close (gap_policy=fill)"
+    )
+    filled = frame.reindex(frame.index.union(missing))
+    close = filled["close"].ffill()
+    for column in PRICE_COLUMNS:
+        filled[column] = filled[column].fillna(close)
+    filled["volume"] = filled["volume"].fillna(0.0)
+    return filled

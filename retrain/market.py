@@ -1,0 +1,89 @@
+"""The data commands: ``retrain ingest``, ``retrain validate`` and ``retrain features``.
+
+They read and write the configured store (real AWS when ``RETRAIN_DATA_BUCKET`` is set, otherwise the
+local stack) through the same ``common`` code the Lambda functions run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from common.bar_store import LoadedBars, OhlcvStore
+from common.errors import RetrainError
+from common.ingestion import SymbolIngestion
+from common.settings import Settings
+from common.storage import S3ObjectStore
+from common.validation import ValidationReport
+
+
+def end_of_day(day: datetime) -> datetime:
+    """``--end 2024-12-31`` means every bar of that day, whatever the interval: as-of is the next midnight."""
+    return day.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+
+
+def load_bars(settings: Settings, symbol: str, interval: str, as_of: datetime) -> LoadedBars:
+    return OhlcvStore(S3ObjectStore(settings.bucket)).load(
+        symbol, interval, as_of=as_of, gap_policy=settings.gap_policy, stale_after_bars=settings.stale_after_bars
+    )
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    table: pd.DataFrame  # date + the 19 features
+    report: ValidationReport
+    source: str
+
+
+def feature_table_for(settings: Settings, symbol: str, interval: str, as_of: datetime) -> FeatureTable:
+    from common.features import feature_table
+
+    loaded = load_bars(settings, symbol, interval, as_of)
+    source = f"s3://{settings.bucket}/{loaded.key} (version {loaded.version_id or '-'})"
+    return FeatureTable(feature_table(loaded.bars), loaded.report, source)
+
+
+def validate_all(
+    settings: Settings, symbols: tuple[str, ...], interval: str, as_of: datetime
+) -> list[ValidationReport | RetrainError]:
+    """One report per symbol; a symbol that cannot be read gives its error instead."""
+    results: list[ValidationReport | RetrainError] = []
+    for symbol in symbols:
+        try:
+            results.append(load_bars(settings, symbol, interval, as_of).report)
+        except RetrainError as exc:
+            results.append(exc)
+    return results
+
+
+def render_reports(results: list[ValidationReport | RetrainError]) -> str:
+    lines = [f"{'series':<10}{'bars':>7}{'refused':>9}  {'first bar':<17}{'last closed':<17}findings"]
+    for item in results:
+        if isinstance(item, RetrainError):
+            lines.append(f"{'-':<10}{'':>7}{'':>9}  error: {item}")
+            continue
+        findings = ", ".join(f"{issue.kind.value}={issue.count} ({issue.severity.value})" for issue in item.issues)
+        first = f"{item.first_bar:%Y-%m-%d %H:%M}" if item.first_bar else "-"
+        last = f"{item.last_closed_bar:%Y-%m-%d %H:%M}" if item.last_closed_bar else "-"
+        lines.append(
+            f"{item.symbol + ' ' + item.interval:<10}{item.rows_out:>7}{item.rejected_rows:>9}  {first:<17}{last:<17}"
+            f"{findings or 'clean'}"
+        )
+    return "\n".join(lines)
+
+
+def describe_symbol(item: SymbolIngestion) -> str:
+    if item.status == "failed":
+        return f"{item.symbol}: failed ({item.error_type}: {item.error})"
+    last = f", last bar {item.last_bar:%Y-%m-%d %H:%M}" if item.last_bar else ""
+    return f"{item.symbol}: {item.status}, {item.appended} bar(s) appended{last}" + (" (stale)" if item.stale else "")
+
+
+def write_csv(table: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
