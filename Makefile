@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 UV_VERSION := 0.9.30
 UV := .tools/bin/uv
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -30,6 +30,9 @@ lint: setup
 
 test: lint
 	.venv/bin/pytest
+
+bench: setup
+	.venv/bin/python bench/run.py bench/RESULTS.md
 
 clean:
 	-.venv/bin/retrain down

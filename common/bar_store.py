@@ -35,6 +35,7 @@ class StoredBars:
     bars: pd.DataFrame  # as stored, not validated
     version_id: str
     etag: str
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -95,10 +96,28 @@ class OhlcvStore:
         self.objects = objects
 
     def read(self, symbol: str, interval: str) -> StoredBars:
+        stored = self.read_if_exists(symbol, interval)
+        if stored is None:
+            known = ",".join(self.symbols(interval)) or "none"
+            raise DataNotFoundError(
+                f"no {interval} bars for {symbol}: s3://{self.objects.bucket}/{ohlcv_key(symbol, interval)} does not "
+                f"exist (stored {interval} symbols: {known})"
+            )
+        return stored
+
+    def read_if_exists(self, symbol: str, interval: str) -> StoredBars | None:
         key = ohlcv_key(symbol, interval)
-        stored = self.objects.get_object(key)
+        try:
+            stored = self.objects.get_object(key)
+        except DataNotFoundError:
+            return None
         bars = parse_ohlcv_csv(stored.body, source=f"s3://{self.objects.bucket}/{key}")
-        return StoredBars(key, bars, stored.version_id, stored.etag)
+        return StoredBars(key, bars, stored.version_id, stored.etag, stored.body)
+
+    def symbols(self, interval: str) -> list[str]:
+        """Symbols with a stored series for ``interval``."""
+        prefix = ohlcv_key("", interval).split("symbol=", 1)[0] + "symbol="
+        return sorted({key[len(prefix) :].split("/", 1)[0] for key in self.objects.list_keys(prefix)})
 
     def load(
         self,
@@ -128,11 +147,7 @@ class OhlcvStore:
 
     def last_bar(self, symbol: str, interval: str) -> datetime | None:
         """Open time of the newest stored bar, or None when nothing is stored yet."""
-        try:
-            bars = self.read(symbol, interval).bars
-        except DataNotFoundError:
-            return None
-        return bars.index.max().to_pydatetime() if len(bars) else None
+        return newest_bar(self.read_if_exists(symbol, interval))
 
     def append(
         self,
@@ -142,28 +157,30 @@ class OhlcvStore:
         *,
         as_of: datetime,
         gap_policy: GapPolicy = "report",
+        base: StoredBars | None = None,
     ) -> AppendResult:
-        """Validate ``incoming`` and add the closed bars the store does not hold yet (see module doc)."""
+        """Validate ``incoming`` and add the closed bars the store does not hold yet (see module doc).
+
+        ``base`` is the series as the caller just read it (saves a read); None reads it here.
+        """
         validated = validate_bars(
             incoming, symbol=symbol, interval=interval, as_of=as_of, gap_policy=gap_policy, check_staleness=False
         )
+        stored = base or self.read_if_exists(symbol, interval)
         for _ in range(WRITE_ATTEMPTS):
             try:
-                return self._merge_and_write(symbol, interval, validated, gap_policy)
+                return self._merge_and_write(symbol, interval, validated, gap_policy, stored)
             except ConcurrentWriteError:
-                continue  # another writer got there first: merge again on top of its result
+                # Another writer got there first: merge again on top of its result.
+                stored = self.read_if_exists(symbol, interval)
         raise ConcurrentWriteError(
             f"{symbol} {interval}: the stored series kept changing during {WRITE_ATTEMPTS} append attempts"
         )
 
     def _merge_and_write(
-        self, symbol: str, interval: str, validated: ValidatedBars, gap_policy: GapPolicy
+        self, symbol: str, interval: str, validated: ValidatedBars, gap_policy: GapPolicy, stored: StoredBars | None
     ) -> AppendResult:
         key = ohlcv_key(symbol, interval)
-        try:
-            stored: StoredBars | None = self.read(symbol, interval)
-        except DataNotFoundError:
-            stored = None
         existing = stored.bars if stored is not None else empty_bars()
         new = validated.bars
         overlap = new.index.intersection(existing.index)
@@ -195,14 +212,25 @@ class OhlcvStore:
             return result("unchanged", len(existing), stored.version_id if stored else "")
         merged = pd.concat([existing, additions]).sort_index(kind="stable")
         _check_nothing_lost(existing, merged, key)
+        if stored is not None and stored.body.endswith(b"\n") and additions.index.min() > existing.index.max():
+            # The usual case, bars after the newest stored one: the stored bytes stay byte for byte.
+            payload = stored.body + to_ohlcv_csv(additions, interval=interval, header=False)
+        else:
+            payload = to_ohlcv_csv(merged, interval=interval)
         version_id = self.objects.put_bytes(
             key,
-            to_ohlcv_csv(merged),
+            payload,
             content_type="text/csv",
             if_match=stored.etag if stored is not None else None,
             if_absent=stored is None,
         )
         return result("created" if stored is None else "appended", len(merged), version_id)
+
+
+def newest_bar(stored: StoredBars | None) -> datetime | None:
+    if stored is None or stored.bars.empty:
+        return None
+    return stored.bars.index.max().to_pydatetime()
 
 
 def _bridge_gap(
@@ -211,15 +239,15 @@ def _bridge_gap(
     """Bars missing between the stored history and the first new bar, handled by the gap policy."""
     step = interval_length(interval)
     last_stored = existing.index.max()
-    if additions.index.min() <= last_stored:
-        return additions, 0  # a back-fill of older bars: nothing to bridge
-    span = pd.DatetimeIndex([last_stored, additions.index.min()])
-    missing = missing_bar_times(span, step)
+    after = additions.index[additions.index > last_stored]
+    if not len(after):
+        return additions, 0  # only a back-fill of older bars: nothing to bridge
+    missing = missing_bar_times(pd.DatetimeIndex([last_stored, after.min()]), step)
     if not len(missing):
         return additions, 0
     if policy == "reject":
         raise DataValidationError(
-            f"{symbol} {interval}: appending from {additions.index.min():%Y-%m-%d %H:%M} would leave {len(missing)} "
+            f"{symbol} {interval}: appending from {after.min():%Y-%m-%d %H:%M} would leave {len(missing)} "
             f"missing bar(s) after the stored {last_stored:%Y-%m-%d %H:%M} (RETRAIN_GAP_POLICY=reject)"
         )
     if policy == "fill":

@@ -29,6 +29,7 @@ import pandas as pd
 import talib
 
 from common.errors import DataFormatError
+from common.ohlcv import bar_labels
 from common.targets import trend_labels
 
 FEATURE_NAMES: tuple[str, ...] = (
@@ -144,12 +145,13 @@ def pct_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def feature_table(bars: pd.DataFrame) -> pd.DataFrame:
-    """Features with a leading ``date`` column (ISO 8601 bar open time) for printing or writing a CSV."""
+    """Features with a leading ``date`` column (bar open time, UTC, as in the stored CSV) for printing or
+    writing a CSV."""
     if not isinstance(bars.index, pd.DatetimeIndex):
         raise DataFormatError(f"bars must be indexed by bar open time (DatetimeIndex), got {type(bars.index).__name__}")
     features = compute_features(bars)
     table = features.reset_index(drop=True)
-    table.insert(0, "date", [ts.isoformat() for ts in bars.index])
+    table.insert(0, "date", bar_labels(bars.index))
     return table
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from common.bar_store import AppendResult, OhlcvStore
+from common.bar_store import AppendResult, OhlcvStore, newest_bar
 from common.ohlcv import interval_length
 from common.secrets import read_secret
 from common.settings import GapPolicy, Settings
@@ -155,7 +155,8 @@ def _ingest_one(
     backfill_bars: int,
     step: Any,
 ) -> SymbolIngestion:
-    last = store.last_bar(symbol, interval)
+    stored = store.read_if_exists(symbol, interval)
+    last = newest_bar(stored)
     start, end = fetch_window(last, interval, as_of, backfill_bars)
     if pd.Timestamp(start) + step > pd.Timestamp(end):
         # The next bar has not closed yet: nothing to ask the vendor for.
@@ -163,7 +164,7 @@ def _ingest_one(
             symbol, "up_to_date", last_bar=last, stale=_is_stale(last, as_of, step, stale_after_bars)
         )
     fetched = provider.fetch_bars(symbol, interval, start, end)
-    result = store.append(symbol, interval, fetched, as_of=as_of, gap_policy=gap_policy)
+    result = store.append(symbol, interval, fetched, as_of=as_of, gap_policy=gap_policy, base=stored)
     newest = result.last_appended or last
     return SymbolIngestion(
         symbol,

@@ -50,16 +50,26 @@ def parse_ohlcv_csv(payload: bytes, *, source: str = "<bytes>") -> pd.DataFrame:
     return values
 
 
-def to_ohlcv_csv(bars: pd.DataFrame) -> bytes:
-    """The inverse of :func:`parse_ohlcv_csv`: the stored format (floats round-trip exactly)."""
+def bar_labels(index: pd.DatetimeIndex, interval: str | None = None) -> pd.Index:
+    """Bar open times as text: ``YYYY-MM-DD`` for daily bars, else with the time. Without ``interval``,
+    daily means every bar opens at midnight."""
+    if interval is not None:
+        daily = interval_length(interval) >= INTERVALS["1d"]
+    else:
+        daily = bool(len(index)) and bool((index == index.normalize()).all())
+    return pd.Index(index.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M:%S"), name="datetime")
+
+
+def to_ohlcv_csv(bars: pd.DataFrame, *, interval: str | None = None, header: bool = True) -> bytes:
+    """The inverse of :func:`parse_ohlcv_csv`: the stored format (floats round-trip exactly).
+    ``header=False`` gives rows to append to an existing object."""
     frame = bars.loc[:, list(COLUMNS[1:])]
-    daily = bool(len(frame)) and bool((frame.index == frame.index.normalize()).all())
-    stamps = frame.index.strftime("%Y-%m-%d" if daily else "%Y-%m-%d %H:%M:%S")
+    stamps = bar_labels(frame.index, interval)
     # repr() is the shortest text that parses back to the same float (pandas' writer rounds to 16
     # digits); integral volumes drop the ".0", as vendors write them.
     text = frame.astype("float64").map(repr)
     text["volume"] = text["volume"].str.removesuffix(".0")
-    return text.set_axis(pd.Index(stamps, name="datetime")).to_csv().encode()
+    return text.set_axis(stamps).to_csv(header=header).encode()
 
 
 def closed_bars(bars: pd.DataFrame, interval: str, as_of: datetime) -> pd.DataFrame:

@@ -6,7 +6,7 @@ Every rule yields a typed :class:`ValidationIssue` with a count and example time
 ======================  ========  ==========================================================================
 kind                    severity  action
 ======================  ========  ==========================================================================
-missing_value           error     row dropped (NaN in any OHLCV column)
+missing_value           error     row dropped (NaN/inf in an OHLCV column, or no timestamp)
 misaligned_timestamp    error     row dropped (open time not on the interval's grid, e.g. 00:00 UTC daily)
 non_positive_price      error     row dropped (open/high/low/close <= 0)
 high_below_low          error     row dropped
@@ -33,11 +33,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from common.errors import DataValidationError
 from common.ohlcv import COLUMNS, PRICE_COLUMNS, interval_length
-from common.settings import GapPolicy
+from common.settings import GapPolicy, as_utc
 
 MAX_EXAMPLES = 5
 
@@ -111,10 +112,10 @@ class ValidationReport:
         return all(issue.severity == Severity.INFO for issue in self.issues)
 
     def summary(self) -> str:
-        head = f"{self.symbol} {self.interval}: {self.rows_out}/{self.rows_in} bars usable"
+        head = f"{self.symbol} {self.interval}: {self.rows_out} usable closed bars of {self.rows_in}"
         if self.last_closed_bar is not None:
             head += f", last closed {self.last_closed_bar:%Y-%m-%d %H:%M}"
-        notes = [f"{issue.kind.value}={issue.count}" for issue in self.issues if issue.severity != Severity.INFO]
+        notes = [f"{issue.kind.value}={issue.count}" for issue in self.issues]
         return head + (f" ({', '.join(notes)})" if notes else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,7 +153,7 @@ class _Collector:
 
 
 def _stamp(value: Any) -> str:
-    return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+    return "NaT" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
 
 
 def validate_bars(
@@ -172,14 +173,14 @@ def validate_bars(
     merged series' concern).
     """
     step = interval_length(interval)
-    as_of_ts = pd.Timestamp(as_of)
+    as_of_ts = pd.Timestamp(as_utc(as_of))
     rows_in = len(bars)
     issues = _Collector()
     frame = bars.loc[:, list(COLUMNS[1:])].astype("float64")
 
     # Rows that cannot be a bar at all.
-    missing = frame.isna().any(axis=1)
-    issues.add(IssueKind.MISSING_VALUE, Severity.ERROR, frame.index[missing], "NaN in an OHLCV column")
+    missing = ~np.isfinite(frame.to_numpy()).all(axis=1) | frame.index.isna()
+    issues.add(IssueKind.MISSING_VALUE, Severity.ERROR, frame.index[missing], "missing or infinite value or time")
     frame = frame.loc[~missing]
 
     misaligned = (frame.index - pd.Timestamp(0, tz="UTC")) % step != pd.Timedelta(0)

@@ -1,5 +1,5 @@
-"""Training step 1: read the model's OHLCV from S3, keep the bars closed at the as-of time, and write
-the dataset manifest (range, label balance, source object version) for the later steps."""
+"""Training step 1: read the model's OHLCV from S3, validate it (closed bars at the as-of time only),
+and write the dataset manifest (range, findings, label balance, source version) for the later steps."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ def handler(event: PrepareDatasetEvent, context: LambdaContext) -> dict[str, Any
         target_pct=target_pct,
         source_key=source_key,
         source_version=version,
+        gap_policy=settings.gap_policy,
+        stale_after_bars=settings.stale_after_bars,
     )
     key = dataset_manifest_key(event.run_id, symbol, trend)
     store.put_json(key, manifest.model_dump(mode="json"))

@@ -26,7 +26,7 @@ def btc_daily() -> pd.DataFrame:
 def _describe(bars: pd.DataFrame, trend: str = "uptrend", horizon: int = 10, as_of: datetime = AS_OF, **kw):
     return describe_dataset(
         bars,
-        symbol="BTC",
+        symbol=kw.pop("symbol", "BTC"),
         trend=trend,
         interval=kw.pop("interval", "1d"),
         as_of=as_of,
@@ -97,3 +97,37 @@ def test_first_bar_closed_gives_one_bar_and_no_labels(btc_daily: pd.DataFrame) -
     assert manifest.bars == 1
     assert manifest.labelled_bars == 0
     assert manifest.positive_rate == 0.0
+
+
+def _sample(symbol: str) -> pd.DataFrame:
+    from common.ohlcv import parse_ohlcv_csv
+
+    return parse_ohlcv_csv((SAMPLE_DATA / "ohlcv" / "1d" / f"{symbol}.csv").read_bytes(), source=symbol)
+
+
+def test_the_manifest_reports_what_validation_refused_and_never_counts_it() -> None:
+    aave = _sample("AAVE")  # first bar has zero open/low
+    manifest = _describe(aave, as_of=datetime(2025, 2, 21, tzinfo=UTC))
+    assert manifest.rejected_rows == 1
+    assert manifest.bars == len(aave) - 1
+    assert manifest.first_bar == datetime(2020, 10, 3, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("policy", "bars_delta"), [("report", 0), ("fill", 69)])
+def test_gaps_follow_the_configured_policy(policy: str, bars_delta: int) -> None:
+    avax = _sample("AVAX")  # one 69-day gap
+    manifest = _describe(avax, as_of=datetime(2025, 2, 21, tzinfo=UTC), gap_policy=policy)
+    assert (manifest.missing_bars, manifest.gap_policy) == (69, policy)
+    assert manifest.bars == len(avax) + bars_delta
+
+
+def test_gap_policy_reject_refuses_the_series() -> None:
+    from common.errors import DataValidationError
+
+    with pytest.raises(DataValidationError, match="AVAX 1d: 69 missing bar"):
+        _describe(_sample("AVAX"), symbol="AVAX", as_of=datetime(2025, 2, 21, tzinfo=UTC), gap_policy="reject")
+
+
+def test_a_replay_far_past_the_data_is_stale() -> None:
+    assert _describe(_sample("BTC"), as_of=datetime(2025, 3, 1, tzinfo=UTC)).stale
+    assert not _describe(_sample("BTC"), as_of=datetime(2025, 2, 21, tzinfo=UTC)).stale

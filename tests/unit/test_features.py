@@ -403,7 +403,9 @@ def test_feature_table_has_date_then_features() -> None:
     table = feature_table(bars)
     assert list(table.columns) == ["date", *FEATURE_NAMES]
     assert len(table) == len(bars)
-    assert table["date"].iloc[0] == bars.index[0].isoformat() == "2024-11-16T00:00:00+00:00"
+    assert table["date"].iloc[0] == "2024-11-16 00:00:00"  # as in the stored CSV
+    daily = feature_table(_sample(SAMPLE_DIR / "1d" / "BTC.csv"))
+    assert daily["date"].iloc[-1] == "2025-02-20"
     pd.testing.assert_frame_equal(table[list(FEATURE_NAMES)], compute_features(bars).reset_index(drop=True))
 
 
