@@ -170,13 +170,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
         settings = load_settings()
         symbols = args.symbols or settings.symbols
         as_of = args.as_of or settings.now()
-        results = validate_all(settings, symbols, args.interval or settings.interval, as_of)
+        interval = args.interval or settings.interval
+        checks = validate_all(settings, symbols, interval, as_of)
     if args.json:
-        print(json.dumps([r.to_dict() if hasattr(r, "to_dict") else {"error": str(r)} for r in results], indent=2))
+        print(json.dumps([check.to_dict() for check in checks], indent=2))
     else:
         print(f"as of {as_of:%Y-%m-%d %H:%M} UTC, gap policy {settings.gap_policy}")
-        print(render_reports(results))
-    return 0 if all(hasattr(r, "to_dict") for r in results) else 1
+        print(render_reports(checks, interval))
+    return 1 if any(check.error for check in checks) else 0
 
 
 def cmd_features(args: argparse.Namespace) -> int:

@@ -46,24 +46,35 @@ def feature_table_for(settings: Settings, symbol: str, interval: str, as_of: dat
     return FeatureTable(feature_table(loaded.bars), loaded.report, source)
 
 
-def validate_all(
-    settings: Settings, symbols: tuple[str, ...], interval: str, as_of: datetime
-) -> list[ValidationReport | RetrainError]:
-    """One report per symbol; a symbol that cannot be read gives its error instead."""
-    results: list[ValidationReport | RetrainError] = []
+@dataclass(frozen=True)
+class SeriesCheck:
+    symbol: str
+    report: ValidationReport | None
+    error: RetrainError | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        if self.report is not None:
+            return self.report.to_dict()
+        return {"symbol": self.symbol, "error": str(self.error), "error_type": type(self.error).__name__}
+
+
+def validate_all(settings: Settings, symbols: tuple[str, ...], interval: str, as_of: datetime) -> list[SeriesCheck]:
+    """One check per symbol; a symbol that cannot be read gives its error instead of a report."""
+    checks = []
     for symbol in symbols:
         try:
-            results.append(load_bars(settings, symbol, interval, as_of).report)
+            checks.append(SeriesCheck(symbol, load_bars(settings, symbol, interval, as_of).report))
         except RetrainError as exc:
-            results.append(exc)
-    return results
+            checks.append(SeriesCheck(symbol, None, exc))
+    return checks
 
 
-def render_reports(results: list[ValidationReport | RetrainError]) -> str:
+def render_reports(checks: list[SeriesCheck], interval: str) -> str:
     lines = [f"{'series':<10}{'bars':>7}{'refused':>9}  {'first bar':<17}{'last closed':<17}findings"]
-    for item in results:
-        if isinstance(item, RetrainError):
-            lines.append(f"{'-':<10}{'':>7}{'':>9}  error: {item}")
+    for check in checks:
+        item = check.report
+        if item is None:
+            lines.append(f"{check.symbol + ' ' + interval:<10}{'-':>7}{'-':>9}  error: {check.error}")
             continue
         findings = ", ".join(f"{issue.kind.value}={issue.count} ({issue.severity.value})" for issue in item.issues)
         first = f"{item.first_bar:%Y-%m-%d %H:%M}" if item.first_bar else "-"
