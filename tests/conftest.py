@@ -13,11 +13,12 @@ _ISOLATED_PREFIXES = ("RETRAIN_", "MLFLOW_", "AWS_")
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never see a developer's RETRAIN_*/MLFLOW_*/AWS_* variables (nor their real AWS account),
-    except those a session-scoped stack fixture set on purpose."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Tests never see a developer's RETRAIN_*/MLFLOW_*/AWS_* variables (nor their real AWS account).
+    Integration tests keep those the session-scoped stack fixture set on purpose; unit tests see none."""
+    keep = _stack_owned() if request.node.get_closest_marker("integration") else set()
     for name in list(os.environ):
-        if name.startswith(_ISOLATED_PREFIXES) and name not in _stack_owned():
+        if name.startswith(_ISOLATED_PREFIXES) and name not in keep:
             monkeypatch.delenv(name)
     from common.settings import get_settings
 
