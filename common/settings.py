@@ -34,6 +34,15 @@ TRENDS: tuple[Trend, ...] = ("uptrend", "downtrend")
 NotificationChannel = Literal["outbox", "telegram"]
 DriftRule = Literal["adaptive", "fixed"]
 GapPolicy = Literal["report", "fill", "reject"]
+GateRule = Literal["original", "risk"]
+ClassifierName = Literal[
+    "random_forest", "svc", "xgboost", "hist_gradient_boosting", "ada_boost",
+    "ridge", "k_neighbors", "mlp", "lightgbm",
+]  # fmt: skip
+ALL_CLASSIFIERS: tuple[ClassifierName, ...] = (
+    "random_forest", "svc", "xgboost", "hist_gradient_boosting", "ada_boost",
+    "ridge", "k_neighbors", "mlp", "lightgbm",
+)  # fmt: skip
 ProviderName = Literal["binance", "replay"]
 
 _SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
@@ -119,7 +128,32 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="Bars fetched for a symbol with no stored history yet."
     )
 
+    # --- training ---------------------------------------------------------------------------------
+    train_classifiers: Annotated[tuple[ClassifierName, ...], NoDecode] = Field(
+        ALL_CLASSIFIERS, description="Candidates trained per model (comma-separated; default: the 9-model zoo)."
+    )
+    train_splits: int = Field(5, ge=2, le=20, description="Walk-forward folds.")
+    train_test_size: int = Field(60, ge=10, le=5000, description="Bars per walk-forward test fold.")
+    train_purge_bars: int | None = Field(
+        None, ge=1, description="Bars left out between training and test (default and minimum: the prediction window)."
+    )
+    train_seed: int = Field(42, description="Seed of every random choice in training (reproducible runs).")
+    cost_per_trade: float = Field(0.001, ge=0, lt=0.1, description="Strategy cost per position change (0.001 = 10 bp).")
+    shap_max_rows: int = Field(200, ge=10, le=5000, description="Rows explained by SHAP (the newest ones).")
+    shap_background_rows: int = Field(50, ge=5, le=1000, description="Sampled background rows for model-agnostic SHAP.")
+    shap_time_budget_s: float = Field(15.0, gt=0, description="Model-agnostic SHAP stops adding rows after this.")
+
     # --- promotion gate (the original system's rule) ---------------------------------------------
+    gate_rule: GateRule = Field(
+        "original",
+        description="original: positive/negative accuracy and overall_score; risk: accuracy, Sharpe, drawdown.",
+    )
+    gate_min_accuracy: float = Field(0.5, ge=0, le=1, description="Risk gate: accuracy at least this.")
+    gate_min_sharpe: float = Field(0.0, description="Risk gate: strategy Sharpe ratio at least this.")
+    gate_max_drawdown: float = Field(0.5, gt=0, le=1, description="Risk gate: max drawdown at most this (0.5 = -50 %).")
+    promotion_min_compare_bars: int = Field(
+        30, ge=1, description="Fewest bars unseen by the champion to compare it with a challenger directly."
+    )
     gate_min_positive_accuracy: float = Field(0.5, ge=0, le=1, description="Gate: TP/(TP+FN) above this.")
     gate_min_negative_accuracy: float = Field(0.5, ge=0, le=1, description="Gate: TN/(TN+FP) above this.")
     gate_min_overall_score: float = Field(0.6, ge=0, le=1, description="Gate: overall_score above this.")
@@ -151,7 +185,7 @@ class Settings(BaseSettings):
         None, description="Explicit as-of time (ISO 8601, UTC) for replays; unset means now."
     )
 
-    @field_validator("symbols", "notify_channels", mode="before")
+    @field_validator("symbols", "notify_channels", "train_classifiers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
@@ -189,6 +223,26 @@ class Settings(BaseSettings):
         if parsed.scheme in {"http", "https"} and not parsed.hostname:
             raise ValueError(f"{uri!r} has no host")
         return uri
+
+    @field_validator("train_classifiers")
+    @classmethod
+    def _some_classifiers(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        if not names:
+            raise ValueError("at least one classifier is required")
+        return tuple(dict.fromkeys(names))
+
+    @model_validator(mode="after")
+    def _purge_covers_the_label_horizon(self) -> Settings:
+        if self.train_purge_bars is not None and self.train_purge_bars < self.prediction_window:
+            raise ValueError(
+                f"train_purge_bars ({self.train_purge_bars}) must be at least the prediction window "
+                f"({self.prediction_window}): labels look that far ahead"
+            )
+        return self
+
+    @property
+    def purge_bars(self) -> int:
+        return self.train_purge_bars or self.prediction_window
 
     @model_validator(mode="after")
     def _telegram_needs_credentials(self) -> Settings:
