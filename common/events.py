@@ -61,3 +61,46 @@ class IngestRequest(BaseModel):
         if bad:
             raise ValueError(f"symbols must be upper-case tickers like BTC, got {bad}")
         return symbols
+
+
+class TrainModelEvent(BaseModel):
+    """TrainModel's input: the model, and the manifest PrepareDataset wrote (its figures are logged)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str = Field(pattern=_NAME)
+    model: ModelRequest
+    as_of: UtcDatetime | None = None
+    interval: Interval | None = None
+    dataset: dict[str, object] = Field(default_factory=dict)
+
+
+class TrainResult(BaseModel):
+    """What TrainModel decided: the candidate it registered (if any) and why."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str
+    trend: Trend
+    registered_model: str
+    status: str  # "registered" | "rejected" (no candidate passed the gate)
+    version: str | None = None
+    classifier: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    baseline_metrics: dict[str, float] = Field(default_factory=dict)
+    why: str = ""
+    mlflow_run_id: str = ""
+    candidate_run_id: str = ""
+    duration_s: float = 0.0
+    data_last_bar: str | None = None
+    candidates: dict[str, float] = Field(default_factory=dict)  # classifier -> overall_score
+
+
+class PromoteModelEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str = Field(pattern=_NAME)
+    model: ModelRequest
+    as_of: UtcDatetime | None = None
+    interval: Interval | None = None
+    trained: TrainResult

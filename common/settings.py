@@ -178,7 +178,9 @@ class Settings(BaseSettings):
     telegram_secret_name: str | None = Field(
         None, description="Secrets Manager secret holding the Telegram bot token (never the token itself)."
     )
-    telegram_chat_id: str | None = Field(None, description="Telegram chat that receives notifications.")
+    telegram_chat_id: str | None = Field(
+        None, description="Telegram chat that receives notifications (or `chat_id` in the secret)."
+    )
 
     # --- clock ----------------------------------------------------------------------------------
     as_of: UtcDatetime | None = Field(
@@ -246,9 +248,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _telegram_needs_credentials(self) -> Settings:
-        if "telegram" in self.notify_channels and not (self.telegram_secret_name and self.telegram_chat_id):
+        if "telegram" in self.notify_channels and not self.telegram_secret_name:
             raise ValueError(
-                "notify_channels includes telegram: set RETRAIN_TELEGRAM_SECRET_NAME and RETRAIN_TELEGRAM_CHAT_ID"
+                "notify_channels includes telegram: set RETRAIN_TELEGRAM_SECRET_NAME (a secret with the bot token, "
+                'e.g. {"token": "...", "chat_id": "..."}; RETRAIN_TELEGRAM_CHAT_ID may give the chat instead)'
             )
         return self
 

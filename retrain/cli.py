@@ -7,6 +7,7 @@
     retrain ingest   fetch the newest closed candles, validate, append to the store
     retrain validate validation report of the stored OHLCV (gaps, bad rows, staleness)
     retrain features the 19-feature table of a symbol (printed, or written with --csv)
+    retrain train    train, register and promote one model (SYMBOL TREND) or the pool (--all)
 
 Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DATA_BUCKET`` is set
 (real AWS: also ``RETRAIN_STATE_MACHINE_ARN`` and ``MLFLOW_TRACKING_URI``), else the stack started by
@@ -202,6 +203,55 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- train -------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from common.settings import TRENDS
+    from retrain.market import end_of_day
+    from retrain.stack.config import load_local_config
+    from retrain.stack.session import connect
+    from retrain.train import outcomes, render_summary, start_training
+
+    if args.all == bool(args.symbol):
+        raise RetrainError("give SYMBOL TREND (e.g. `retrain train BTC uptrend`) or --all, not both")
+    if args.symbol:
+        if args.trend not in TRENDS:
+            raise RetrainError(f"TREND must be one of {', '.join(TRENDS)}, got {args.trend!r}")
+        symbols: tuple[str, ...] = (args.symbol.upper(),)
+        trends = (args.trend,)
+    else:
+        symbols = load_settings().symbols
+        trends = TRENDS
+    load_settings(symbols=symbols)  # validates the symbols before anything starts
+    models = [{"symbol": s, "trend": t, "reason": "manual"} for s in symbols for t in trends]
+    with connect(load_local_config(symbols=symbols), progress=lambda m: _log(m, err=True)) as connection:
+        settings = load_settings()
+        as_of = end_of_day(args.end) if args.end else settings.now()
+        echo = (lambda m: _log(m, err=True)) if args.json else _log
+        result = start_training(
+            connection, models, as_of=as_of, name=args.name, echo=echo, verbose_steps=args.steps and not args.json
+        )
+        items = outcomes(result)
+        if args.json:
+            print(
+                json.dumps(
+                    {"execution": result.arn, "status": result.status, **(result.output or {})}, indent=2, default=str
+                )
+            )
+        else:
+            print()
+            print(render_summary(items))
+            notification = (result.output or {}).get("notification") or {}
+            if notification.get("subject"):
+                print(
+                    f"\nnotification: {notification['subject']} -> {', '.join(notification.get('delivered_to') or [])}"
+                )
+            if connection.mlflow_uri:
+                print(f"MLflow UI: {connection.mlflow_uri}")
+            print(f"execution {result.status} in {result.duration_s:.1f}s")
+    failed = result.status != "SUCCEEDED" or any(item.status == "failed" for item in items)
+    return 1 if failed else 0
+
+
 def _as_of(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -262,6 +312,16 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument("--csv", type=Path, help="write the whole table to this CSV file instead of printing")
     features.add_argument("--tail", type=int, default=20, help="rows to print (0: all; default 20)")
     features.set_defaults(run=cmd_features)
+
+    train = commands.add_parser("train", help="train, register and promote a model (or the pool with --all)")
+    train.add_argument("symbol", nargs="?", help="e.g. BTC")
+    train.add_argument("trend", nargs="?", help="uptrend or downtrend")
+    train.add_argument("--all", action="store_true", help="every configured symbol x both trends")
+    train.add_argument("--end", type=_as_of, help="train on bars up to this day, YYYY-MM-DD (default: as of now)")
+    train.add_argument("--name", help="execution name (re-using one re-attaches to it: nothing is trained twice)")
+    train.add_argument("--steps", action="store_true", help="print every state-machine step")
+    train.add_argument("--json", action="store_true", help="print the execution output as JSON")
+    train.set_defaults(run=cmd_train)
     return parser
 
 

@@ -1,8 +1,9 @@
 """``retrain demo``: the retraining loop on the embedded stack and the sample data.
 
 At this stage of the project the loop is one training execution: the real state machine from infra/,
-run by moto's interpreter, calling the real handlers, over the sample OHLCV. Later stages replay history
-day by day and add triggers, training, promotion and the hot-swapping predictor.
+run by moto's interpreter, calling the real handlers (dataset, walk-forward zoo, registry, promotion,
+notification) over the sample OHLCV and a real MLflow server. Later stages replay history day by day
+and add the triggers and the hot-swapping predictor.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
 from common.errors import ConfigurationError
 from common.keys import ohlcv_key
 from common.notification import ModelOutcome
 from common.settings import TRENDS, load_settings
 from common.storage import S3ObjectStore
-from retrain.executions import ExecutionResult, run_execution
+from retrain.executions import ExecutionResult
 from retrain.stack.session import Connection
+from retrain.train import render_summary, start_training
 
 DEFAULT_DEMO_SYMBOLS = ("BTC", "ETH")
 SAMPLE_DATA_END = datetime(2025, 2, 20, tzinfo=UTC)
@@ -50,17 +50,9 @@ def run_demo(
         raise ConfigurationError(
             f"unknown symbol(s) {missing}: no {interval} OHLCV at s3://{connection.bucket}/{ohlcv_key(missing[0], interval)}"
         )
-    sfn = boto3.client("stepfunctions")
     models = [{"symbol": s, "trend": t, "reason": "demo"} for s in symbols for t in TRENDS]
-    name = execution_name or f"demo-{int(time.time())}"
-    echo(f"starting execution {name}: {len(models)} models ({', '.join(symbols)} x {', '.join(TRENDS)}), "
-         f"as of {as_of:%Y-%m-%d}")  # fmt: skip
-    result = run_execution(
-        sfn,
-        connection.state_machine_arn,
-        name,
-        {"models": models, "as_of": as_of.isoformat()},
-        on_step=lambda step: echo(f"  {step}"),
+    result = start_training(
+        connection, models, as_of=as_of, name=execution_name or f"demo-{int(time.time())}", echo=echo
     )
     output = result.output or {}
     outcomes = [ModelOutcome.model_validate(item) for item in output.get("results", [])]
@@ -72,14 +64,5 @@ def run_demo(
     return DemoResult(result, outcomes, notification_text)
 
 
-def render_outcomes(outcomes: list[ModelOutcome]) -> str:
-    header = f"{'model':<22} {'status':<9} {'bars':>6} {'last closed bar':<12} detail"
-    lines = [header, "-" * len(header)]
-    for outcome in outcomes:
-        extra = outcome.model_extra or {}
-        last = str(extra.get("last_closed_bar", ""))[:10]
-        detail = outcome.failure_message() if outcome.status == "failed" else extra.get("dataset_key", "")
-        lines.append(
-            f"{outcome.symbol + ' ' + outcome.trend:<22} {outcome.status:<9} {extra.get('bars', ''):>6} {last:<12} {detail}"
-        )
-    return "\n".join(lines)
+def render_outcomes(items: list[ModelOutcome]) -> str:
+    return render_summary(items)

@@ -46,11 +46,26 @@ def _step(event: dict[str, Any], started: datetime) -> Step:
         detail = f"item {details['index']}"
     if kind.endswith("Failed") and ("error" in details or "cause" in details):
         detail = f"{details.get('error', '')}: {str(details.get('cause', ''))[:160]}"
+    if kind == "TaskStateEntered" and str(details.get("input", "")).startswith("{"):
+        model = json.loads(details["input"]).get("model") or {}
+        if isinstance(model, dict) and model.get("symbol"):
+            detail = f"{model['symbol']} {model.get('trend', '')}".strip()
     if kind == "TaskScheduled":
         resource = details.get("parameters", "")
         function = json.loads(resource).get("FunctionName", "") if resource.startswith("{") else ""
         detail = function.rsplit(":", 1)[-1]
     return Step((event["timestamp"] - started).total_seconds(), kind, state, detail)
+
+
+def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
 
 
 def run_execution(
@@ -75,7 +90,7 @@ def run_execution(
     steps: list[Step] = []
     while True:
         description = sfn.describe_execution(executionArn=arn)
-        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        events = _history(sfn, arn)
         for event in events[seen:]:
             step = _step(event, events[0]["timestamp"])
             steps.append(step)

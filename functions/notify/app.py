@@ -1,8 +1,14 @@
-"""Last step of a training run: tell the operator what happened to every model of the run."""
+"""Last step of a training run: tell the operator what happened to every model of the run.
+
+The outbox (S3) is written first; Telegram follows when configured. A channel that fails is reported in
+the result and counted (``NotificationsFailed``), never raised: the run's outcome does not depend on
+whether the operator could be told about it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -10,13 +16,26 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.events import NotifyEvent
-from common.notification import OutboxNotifier, summarize_run
+from common.notification import deliver, notifiers_from_settings, summarize_run
 from common.settings import get_settings
 from common.storage import S3ObjectStore
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+
+TELEGRAM_TIMEOUT_S = 10.0
+
+
+@functools.cache
+def telegram_client() -> httpx.Client:
+    """One HTTP client per warm Lambda (connections are reused); tests replace this factory."""
+    import httpx
+
+    return httpx.Client(timeout=TELEGRAM_TIMEOUT_S)
 
 
 @logger.inject_lambda_context
@@ -25,8 +44,20 @@ metrics = Metrics()
 @event_parser(model=NotifyEvent)
 def handler(event: NotifyEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
+    logger.append_keys(run_id=event.run_id)
     notification = summarize_run(event.run_id, event.results, created_at=event.as_of or settings.now())
-    delivered = [OutboxNotifier(S3ObjectStore(settings.bucket)).send(notification)]
-    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=len(delivered))
-    logger.info("notification sent", extra={"run_id": event.run_id, "delivered_to": delivered})
-    return {"subject": notification.subject, "text": notification.text, "delivered_to": delivered}
+    client = telegram_client() if "telegram" in settings.notify_channels else None
+    notifiers = notifiers_from_settings(settings, store=S3ObjectStore(settings.bucket), client=client)
+    report = deliver(notification, notifiers, log=logger)
+    metrics.add_metric(name="NotificationsSent", unit=MetricUnit.Count, value=len(report.delivered_to))
+    metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=len(report.failed))
+    logger.info(
+        "notification finished",
+        extra={"subject": notification.subject, "delivered_to": report.delivered_to, "failed": report.failed},
+    )
+    return {
+        "subject": notification.subject,
+        "text": notification.text,
+        "delivered_to": report.delivered_to,
+        "failed": report.failed,
+    }

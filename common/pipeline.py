@@ -1,0 +1,400 @@
+"""The two training steps of the state machine, as plain functions over the store and the registry.
+
+``train_model``: validated bars -> features and labels -> walk-forward evaluation of the zoo and the
+naive baseline -> one MLflow parent run per execution with a nested run per classifier (params, fold
+and aggregate metrics, the fitted model, equity curve, confusion matrix) -> for the best candidate that
+passes the gate: SHAP, the drift reference, the checks promotion needs, and a registered version.
+
+``promote_model``: load the registered version back from the registry, check it scores the recorded
+sample identically, compare it with the champion on the same bars, move the aliases.
+
+Both are idempotent per execution id: a re-run returns the recorded result instead of training or
+registering again, and an alias already in place is not moved.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common.bar_store import OhlcvStore
+from common.events import TrainResult
+from common.ohlcv import interval_length
+from common.promotion import decide_promotion, decode_tags, encode_tags
+from common.registry import CHAMPION, EXECUTION_TAG, RESULT_TAG, Registry, positive_probability
+from common.settings import Settings, registered_model_name
+
+Progress = Callable[[str], None]
+SAMPLE_ROWS = 20  # rows whose probabilities the registered version must reproduce when loaded back
+OOS_ARTIFACT = "checks/oos_predictions.json"
+SAMPLE_ARTIFACT = "checks/sample_predictions.json"
+DRIFT_ARTIFACT = "drift/reference.json"
+PERIODS_PER_YEAR = {"1d": 365, "1h": 24 * 365}  # crypto trades every day
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def target_pct(settings: Settings, trend: str) -> float:
+    return settings.target_up_pct if trend == "uptrend" else settings.target_down_pct
+
+
+# --- TrainModel --------------------------------------------------------------------------------------
+def train_model(
+    settings: Settings,
+    registry: Registry,
+    store: OhlcvStore,
+    *,
+    execution_id: str,
+    symbol: str,
+    trend: str,
+    reason: str,
+    as_of: datetime,
+    interval: str | None = None,
+    progress: Progress = _noop,
+) -> TrainResult:
+    import mlflow
+
+    from common.drift_reference import build_reference
+    from common.explain import shap_importance
+    from common.plots import confusion_matrix_png, equity_curve_png, shap_summary_png
+    from common.training import evaluate_candidates, fit_final, select_candidate, strategy_returns, training_data
+
+    started = time.monotonic()
+    interval = interval or settings.interval
+    name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
+    experiment_id = registry.experiment_id(f"{symbol}_{trend}")
+    finished = registry.finished_run(experiment_id, execution_id)
+    if finished is not None:
+        progress(f"{name}: execution {execution_id} already trained (run {finished.info.run_id}); reusing it")
+        return TrainResult.model_validate_json(finished.data.tags[RESULT_TAG])
+
+    loaded = store.load(
+        symbol, interval, as_of=as_of, gap_policy=settings.gap_policy, stale_after_bars=settings.stale_after_bars
+    )
+    data = training_data(
+        loaded.bars, trend=trend, horizon=settings.prediction_window, target_pct=target_pct(settings, trend)
+    )
+    progress(f"{name}: {len(data.y)} labelled bars up to {loaded.report.last_closed_bar:%Y-%m-%d %H:%M}")
+    evaluation = evaluate_candidates(
+        data,
+        classifiers=settings.train_classifiers,
+        n_splits=settings.train_splits,
+        test_size=settings.train_test_size,
+        purge=settings.purge_bars,
+        seed=settings.train_seed,
+        cost_per_trade=settings.cost_per_trade,
+        periods_per_year=PERIODS_PER_YEAR[interval],
+        progress=progress,
+    )
+    selection = select_candidate(evaluation, settings)
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    data_range = {"first": data.X.index[0].isoformat(), "last": data.X.index[-1].isoformat()}
+    run_tags = {
+        EXECUTION_TAG: execution_id,
+        "symbol": symbol,
+        "trend": trend,
+        "reason": reason,
+        "as_of": as_of.isoformat(),
+        "source": f"s3://{store.objects.bucket}/{loaded.key}?versionId={loaded.version_id}",
+    }
+    with mlflow.start_run(experiment_id=experiment_id, run_name=execution_id, tags=run_tags) as parent:
+        mlflow.log_params(
+            {
+                "interval": interval,
+                "prediction_window": settings.prediction_window,
+                "target_pct": target_pct(settings, trend),
+                "n_splits": settings.train_splits,
+                "test_size": settings.train_test_size,
+                "purge_bars": settings.purge_bars,
+                "seed": settings.train_seed,
+                "cost_per_trade": settings.cost_per_trade,
+                "gate_rule": settings.gate_rule,
+                "rows": evaluation.rows,
+                "dropped_rows": evaluation.dropped_rows,
+            }
+        )
+        mlflow.log_metrics({f"baseline_{k}": v for k, v in evaluation.baseline.metrics.items() if _finite(v)})
+        Registry.log_json(loaded.report.to_dict(), "data/validation.json")
+        chosen = selection.candidate.name if selection.candidate else None
+        selected_importance: dict[str, float] = {}
+        selected_direction: dict[str, float] = {}
+        candidate_runs: dict[str, tuple[str, str | None]] = {}
+        for candidate in evaluation.candidates:
+            with mlflow.start_run(
+                run_name=candidate.name, nested=True, tags={**run_tags, "classifier": candidate.name}
+            ):
+                run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
+                mlflow.log_params({k: _param(v) for k, v in candidate.params.items()})
+                for step, fold in enumerate(candidate.fold_metrics):
+                    mlflow.log_metrics(
+                        {k: v for k, v in fold.items() if isinstance(v, float) and _finite(v)}, step=step
+                    )
+                mlflow.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
+                oos = candidate.oos
+                returns = strategy_returns(
+                    oos["proba"].to_numpy(),
+                    next_returns=data.next_returns.loc[oos.index].to_numpy(),
+                    trend=trend,
+                    cost_per_trade=settings.cost_per_trade,
+                )
+                returns = pd.Series(returns, index=oos.index)
+                Registry.log_bytes(
+                    equity_curve_png(returns, title=f"{name} {candidate.name}: walk-forward equity"),
+                    "plots/equity_curve.png",
+                )
+                Registry.log_bytes(
+                    confusion_matrix_png(
+                        oos["y"].to_numpy(),
+                        (oos["proba"] >= 0.5).astype(int).to_numpy(),
+                        title=f"{name} {candidate.name}",
+                    ),
+                    "plots/confusion_matrix.png",
+                )
+                model = fit_final(candidate.name, data, settings.train_seed)
+                model_uri = Registry.log_model(model, candidate.name, data.X.tail(5))
+                if candidate.name == chosen:
+                    shap = shap_importance(
+                        model,
+                        data.X,
+                        max_rows=settings.shap_max_rows,
+                        background_rows=settings.shap_background_rows,
+                        seed=settings.train_seed,
+                        time_budget_s=settings.shap_time_budget_s,
+                    )
+                    progress(f"{name}: SHAP ({shap.method}) on {shap.rows} rows in {shap.seconds:.1f}s")
+                    Registry.log_json(shap.to_dict(), "shap/importance.json")
+                    Registry.log_bytes(
+                        shap_summary_png(shap, title=f"{name} {candidate.name}: SHAP"), "plots/shap_summary.png"
+                    )
+                    reference = build_reference(
+                        data.X, bins=settings.psi_bins, first_bar=data_range["first"], last_bar=data_range["last"]
+                    )
+                    Registry.log_json(reference.to_dict(), DRIFT_ARTIFACT)
+                    sample = data.X.tail(SAMPLE_ROWS)
+                    Registry.log_json(
+                        {
+                            "index": [t.isoformat() for t in sample.index],
+                            "columns": list(sample.columns),
+                            "rows": sample.to_numpy().tolist(),
+                            "proba": positive_probability(model, sample).tolist(),
+                        },
+                        SAMPLE_ARTIFACT,
+                    )
+                    Registry.log_json(
+                        {
+                            "index": [t.isoformat() for t in oos.index],
+                            "y": oos["y"].astype(int).tolist(),
+                            "proba": oos["proba"].tolist(),
+                        },
+                        OOS_ARTIFACT,
+                    )
+                    selected_importance, selected_direction = shap.importance, shap.direction
+                candidate_runs[candidate.name] = (run_id, model_uri)
+
+        result_fields: dict[str, Any] = {
+            "symbol": symbol,
+            "trend": trend,
+            "registered_model": name,
+            "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
+            "mlflow_run_id": parent.info.run_id,
+            "data_last_bar": data_range["last"],
+            "candidates": {c.name: round(c.metrics["overall_score"], 6) for c in evaluation.candidates},
+        }
+        if selection.candidate is None:
+            result = TrainResult(status="rejected", why=selection.why, **result_fields)
+        else:
+            candidate = selection.candidate
+            run_id, model_uri = candidate_runs[candidate.name]
+            existing = registry.version_for_execution(name, execution_id)
+            tags = encode_tags(
+                {
+                    "symbol": symbol,
+                    "trend": trend,
+                    "classifier": candidate.name,
+                    "metrics": _finite_metrics(candidate.metrics),
+                    "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
+                    "target_pct": target_pct(settings, trend),
+                    "prediction_window": settings.prediction_window,
+                    "interval": interval,
+                    "feature_names": list(data.X.columns),
+                    "feature_importance": selected_importance,
+                    "feature_direction": selected_direction,
+                    "data_range": data_range,
+                    "drift_reference": f"runs:/{run_id}/{DRIFT_ARTIFACT}",
+                    "reason": reason,
+                    "gate": settings.gate_rule,
+                }
+            )
+            version = existing or registry.register(
+                name, model_uri or "", run_id, {**tags, EXECUTION_TAG: execution_id}
+            )
+            progress(
+                f"{name}: registered v{version.version} ({candidate.name}, overall {candidate.metrics['overall_score']:.3f})"
+            )
+            result = TrainResult(
+                status="registered",
+                version=version.version,
+                classifier=candidate.name,
+                metrics=_finite_metrics(candidate.metrics),
+                why=selection.why,
+                candidate_run_id=run_id,
+                **result_fields,
+            )
+        result = result.model_copy(update={"duration_s": round(time.monotonic() - started, 2)})
+        mlflow.set_tag(RESULT_TAG, result.model_dump_json())  # marks the execution as done (re-runs reuse it)
+    return result
+
+
+# --- PromoteModel ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PromoteResult:
+    status: str  # promoted | rejected | kept
+    why: str
+    version: str | None
+    previous_version: str | None
+    champion_version: str | None
+    comparison: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def promote_model(
+    settings: Settings,
+    registry: Registry,
+    store: OhlcvStore,
+    *,
+    trained: TrainResult,
+    as_of: datetime,
+    interval: str | None = None,
+    progress: Progress = _noop,
+) -> PromoteResult:
+    name = trained.registered_model
+    champion = registry.version_by_alias(name, CHAMPION)
+    champion_version = champion.version if champion else None
+    if trained.version is None:
+        return PromoteResult("rejected", trained.why, None, champion_version, champion_version)
+
+    challenger = registry.version(name, trained.version)
+    model = registry.load_model(name, trained.version)
+    problem = _load_back_problem(registry, model, challenger.run_id)
+    if problem:
+        registry.set_version_tags(name, trained.version, {"retrain.load_check": json.dumps(problem)})
+        return PromoteResult(
+            "rejected",
+            f"v{trained.version} failed the load-back check: {problem}",
+            trained.version,
+            champion_version,
+            champion_version,
+        )
+
+    same_bars = None
+    recorded = None
+    if champion is not None and champion.version != trained.version:
+        champion_tags = decode_tags(champion.tags)
+        recorded = (champion_tags.get("metrics") or {}).get("overall_score")
+        same_bars = _same_bars_scores(
+            settings, registry, store, trained, challenger.run_id, champion, as_of, interval or settings.interval
+        )
+    decision = decide_promotion(
+        challenger_version=trained.version,
+        champion_version=champion_version,
+        challenger_cv_score=trained.metrics.get("overall_score", 0.0),
+        champion_recorded_score=recorded,
+        same_bars_scores=same_bars,
+        min_bars=settings.promotion_min_compare_bars,
+    )
+    registry.set_version_tags(name, trained.version, {"retrain.promotion": json.dumps(decision.to_dict())})
+    if not decision.promote:
+        progress(f"{name}: v{trained.version} rejected: {decision.why}")
+        return PromoteResult(
+            "rejected", decision.why, trained.version, champion_version, champion_version, decision.comparison
+        )
+    replaced = registry.move_champion(name, trained.version)
+    previous = replaced if replaced is not None else (champion_version if champion_version != trained.version else None)
+    progress(f"{name}: v{trained.version} is the champion ({decision.why})")
+    return PromoteResult("promoted", decision.why, trained.version, previous, trained.version, decision.comparison)
+
+
+def _load_back_problem(registry: Registry, model: Any, run_id: str) -> str | None:
+    """None when the version loaded from the registry reproduces the recorded probabilities."""
+    sample = registry.load_json_artifact(run_id, SAMPLE_ARTIFACT)
+    rows = pd.DataFrame(sample["rows"], columns=sample["columns"], index=pd.to_datetime(sample["index"]))
+    try:
+        got = positive_probability(model, rows)
+    except Exception as exc:  # a broken artifact must be reported, not crash the step
+        return f"scoring failed: {type(exc).__name__}: {exc}"
+    expected = np.asarray(sample["proba"], dtype="float64")
+    if got.shape != expected.shape or not np.all(np.isfinite(got)) or got.min() < 0 or got.max() > 1:
+        return f"invalid probabilities {got[:3].tolist()}..."
+    if not np.allclose(got, expected, rtol=0, atol=1e-9):
+        return f"probabilities differ from training by up to {np.max(np.abs(got - expected)):.3g}"
+    return None
+
+
+def _same_bars_scores(
+    settings: Settings,
+    registry: Registry,
+    store: OhlcvStore,
+    trained: TrainResult,
+    challenger_run_id: str,
+    champion: Any,
+    as_of: datetime,
+    interval: str,
+) -> tuple[float, float, int] | None:
+    """(challenger, champion, bars) overall_score on this run's test bars the champion never trained on."""
+    from common.features import compute_features
+    from common.training import compute_metrics
+
+    champion_tags = decode_tags(champion.tags)
+    champion_last = (champion_tags.get("data_range") or {}).get("last")
+    if not champion_last:
+        return None
+    oos = registry.load_json_artifact(challenger_run_id, OOS_ARTIFACT)
+    frame = pd.DataFrame({"y": oos["y"], "proba": oos["proba"]}, index=pd.to_datetime(oos["index"], utc=True))
+    horizon = int(champion_tags.get("prediction_window", settings.prediction_window))
+    unseen_from = pd.Timestamp(champion_last) + (horizon + 1) * interval_length(interval)
+    frame = frame.loc[frame.index >= unseen_from]
+    if frame.empty:
+        return 0.0, 0.0, 0
+    bars = store.load(trained.symbol, interval, as_of=as_of, gap_policy=settings.gap_policy).bars
+    features = compute_features(bars).loc[frame.index]
+    columns = champion_tags.get("feature_names") or list(features.columns)
+    champion_model = registry.load_model(champion.name, champion.version)
+    champion_proba = positive_probability(champion_model, features[columns])
+    zeros = np.zeros(len(frame))
+
+    def score(proba: np.ndarray) -> float:
+        metrics = compute_metrics(
+            frame["y"].to_numpy(),
+            proba,
+            next_returns=zeros,
+            forward_returns=zeros,
+            trend=trained.trend,
+            cost_per_trade=0.0,
+            periods_per_year=PERIODS_PER_YEAR[interval],
+        )
+        return float(metrics["overall_score"])
+
+    return score(frame["proba"].to_numpy()), score(champion_proba), len(frame)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and bool(np.isfinite(value))
+
+
+def _finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: round(float(v), 6) for k, v in metrics.items() if _finite(v)}
+
+
+def _param(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool) or value is None else json.dumps(value, default=str)

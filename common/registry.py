@@ -1,0 +1,219 @@
+"""The MLflow adapter: experiments, runs, logged models, registered versions and aliases.
+
+The one place that imports mlflow. Models are logged with the sklearn flavor and cloudpickle (every
+candidate, XGBoost and LightGBM included, is an sklearn estimator), with ``predict_proba`` as the pyfunc
+method, an explicit signature and explicit pip requirements (inference would cost seconds per model).
+The live version is the ``champion`` alias; the one it replaced keeps the ``previous`` alias (rollback).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from common.errors import RetrainError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+    from mlflow.entities.model_registry import ModelVersion
+
+CHAMPION = "champion"
+PREVIOUS = "previous"
+EXECUTION_TAG = "retrain.execution_id"
+RESULT_TAG = "retrain.result"
+MODEL_ARTIFACT = "model"
+
+# Distributions a logged model needs at load time, by classifier (pinned to what trained it).
+_BASE_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "cloudpickle")
+_EXTRA_REQUIREMENTS = {"xgboost": ("xgboost-cpu",), "lightgbm": ("lightgbm",)}
+
+
+class RegistryError(RetrainError):
+    """The registry refused an operation or holds something unexpected."""
+
+
+def pip_requirements(classifier: str) -> list[str]:
+    names = (*_BASE_REQUIREMENTS, *_EXTRA_REQUIREMENTS.get(classifier, ()))
+    pins = []
+    for name in names:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]
+    aliases: tuple[str, ...]
+
+
+def _info(version: ModelVersion) -> VersionInfo:
+    return VersionInfo(
+        name=version.name,
+        version=str(version.version),
+        run_id=version.run_id or "",
+        tags=dict(version.tags or {}),
+        aliases=tuple(getattr(version, "aliases", ()) or ()),
+    )
+
+
+class Registry:
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            import mlflow
+            from mlflow import MlflowClient
+
+            mlflow.set_tracking_uri(self.tracking_uri)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    # --- experiments and runs -------------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name)
+        except MlflowException:  # created concurrently by another model's run
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return experiment.experiment_id
+
+    def finished_run(self, experiment_id: str, execution_id: str) -> Run | None:
+        """The parent run an earlier attempt of this execution completed (it carries the result)."""
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{EXECUTION_TAG}` = '{execution_id}' and attributes.status = 'FINISHED'",
+            max_results=5,
+        )
+        for run in runs:
+            if RESULT_TAG in run.data.tags and "mlflow.parentRunId" not in run.data.tags:
+                return run
+        return None
+
+    # --- registered versions --------------------------------------------------------------------
+    def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return _info(self.client.get_model_version_by_alias(name, alias))
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                return None
+            raise
+
+    def version(self, name: str, version: str) -> VersionInfo:
+        return _info(self.client.get_model_version(name, version))
+
+    def version_for_execution(self, name: str, execution_id: str) -> VersionInfo | None:
+        """The version an earlier attempt of this execution registered (re-runs never register twice)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            versions = self.client.search_model_versions(
+                f"name = '{name}' and tag.`{EXECUTION_TAG}` = '{execution_id}'"
+            )
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        return _info(versions[0]) if versions else None
+
+    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version = self.client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
+        return _info(version)
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, value)
+
+    def move_champion(self, name: str, version: str) -> str | None:
+        """Point ``champion`` at ``version``; the replaced champion gets ``previous``. Returns it."""
+        current = self.version_by_alias(name, CHAMPION)
+        if current is not None and current.version == version:
+            return None  # already the champion: nothing moves (idempotent re-run)
+        if current is not None:
+            self.client.set_registered_model_alias(name, PREVIOUS, current.version)
+        self.client.set_registered_model_alias(name, CHAMPION, version)
+        return current.version if current else None
+
+    def load_model(self, name: str, version: str) -> Any:
+        import mlflow
+
+        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+
+    # --- logging (inside an active run) ---------------------------------------------------------
+    @staticmethod
+    def log_model(model: Any, classifier: str, sample: pd.DataFrame) -> str:
+        """Log a fitted model to the active run; returns its model URI."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        signature = infer_signature(sample, model.predict_proba(sample))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            serialization_format="cloudpickle",
+            signature=signature,
+            pip_requirements=pip_requirements(classifier),
+            pyfunc_predict_fn="predict_proba",
+        )
+        return info.model_uri
+
+    @staticmethod
+    def log_bytes(payload: bytes, artifact_path: str) -> None:
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / Path(artifact_path).name
+            path.write_bytes(payload)
+            parent = str(Path(artifact_path).parent)
+            mlflow.log_artifact(str(path), artifact_path=None if parent == "." else parent)
+
+    @classmethod
+    def log_json(cls, document: Any, artifact_path: str) -> None:
+        cls.log_bytes(json.dumps(document, indent=2, sort_keys=True, default=str).encode(), artifact_path)
+
+    def load_json_artifact(self, run_id: str, artifact_path: str) -> Any:
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as folder:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=folder)
+            return json.loads(Path(local).read_text())
+
+
+def positive_probability(model: Any, rows: pd.DataFrame) -> np.ndarray:
+    """P(trend) from a pyfunc (predict_proba output) or an sklearn estimator."""
+    raw = model.predict(rows) if not hasattr(model, "predict_proba") else model.predict_proba(rows)
+    values = np.asarray(raw, dtype="float64")
+    if values.ndim == 2:
+        values = values[:, -1]
+    return values

@@ -1,0 +1,66 @@
+"""Training step 3: load the registered challenger back, check it, compare it with the champion on the
+same bars, move the ``champion``/``previous`` aliases. Returns the model's result for the run summary."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.bar_store import OhlcvStore
+from common.events import PromoteModelEvent
+from common.pipeline import promote_model
+from common.registry import Registry
+from common.settings import get_settings
+from common.storage import S3ObjectStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=PromoteModelEvent)
+def handler(event: PromoteModelEvent, context: LambdaContext) -> dict[str, Any]:
+    started = time.monotonic()
+    settings = get_settings()
+    trained = event.trained
+    logger.append_keys(run_id=event.run_id, symbol=trained.symbol, trend=trained.trend)
+    result = promote_model(
+        settings,
+        Registry(settings.tracking_uri),
+        OhlcvStore(S3ObjectStore(settings.bucket)),
+        trained=trained,
+        as_of=event.as_of or settings.now(),
+        interval=event.interval,
+        progress=logger.info,
+    )
+    metrics.add_metric(
+        name="ModelsPromoted" if result.status == "promoted" else "ModelsRejected", unit=MetricUnit.Count, value=1
+    )
+    outcome = {
+        "symbol": trained.symbol,
+        "trend": trained.trend,
+        "reason": event.model.reason,
+        "status": result.status,
+        "why": result.why,
+        "version": result.version,
+        "previous_version": result.previous_version,
+        "champion_version": result.champion_version,
+        "classifier": trained.classifier,
+        "metrics": {
+            k: trained.metrics[k] for k in ("overall_score", "accuracy", "precision", "sharpe") if k in trained.metrics
+        },
+        "baseline_overall_score": trained.baseline_metrics.get("overall_score"),
+        "comparison": result.comparison,
+        "mlflow_run_id": trained.mlflow_run_id,
+        "duration_s": round(trained.duration_s + time.monotonic() - started, 2),
+    }
+    logger.info("promotion decided", extra=outcome)
+    return outcome

@@ -1,0 +1,50 @@
+"""Training step 2: walk-forward evaluation of the zoo, MLflow logging, registration of the best
+candidate that passes the gate. Idempotent per execution (a retried task reuses the recorded result)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.bar_store import OhlcvStore
+from common.events import TrainModelEvent
+from common.pipeline import train_model
+from common.registry import Registry
+from common.settings import get_settings
+from common.storage import S3ObjectStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=TrainModelEvent)
+def handler(event: TrainModelEvent, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    symbol, trend = event.model.symbol, event.model.trend
+    logger.append_keys(run_id=event.run_id, symbol=symbol, trend=trend)
+    result = train_model(
+        settings,
+        Registry(settings.tracking_uri),
+        OhlcvStore(S3ObjectStore(settings.bucket)),
+        execution_id=event.run_id,
+        symbol=symbol,
+        trend=trend,
+        reason=event.model.reason,
+        as_of=event.as_of or settings.now(),
+        interval=event.interval,
+        progress=logger.info,
+    )
+    metrics.add_metric(name="ModelsTrained", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.duration_s)
+    if result.status == "registered":
+        metrics.add_metric(name="VersionsRegistered", unit=MetricUnit.Count, value=1)
+    logger.info("training finished", extra=result.model_dump(exclude={"candidates"}))
+    return result.model_dump(mode="json")
