@@ -57,6 +57,16 @@ _PER_COLUMN_TRANSFORMERS: tuple[str, ...] = (
     "SimpleImputer",
 )
 
+# scikit-learn models shap 0.51's TreeExplainer supports (checked: AdaBoost is refused, HGB is accepted).
+_SKLEARN_TREE_MODELS: tuple[str, ...] = (
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "HistGradientBoostingClassifier",
+    "GradientBoostingClassifier",
+    "DecisionTreeClassifier",
+    "ExtraTreeClassifier",
+)
+
 # Largest |reconstructed - predict_proba| accepted from a tree attribution (shap's TreeExplainer works in
 # float32 internally; a real mismatch is orders of magnitude larger).
 ADDITIVITY_TOLERANCE = 1e-3
@@ -65,7 +75,8 @@ ADDITIVITY_TOLERANCE = 1e-3
 # pairwise interactions and unbiased otherwise; importance averages over many rows, so one pass is enough
 # and halves the cost (SVC on BTC daily: ~0.05 s per row and pass).
 AGNOSTIC_PERMUTATIONS = 1
-# Rows per batch of the permutation path, capped so one batch stays a small share of the time budget.
+# Rows per batch of the permutation path: caps the masked input (16 x 38 x 50 rows, ~4.6 MB) and lets the
+# deadline be checked often.
 AGNOSTIC_MAX_BATCH = 16
 
 
@@ -211,7 +222,7 @@ def _tree_attribution(model: Any, rows: pd.DataFrame, proba: np.ndarray) -> tupl
         matrix = np.asarray(data, dtype="float64")
         if matrix.shape != rows.shape:
             return None
-        attribution = _native_contributions(estimator, matrix, _fitted_input(estimator, matrix, rows.columns))
+        attribution = _native_contributions(estimator, matrix, _fitted_input(estimator, matrix))
     except Exception:  # an unsupported or unfitted model: the permutation path handles it
         return None
     if attribution is None:
@@ -231,10 +242,12 @@ def _native_contributions(
     estimator: Any, matrix: np.ndarray, fitted_input: Any
 ) -> tuple[str, float, np.ndarray] | None:
     """(method, base, values) in the estimator's raw output space; None for non-tree estimators."""
-    module = type(estimator).__module__
+    library = _library_class(estimator)
+    module = library.__module__ if library is not None else ""
     n_features = matrix.shape[1]
     if module.startswith("lightgbm") and hasattr(estimator, "booster_"):
-        contrib = np.asarray(estimator.booster_.predict(matrix, pred_contrib=True), dtype="float64")
+        # one thread: a few hundred rows take milliseconds, and OpenMP threads stall badly on busy small hosts
+        contrib = np.asarray(estimator.booster_.predict(matrix, pred_contrib=True, num_threads=1), dtype="float64")
         if contrib.shape != (len(matrix), n_features + 1):  # multiclass: not a binary trend model
             return None
         return "lightgbm_pred_contrib", float(contrib[0, -1]), contrib[:, :-1]
@@ -253,7 +266,7 @@ def _native_contributions(
         if contrib.shape != (len(matrix), n_features + 1):
             return None
         return "xgboost_pred_contribs", float(contrib[0, -1]), contrib[:, :-1]
-    if not module.startswith("sklearn.ensemble") and not module.startswith("sklearn.tree"):
+    if library is None or not module.startswith("sklearn") or library.__name__ not in _SKLEARN_TREE_MODELS:
         return None
     import shap
 
@@ -407,7 +420,7 @@ def _positive_proba(model: Any, rows: pd.DataFrame) -> np.ndarray:
     return proba[:, 1]
 
 
-def _fitted_input(estimator: Any, matrix: np.ndarray, columns: pd.Index) -> Any:
+def _fitted_input(estimator: Any, matrix: np.ndarray) -> Any:
     """The transformed rows as the estimator was fitted: a frame when it saw column names, else the array."""
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None and len(names) == matrix.shape[1]:
@@ -421,12 +434,19 @@ def _is_pipeline(obj: Any) -> bool:
 
 
 def _is_known_estimator(obj: Any) -> bool:
-    """Library estimators, whose ``estimator_`` (AdaBoost's, Bagging's) is a template, not a wrapped model;
-    scikit-learn's searches are the exception (their ``best_estimator_`` is the fitted model)."""
-    module = type(obj).__module__
-    return module.split(".")[0] in {"sklearn", "xgboost", "lightgbm"} and not module.startswith(
-        "sklearn.model_selection"
-    )
+    """Library estimators (or subclasses), whose ``estimator_`` (AdaBoost's, Bagging's, RandomForest's) is a
+    template, not a wrapped model; scikit-learn's searches are the exception (``best_estimator_`` is fitted)."""
+    library = _library_class(obj)
+    return library is not None and not library.__module__.startswith("sklearn.model_selection")
+
+
+def _library_class(obj: Any) -> type | None:
+    """The first scikit-learn / XGBoost / LightGBM class in ``obj``'s MRO, so that project subclasses (e.g. a
+    RandomForest with its own ``fit``) are recognised as what they are."""
+    for cls in type(obj).__mro__:
+        if cls.__module__.split(".")[0] in {"sklearn", "xgboost", "lightgbm"}:
+            return cls
+    return None
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

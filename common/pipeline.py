@@ -130,7 +130,10 @@ def train_model(
         candidate_runs: dict[str, tuple[str, str | None]] = {}
         for candidate in evaluation.candidates:
             with mlflow.start_run(
-                run_name=candidate.name, nested=True, tags={**run_tags, "classifier": candidate.name}
+                experiment_id=experiment_id,
+                run_name=candidate.name,
+                nested=True,
+                tags={**run_tags, "classifier": candidate.name},
             ):
                 run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
                 mlflow.log_params({k: _param(v) for k, v in candidate.params.items()})
@@ -141,12 +144,11 @@ def train_model(
                 mlflow.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
                 oos = candidate.oos
                 returns = strategy_returns(
-                    oos["proba"].to_numpy(),
-                    next_returns=data.next_returns.loc[oos.index].to_numpy(),
+                    oos["proba"],
+                    next_returns=data.next_returns.loc[oos.index],
                     trend=trend,
                     cost_per_trade=settings.cost_per_trade,
                 )
-                returns = pd.Series(returns, index=oos.index)
                 Registry.log_bytes(
                     equity_curve_png(returns, title=f"{name} {candidate.name}: walk-forward equity"),
                     "plots/equity_curve.png",
@@ -197,7 +199,7 @@ def train_model(
                         },
                         OOS_ARTIFACT,
                     )
-                    selected_importance, selected_direction = shap.importance, shap.direction
+                    selected_importance, selected_direction = shap.importance, shap.correlation
                 candidate_runs[candidate.name] = (run_id, model_uri)
 
         result_fields: dict[str, Any] = {
@@ -210,7 +212,7 @@ def train_model(
             "candidates": {c.name: round(c.metrics["overall_score"], 6) for c in evaluation.candidates},
         }
         if selection.candidate is None:
-            result = TrainResult(status="rejected", why=selection.why, **result_fields)
+            result = TrainResult(status="rejected", why=_no_candidate_why(evaluation, selection), **result_fields)
         else:
             candidate = selection.candidate
             run_id, model_uri = candidate_runs[candidate.name]
@@ -234,9 +236,7 @@ def train_model(
                     "gate": settings.gate_rule,
                 }
             )
-            version = existing or registry.register(
-                name, model_uri or "", run_id, {**tags, EXECUTION_TAG: execution_id}
-            )
+            version = existing or registry.register(name, model_uri or "", {**tags, EXECUTION_TAG: execution_id})
             progress(
                 f"{name}: registered v{version.version} ({candidate.name}, overall {candidate.metrics['overall_score']:.3f})"
             )
@@ -245,7 +245,7 @@ def train_model(
                 version=version.version,
                 classifier=candidate.name,
                 metrics=_finite_metrics(candidate.metrics),
-                why=selection.why,
+                why=selection.reasons[candidate.name],
                 candidate_run_id=run_id,
                 **result_fields,
             )
@@ -386,6 +386,12 @@ def _same_bars_scores(
         return float(metrics["overall_score"])
 
     return score(frame["proba"].to_numpy()), score(champion_proba), len(frame)
+
+
+def _no_candidate_why(evaluation: Any, selection: Any) -> str:
+    """Why nothing was registered, by the best candidate's gate verdict (the closest miss)."""
+    best = max(evaluation.candidates, key=lambda c: c.metrics.get("overall_score", 0.0))
+    return f"no candidate passed the gate; best {best.name}: {selection.reasons[best.name]}"
 
 
 def _finite(value: Any) -> bool:

@@ -140,16 +140,13 @@ class Registry:
             raise
         return _info(versions[0]) if versions else None
 
-    def register(self, name: str, model_uri: str, run_id: str, tags: dict[str, str]) -> VersionInfo:
-        from mlflow.exceptions import MlflowException
+    def register(self, name: str, model_uri: str, tags: dict[str, str]) -> VersionInfo:
+        """A new version of ``name`` from a logged model (MLflow 3 links it to the LoggedModel)."""
+        import mlflow
 
-        try:
-            self.client.create_registered_model(name)
-        except MlflowException as exc:
-            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                raise
-        version = self.client.create_model_version(name, source=model_uri, run_id=run_id, tags=tags)
-        return _info(version)
+        self.client  # noqa: B018 - sets the tracking URI for the fluent call
+        version = mlflow.register_model(model_uri=model_uri, name=name, tags=tags)
+        return self.version(name, str(version.version))
 
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():

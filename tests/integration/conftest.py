@@ -15,6 +15,8 @@ from retrain.stack.config import LocalStackConfig
 from retrain.stack.embedded import EmbeddedStack
 
 STACK_SYMBOLS = ("BTC", "ETH")
+# The test stack trains a reduced zoo (one tree model, one linear) so a run takes seconds, not a minute.
+FAST_TRAINING = {"RETRAIN_TRAIN_CLASSIFIERS": "lightgbm,ridge", "RETRAIN_SHAP_MAX_ROWS": "50"}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -43,6 +45,7 @@ def stack_config(state_dir: Path, **overrides: object) -> LocalStackConfig:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    os.environ.update(FAST_TRAINING)  # the handlers run in this process and read it
     embedded = EmbeddedStack(stack_config(tmp_path_factory.mktemp("stack")))
     info = embedded.start()
     # The autouse isolation fixture must keep what the stack set for the handlers and clients.
@@ -53,3 +56,5 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
     finally:
         os.environ.pop("_RETRAIN_TEST_STACK_VARS", None)
         embedded.stop()
+        for name in FAST_TRAINING:
+            os.environ.pop(name, None)

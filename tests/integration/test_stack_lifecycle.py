@@ -14,7 +14,7 @@ import pytest
 from retrain.stack.embedded import EmbeddedStack, StackError, port_in_use
 from retrain.stack.process import alive
 from tests.conftest import PROJECT_ROOT
-from tests.integration.conftest import clean_environment, run_cli, stack_config
+from tests.integration.conftest import FAST_TRAINING, clean_environment, run_cli, stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ _ROUND_TRIP = """
 import json, sys
 from pathlib import Path
 from retrain.stack.embedded import EmbeddedStack
-from tests.integration.conftest import clean_environment, run_cli, stack_config
+from tests.integration.conftest import stack_config
 stack = EmbeddedStack(stack_config(Path(sys.argv[1])))
 info = stack.start()
 print(json.dumps(info.__dict__), flush=True)
@@ -91,6 +91,7 @@ def cli_env(tmp_path) -> dict[str, str]:
         RETRAIN_LOCAL_MOTO_PORT="0",
         RETRAIN_LOCAL_MLFLOW_PORT="0",
         RETRAIN_SYMBOLS="BTC,ETH",
+        **FAST_TRAINING,  # the daemon's handlers read it
     )
 
 
@@ -111,7 +112,7 @@ def test_cli_up_status_demo_down(cli_env, tmp_path):
         demo = run_cli("demo", "--symbols", "BTC", env=cli_env)
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert "using local stack (pid" in demo.stdout
-        assert "ExecutionSucceeded" in demo.stdout and "BTC uptrend" in demo.stdout
+        assert "execution SUCCEEDED" in demo.stdout and "BTC uptrend" in demo.stdout
         assert "Traceback" not in demo.stdout + demo.stderr
     finally:
         down = run_cli("down", env=cli_env)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 
@@ -31,7 +33,7 @@ def test_execution_succeeds_and_writes_manifests(stack):
     )
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     outcomes = {(r["symbol"], r["trend"]): r for r in result.output["results"]}
-    assert {o["status"] for o in outcomes.values()} == {"prepared"}
+    assert {o["status"] for o in outcomes.values()} <= {"promoted", "rejected"}, outcomes
 
     # The handler's effect in S3: a manifest whose figures match the sample file read directly.
     s3 = boto3.client("s3")
@@ -43,7 +45,7 @@ def test_execution_succeeds_and_writes_manifests(stack):
     import pandas as pd
 
     expected = closed_bars(bars, "1d", pd.Timestamp("2024-06-01T00:00:00Z").to_pydatetime())
-    assert manifest["bars"] == len(expected) == outcomes[("BTC", "uptrend")]["bars"]
+    assert manifest["bars"] == len(expected)
     assert manifest["last_closed_bar"].startswith("2024-05-31")
     assert manifest["source_key"] == ohlcv_key("BTC", "1d")
     assert manifest["source_version"], "the bucket is versioned: the manifest pins the object version"
@@ -51,14 +53,16 @@ def test_execution_succeeds_and_writes_manifests(stack):
 
     # The steps ran through the real handlers, in order, and the operator was notified.
     entered = [s.state for s in result.steps if s.kind == "TaskStateEntered"]
-    assert entered.count("PrepareDataset") == 2 and entered[-1] == "NotifyOperator"
+    for step in ("PrepareDataset", "TrainModel", "PromoteModel"):
+        assert entered.count(step) == 2, entered
+    assert entered[-1] == "NotifyOperator"
     assert stack.router is not None
-    called = {record.function for record in stack.router.invocations}
-    assert {"retrain-local-PrepareDatasetFunction", "retrain-local-NotifyFunction"} <= called
+    called = {record.function.rsplit("-", 1)[-1] for record in stack.router.invocations}
+    assert {"PrepareDatasetFunction", "TrainModelFunction", "PromoteModelFunction", "NotifyFunction"} <= called
     notification_uri = result.output["notification"]["delivered_to"][0]
     key = notification_uri.split(stack.info.bucket + "/", 1)[1]
     note = json.loads(s3.get_object(Bucket=stack.info.bucket, Key=key)["Body"].read())
-    assert "2 prepared" in note["subject"]
+    assert note["subject"].startswith("Retraining run it-success: ")
 
 
 def test_one_failing_model_does_not_fail_the_others(stack):
@@ -72,12 +76,12 @@ def test_one_failing_model_does_not_fail_the_others(stack):
     )
     assert result.status == "SUCCEEDED"
     by_symbol = {r["symbol"]: r for r in result.output["results"]}
-    assert by_symbol["BTC"]["status"] == "prepared"
+    assert by_symbol["BTC"]["status"] in {"promoted", "rejected"}
     # SOL is not in this stack's bucket: the handler's typed error is the Step Functions error name.
     assert by_symbol["SOL"]["status"] == "failed"
     assert by_symbol["SOL"]["error"] == "DataNotFoundError"
-    assert "symbol=SOL" in by_symbol["SOL"]["cause"]
-    assert "1 failed, 1 prepared" in result.output["notification"]["subject"]
+    assert "symbol=SOL" in by_symbol["SOL"]["cause"] and by_symbol["SOL"]["failed_step"] == "PrepareDataset"
+    assert "1 failed" in result.output["notification"]["subject"]
 
 
 def test_bad_execution_input_is_rejected_per_model_with_a_clear_error(stack):
@@ -95,6 +99,8 @@ def test_as_of_is_optional_and_the_open_bar_is_never_used(stack):
     result = run_execution(sfn, arn, "it-no-as-of", {"models": [{"symbol": "ETH", "trend": "uptrend"}]}, timeout_s=120)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     (outcome,) = result.output["results"]
-    assert outcome["status"] == "prepared", outcome
+    assert outcome["status"] in {"promoted", "rejected"}, outcome
     # No as_of means now: every sample bar is closed; the last one is the sample data's last day.
-    assert outcome["last_closed_bar"].startswith(f"{SAMPLE_DATA_END:%Y-%m-%d}")
+    manifest_key = dataset_manifest_key("it-no-as-of", "ETH", "uptrend")
+    manifest = json.loads(boto3.client("s3").get_object(Bucket=stack.info.bucket, Key=manifest_key)["Body"].read())
+    assert manifest["last_closed_bar"].startswith(f"{SAMPLE_DATA_END:%Y-%m-%d}")

@@ -1,0 +1,188 @@
+"""Benchmark: training one model of the pool (BTC uptrend, full daily history) with the whole 9-model zoo.
+
+Run ``.venv/bin/python bench/bench_training.py``. Stages, in the order the trainer runs them:
+
+- imports: xgboost and lightgbm, which ``make_classifier`` imports lazily (paid once per cold start);
+- features: ``training_data`` (TA-Lib features, labels, dropping unusable rows);
+- evaluation: ``evaluate_candidates``, 5 purged walk-forward folds (settings defaults) plus the baseline;
+- final fit: every candidate refitted on all rows (the trainer refits only the selected one);
+- :data:`POST_FIT_STAGES`: SHAP and MLflow logging are measured by their own benchmarks; plug them in there.
+
+Target: <= 60 s in total on the 2-core dev machine. Per classifier: the fold fits, the fold predictions and
+the final fit, with the out-of-sample metrics next to the naive baseline's (majority class of each fold).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.settings import ALL_CLASSIFIERS, ClassifierName, Settings, Trend
+from common.training import (
+    Gate,
+    TrainingData,
+    evaluate_candidates,
+    fit_final,
+    passes_gate,
+    periods_per_year,
+    training_data,
+)
+
+DAILY_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "ohlcv" / "1d"
+TARGET_S = 60.0
+SYMBOL = "BTC"
+TREND: Trend = "uptrend"
+
+# Stages measured elsewhere (SHAP explanations, MLflow logging of the selected model). Each takes the fitted
+# final models by name and the training data; run() times it and reports it as its own stage.
+POST_FIT_STAGES: dict[str, Callable[[dict[str, Any], TrainingData], object]] = {}
+NOT_MEASURED_HERE = ("shap", "mlflow_logging")
+
+
+def _default(field: str) -> Any:
+    """Settings defaults without reading the environment: the benchmark measures the shipped configuration."""
+    return Settings.model_fields[field].default
+
+
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _since(started: tuple[float, float]) -> tuple[float, float]:
+    """Wall and CPU seconds since ``started``: CPU time shows how much of the wall time other processes took."""
+    return time.perf_counter() - started[0], time.process_time() - started[1]
+
+
+def load_bars(symbol: str = SYMBOL) -> Any:
+    path = DAILY_DIR / f"{symbol}.csv"
+    bars = parse_ohlcv_csv(path.read_bytes(), source=str(path))
+    return bars[(bars[list(PRICE_COLUMNS)] > 0).all(axis=1)]
+
+
+def run(
+    symbol: str = SYMBOL,
+    trend: Trend = TREND,
+    classifiers: Sequence[ClassifierName] = ALL_CLASSIFIERS,
+    post_fit_stages: dict[str, Callable[[dict[str, Any], TrainingData], object]] | None = None,
+) -> list[dict]:
+    """Rows with ``section`` "classifier" (one per candidate, then the baseline) and "stage" (one per stage,
+    then the total)."""
+    horizon = _default("prediction_window")
+    purge = horizon
+    gate = Gate(
+        gate_min_positive_accuracy=_default("gate_min_positive_accuracy"),
+        gate_min_negative_accuracy=_default("gate_min_negative_accuracy"),
+        gate_min_overall_score=_default("gate_min_overall_score"),
+    )
+    stages: dict[str, tuple[float, float]] = {}  # stage -> (wall s, CPU s of this process, all threads)
+
+    started = _clock()
+    import lightgbm  # noqa: F401
+    import xgboost  # noqa: F401
+
+    stages["imports (xgboost, lightgbm)"] = _since(started)
+
+    bars = load_bars(symbol)
+    started = _clock()
+    data = training_data(bars, trend=trend, horizon=horizon, target_pct=_default("target_up_pct"))
+    stages["features + labels"] = _since(started)
+
+    started = _clock()
+    result = evaluate_candidates(
+        data,
+        classifiers=classifiers,
+        n_splits=_default("train_splits"),
+        test_size=_default("train_test_size"),
+        purge=purge,
+        seed=_default("train_seed"),
+        cost_per_trade=_default("cost_per_trade"),
+        periods_per_year=periods_per_year("1d"),
+    )
+    stages[f"evaluation ({_default('train_splits')} folds x {len(classifiers)} models + baseline)"] = _since(started)
+
+    final_models: dict[str, Any] = {}
+    final_seconds: dict[str, float] = {}
+    all_final = _clock()
+    for name in classifiers:
+        started = time.perf_counter()
+        final_models[name] = fit_final(name, data, _default("train_seed"))
+        final_seconds[name] = time.perf_counter() - started
+    stages[f"final fit (all {len(classifiers)} models)"] = _since(all_final)
+
+    for stage, call in (post_fit_stages if post_fit_stages is not None else POST_FIT_STAGES).items():
+        started = _clock()
+        call(final_models, data)
+        stages[stage] = _since(started)
+
+    rows: list[dict] = []
+    for candidate in [*result.candidates, result.baseline]:
+        m = candidate.metrics
+        final = final_seconds.get(candidate.name, 0.0)
+        rows.append(
+            {
+                "section": "classifier",
+                "classifier": candidate.name,
+                "fold_fits_s": round(candidate.fit_seconds, 2),
+                "fold_predict_s": round(candidate.predict_seconds, 3),
+                "final_fit_s": round(final, 2),
+                "total_s": round(candidate.fit_seconds + candidate.predict_seconds + final, 2),
+                "overall_score": round(m["overall_score"], 3),
+                "accuracy": round(m["accuracy"], 3),
+                "precision": round(m["precision"], 3),
+                "positive_accuracy": round(m["positive_accuracy"], 3),
+                "negative_accuracy": round(m["negative_accuracy"], 3),
+                "sharpe": round(m["sharpe"], 2),
+                "max_drawdown": round(m["max_drawdown"], 3),
+                "n_signals": m["n_signals"],
+                "gate": "pass" if passes_gate(m, gate)[0] else "fail",
+            }
+        )
+    total = sum(wall for wall, _ in stages.values())
+    rows.extend(
+        {"section": "stage", "stage": stage, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2)}
+        for stage, (wall, cpu) in stages.items()
+    )
+    rows.extend(
+        {"section": "stage", "stage": f"{stage} (not measured here)", "seconds": None}
+        for stage in NOT_MEASURED_HERE
+        if stage not in stages
+    )
+    rows.append(
+        {
+            "section": "stage",
+            "stage": f"total ({result.rows} rows, {result.dropped_rows} dropped; target <= {TARGET_S:.0f} s)",
+            "seconds": round(total, 2),
+            "cpu_seconds": round(sum(cpu for _, cpu in stages.values()), 2),
+            "target_met": total <= TARGET_S,
+        }
+    )
+    return rows
+
+
+def _markdown(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = ["" if row.get(c) is None else str(row[c]) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    rows = run()
+    classifiers = [r for r in rows if r["section"] == "classifier"]
+    stages = [r for r in rows if r["section"] == "stage"]
+    print(
+        f"## Training {SYMBOL} {TREND} on daily bars, 9-model zoo, {_default('train_splits')} walk-forward folds "
+        f"of {_default('train_test_size')} bars ({os.cpu_count()} cores)\n"
+    )
+    print(_markdown(classifiers, [c for c in classifiers[0] if c != "section"]))
+    print("\nOut-of-sample metrics on the concatenated test folds; gate: the original rule at the settings defaults.\n")
+    print(_markdown(stages, ["stage", "seconds", "cpu_seconds", "target_met"]))
+
+
+if __name__ == "__main__":
+    main()
