@@ -16,8 +16,9 @@ sys.path.insert(0, str(BENCH_DIR))
 
 import bench_append  # noqa: E402
 import bench_features  # noqa: E402
+import bench_training  # noqa: E402
 
-BENCHMARKS = (("features", bench_features.main), ("append", bench_append.main))
+BENCHMARKS = (("features", bench_features.main), ("append", bench_append.main), ("training", bench_training.main))
 
 
 def machine() -> str:

@@ -156,7 +156,7 @@ def train_model(
                 Registry.log_bytes(
                     confusion_matrix_png(
                         oos["y"].to_numpy(),
-                        (oos["proba"] >= 0.5).astype(int).to_numpy(),
+                        (oos["proba"] > 0.5).astype(int).to_numpy(),
                         title=f"{name} {candidate.name}",
                     ),
                     "plots/confusion_matrix.png",

@@ -20,7 +20,7 @@ from common.settings import TRENDS, load_settings
 from common.storage import S3ObjectStore
 from retrain.executions import ExecutionResult
 from retrain.stack.session import Connection
-from retrain.train import render_summary, start_training
+from retrain.train import notification_text, render_summary, start_training
 
 DEFAULT_DEMO_SYMBOLS = ("BTC", "ETH")
 SAMPLE_DATA_END = datetime(2025, 2, 20, tzinfo=UTC)
@@ -56,12 +56,7 @@ def run_demo(
     )
     output = result.output or {}
     outcomes = [ModelOutcome.model_validate(item) for item in output.get("results", [])]
-    notification_text = None
-    delivered = (output.get("notification") or {}).get("delivered_to") or []
-    if delivered:
-        bucket, key = delivered[0].removeprefix("s3://").split("/", 1)
-        notification_text = S3ObjectStore(bucket).get_json(key)["text"]
-    return DemoResult(result, outcomes, notification_text)
+    return DemoResult(result, outcomes, notification_text(output) or None)
 
 
 def render_outcomes(items: list[ModelOutcome]) -> str:

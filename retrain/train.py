@@ -9,8 +9,9 @@ from typing import Any
 
 import boto3
 
-from common.errors import ConfigurationError
+from common.errors import ConfigurationError, DataNotFoundError
 from common.notification import ModelOutcome
+from common.storage import S3ObjectStore
 from retrain.executions import ExecutionResult, Step, run_execution
 from retrain.stack.session import Connection
 
@@ -68,18 +69,15 @@ def render_summary(items: list[ModelOutcome]) -> str:
     )
     lines = [header, "-" * len(header)]
     for item in items:
-        extra: dict[str, Any] = item.model_extra or {}
-        metrics = extra.get("metrics") or {}
-        version = extra.get("version")
-        previous = extra.get("previous_version")
-        shown = f"v{version}" if version else "-"
-        if item.status == "promoted" and previous:
-            shown = f"v{previous}->v{version}"
-        why = item.failure_message() if item.status == "failed" else str(extra.get("why") or "")
-        if item.status == "failed" and extra.get("failed_step"):
-            why = f"in {extra['failed_step']}: {why}"
+        metrics = item.metrics or {}
+        shown = f"v{item.version}" if item.version else "-"
+        if item.status == "promoted" and item.previous_version:
+            shown = f"v{item.previous_version}->v{item.version}"
+        why = item.failure_message() if item.status == "failed" else (item.why or "")
+        if item.status == "failed" and item.failed_step:
+            why = f"in {item.failed_step}: {why}"
         lines.append(
-            f"{item.symbol + ' ' + item.trend:<20}{item.status:<10}{shown:<10}{extra.get('classifier') or '-'!s:<24}"
+            f"{item.symbol + ' ' + item.trend:<20}{item.status:<10}{shown:<10}{item.classifier or '-':<24}"
             f"{_num(metrics.get('overall_score')):>8}{_num(metrics.get('accuracy')):>9}{_num(metrics.get('sharpe')):>8}"
             f"  {why}"
         )
@@ -88,3 +86,16 @@ def render_summary(items: list[ModelOutcome]) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "-"
+
+
+def notification_text(output: dict[str, Any] | None) -> str:
+    """The run's message as the operator got it (read back from the outbox), else its subject; "" if none."""
+    notification = (output or {}).get("notification") or {}
+    for uri in notification.get("delivered_to") or []:
+        if uri.startswith("s3://"):
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            try:
+                return str(S3ObjectStore(bucket).get_json(key)["text"])
+            except DataNotFoundError:
+                break
+    return str(notification.get("subject", ""))
