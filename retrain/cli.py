@@ -209,7 +209,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from retrain.market import end_of_day
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
-    from retrain.train import outcomes, render_summary, start_training
+    from retrain.train import notification_text, outcomes, render_summary, start_training
 
     if args.all == bool(args.symbol):
         raise RetrainError("give SYMBOL TREND (e.g. `retrain train BTC uptrend`) or --all, not both")
@@ -240,11 +240,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             print()
             print(render_summary(items))
-            notification = (result.output or {}).get("notification") or {}
-            if notification.get("subject"):
-                print(
-                    f"\nnotification: {notification['subject']} -> {', '.join(notification.get('delivered_to') or [])}"
-                )
+            delivered = ((result.output or {}).get("notification") or {}).get("delivered_to") or []
+            text = notification_text(result.output)
+            if text:
+                print(f"\nnotification (-> {', '.join(delivered) or 'nowhere'}):")
+                print("\n".join("  " + line for line in text.splitlines()))
             if connection.mlflow_uri:
                 print(f"MLflow UI: {connection.mlflow_uri}")
             print(f"execution {result.status} in {result.duration_s:.1f}s")

@@ -14,7 +14,7 @@ import pytest
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.embedded import EmbeddedStack
 
-STACK_SYMBOLS = ("BTC", "ETH")
+STACK_SYMBOLS = ("BTC", "ETH", "XRP")  # XRP: trained only by test_training_pipeline
 # The test stack trains a reduced zoo (one tree model, one linear) so a run takes seconds, not a minute.
 FAST_TRAINING = {"RETRAIN_TRAIN_CLASSIFIERS": "lightgbm,ridge", "RETRAIN_SHAP_MAX_ROWS": "50"}
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

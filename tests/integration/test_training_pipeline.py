@@ -17,7 +17,7 @@ from tests.integration.conftest import clean_environment, run_cli
 
 pytestmark = pytest.mark.integration
 
-NAME = "BTC_uptrend_model"
+NAME = "XRP_uptrend_model"  # no other test trains it: the first run is the first champion
 PERMISSIVE_GATE = {
     "RETRAIN_GATE_MIN_POSITIVE_ACCURACY": "0",
     "RETRAIN_GATE_MIN_NEGATIVE_ACCURACY": "0",
@@ -56,17 +56,18 @@ def _outbox_text(stack, output: dict) -> str:
 
 @pytest.fixture(scope="module")
 def first_run(stack):
-    """`retrain train BTC uptrend --end 2024-12-31` as a user runs it, with a gate every candidate passes."""
+    """`retrain train XRP uptrend --end 2024-12-31` as a user runs it, with a gate every candidate passes."""
     import os
 
     from common.settings import get_settings
 
-    env = clean_environment(**stack.info.client_environment(), RETRAIN_SYMBOLS="BTC,ETH")
+    env = clean_environment(**stack.info.client_environment(), RETRAIN_SYMBOLS="BTC,ETH,XRP")
+    before = _champion(stack)  # None: no other test trains XRP uptrend
     saved = {k: os.environ.get(k) for k in PERMISSIVE_GATE}
     os.environ.update(PERMISSIVE_GATE)
     get_settings.cache_clear()
     try:
-        done = run_cli("train", "BTC", "uptrend", "--end", "2024-12-31", "--name", "it-train-1", "--json", env=env)
+        done = run_cli("train", "XRP", "uptrend", "--end", "2024-12-31", "--name", "it-train-1", "--json", env=env)
     finally:
         for key, value in saved.items():
             if value is None:
@@ -75,11 +76,21 @@ def first_run(stack):
                 os.environ[key] = value
         get_settings.cache_clear()
     assert done.returncode == 0, done.stderr + done.stdout
-    return json.loads(done.stdout)
+    return {**json.loads(done.stdout), "champion_before": before}
+
+
+def _champion(stack) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client(stack).get_model_version_by_alias(NAME, CHAMPION).version
+    except MlflowException:
+        return None
 
 
 def test_first_training_registers_and_promotes_a_champion(stack, first_run):
     (outcome,) = first_run["results"]
+    assert first_run["champion_before"] is None
     assert outcome["status"] == "promoted", outcome
     assert outcome["version"] == outcome["champion_version"] and outcome["previous_version"] is None
     assert outcome["classifier"] in {"lightgbm", "ridge"}
@@ -87,16 +98,16 @@ def test_first_training_registers_and_promotes_a_champion(stack, first_run):
     champion = client.get_model_version_by_alias(NAME, CHAMPION)
     assert champion.version == outcome["version"]
     tags = decode_tags(champion.tags)
-    assert tags["symbol"] == "BTC" and tags["trend"] == "uptrend" and tags["prediction_window"] == 10
+    assert tags["symbol"] == "XRP" and tags["trend"] == "uptrend" and tags["prediction_window"] == 10
     assert isinstance(tags["metrics"]["overall_score"], float) and len(tags["feature_names"]) == 19
     assert set(tags["feature_importance"]) == set(tags["feature_names"])
     assert tags["data_range"]["last"].startswith("2024-12")  # labels need 10 more bars: last labelled bar < end
-    assert "new champion" in _outbox_text(stack, first_run)
+    assert f"XRP uptrend: new champion v{outcome['version']}" in _outbox_text(stack, first_run)
 
 
 def test_mlflow_holds_a_parent_run_with_a_nested_run_per_classifier(stack, first_run):
     client = _client(stack)
-    experiment = client.get_experiment_by_name("BTC_uptrend")
+    experiment = client.get_experiment_by_name("XRP_uptrend")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.`retrain.execution_id` = 'it-train-1'")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -120,12 +131,12 @@ def test_rerunning_the_same_execution_registers_nothing_and_moves_no_alias(stack
     client = _client(stack)
     before = sorted(v.version for v in client.search_model_versions(f"name = '{NAME}'"))
     champion = client.get_model_version_by_alias(NAME, CHAMPION).version
-    output = _execute(stack, "it-train-1", [{"symbol": "BTC", "trend": "uptrend"}], "2024-12-31T00:00:00Z")
+    output = _execute(stack, "it-train-1", [{"symbol": "XRP", "trend": "uptrend"}], "2024-12-31T00:00:00Z")
     assert output["results"] == first_run["results"]  # re-attached to the finished execution
 
     # A retried task of the same execution (what Step Functions' Retry does) reuses the recorded result.
     awslambda = boto3.client("lambda")
-    event = {"run_id": "it-train-1", "model": {"symbol": "BTC", "trend": "uptrend"}, "as_of": "2024-12-31T00:00:00Z"}
+    event = {"run_id": "it-train-1", "model": {"symbol": "XRP", "trend": "uptrend"}, "as_of": "2024-12-31T00:00:00Z"}
     trained = _invoke(awslambda, stack.info.functions["TrainModelFunction"], event)
     assert trained["version"] == first_run["results"][0]["version"]
     promoted = _invoke(awslambda, stack.info.functions["PromoteModelFunction"], {**event, "trained": trained})
@@ -144,7 +155,7 @@ def _invoke(awslambda, function_name: str, payload: dict) -> dict:
 def test_a_later_challenger_is_compared_with_the_champion_and_aliases_stay_consistent(
     stack, first_run, permissive_gate
 ):
-    output = _execute(stack, "it-train-2", [{"symbol": "BTC", "trend": "uptrend"}], "2025-02-20T00:00:00Z")
+    output = _execute(stack, "it-train-2", [{"symbol": "XRP", "trend": "uptrend"}], "2025-02-20T00:00:00Z")
     (outcome,) = output["results"]
     client = _client(stack)
     first_version = first_run["results"][0]["version"]
@@ -167,7 +178,7 @@ def test_a_strict_gate_registers_nothing_and_keeps_the_champion(stack, first_run
     client = _client(stack)
     champion = client.get_model_version_by_alias(NAME, CHAMPION).version
     versions = len(client.search_model_versions(f"name = '{NAME}'"))
-    output = _execute(stack, "it-train-strict", [{"symbol": "BTC", "trend": "uptrend"}], "2025-01-15T00:00:00Z")
+    output = _execute(stack, "it-train-strict", [{"symbol": "XRP", "trend": "uptrend"}], "2025-01-15T00:00:00Z")
     (outcome,) = output["results"]
     assert outcome["status"] == "rejected" and outcome["version"] is None
     assert "overall_score" in outcome["why"] and "0.99" in outcome["why"]
@@ -180,11 +191,11 @@ def test_one_models_failure_never_fails_the_others(stack, permissive_gate):
     output = _execute(
         stack,
         "it-train-isolation",
-        [{"symbol": "ETH", "trend": "downtrend", "reason": "drift"}, {"symbol": "SOL", "trend": "uptrend"}],
+        [{"symbol": "XRP", "trend": "downtrend", "reason": "drift"}, {"symbol": "SOL", "trend": "uptrend"}],
         "2024-12-31T00:00:00Z",
     )
     by_symbol = {r["symbol"]: r for r in output["results"]}
-    assert by_symbol["ETH"]["status"] == "promoted"
+    assert by_symbol["XRP"]["status"] == "promoted"
     assert by_symbol["SOL"]["status"] == "failed" and by_symbol["SOL"]["failed_step"] == "PrepareDataset"
     assert by_symbol["SOL"]["error"] == "DataNotFoundError"
     text = _outbox_text(stack, output)
