@@ -63,10 +63,7 @@ def train_model(
 ) -> TrainResult:
     import mlflow
 
-    from common.drift_reference import build_reference
-    from common.explain import shap_importance
-    from common.plots import confusion_matrix_png, equity_curve_png, shap_summary_png
-    from common.training import evaluate_candidates, fit_final, select_candidate, strategy_returns, training_data
+    from common.training import evaluate_candidates, select_candidate, training_data
 
     started = time.monotonic()
     interval = interval or settings.interval
@@ -134,73 +131,14 @@ def train_model(
                 run_name=candidate.name,
                 nested=True,
                 tags={**run_tags, "classifier": candidate.name},
-            ):
-                run_id = mlflow.active_run().info.run_id  # type: ignore[union-attr]
-                mlflow.log_params({k: _param(v) for k, v in candidate.params.items()})
-                for step, fold in enumerate(candidate.fold_metrics):
-                    mlflow.log_metrics(
-                        {k: v for k, v in fold.items() if isinstance(v, float) and _finite(v)}, step=step
-                    )
-                mlflow.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
-                oos = candidate.oos
-                returns = strategy_returns(
-                    oos["proba"],
-                    next_returns=data.next_returns.loc[oos.index],
-                    trend=trend,
-                    cost_per_trade=settings.cost_per_trade,
-                )
-                Registry.log_bytes(
-                    equity_curve_png(returns, title=f"{name} {candidate.name}: walk-forward equity"),
-                    "plots/equity_curve.png",
-                )
-                Registry.log_bytes(
-                    confusion_matrix_png(
-                        oos["y"].to_numpy(),
-                        (oos["proba"] > 0.5).astype(int).to_numpy(),
-                        title=f"{name} {candidate.name}",
-                    ),
-                    "plots/confusion_matrix.png",
-                )
-                model = fit_final(candidate.name, data, settings.train_seed)
+            ) as child:
+                model = _log_candidate(candidate, data, settings, title=f"{name} {candidate.name}")
                 model_uri = Registry.log_model(model, candidate.name, data.X.tail(5))
                 if candidate.name == chosen:
-                    shap = shap_importance(
-                        model,
-                        data.X,
-                        max_rows=settings.shap_max_rows,
-                        background_rows=settings.shap_background_rows,
-                        seed=settings.train_seed,
-                        time_budget_s=settings.shap_time_budget_s,
-                    )
+                    shap = _log_selected(model, candidate, data, settings, title=f"{name} {candidate.name}")
                     progress(f"{name}: SHAP ({shap.method}) on {shap.rows} rows in {shap.seconds:.1f}s")
-                    Registry.log_json(shap.to_dict(), "shap/importance.json")
-                    Registry.log_bytes(
-                        shap_summary_png(shap, title=f"{name} {candidate.name}: SHAP"), "plots/shap_summary.png"
-                    )
-                    reference = build_reference(
-                        data.X, bins=settings.psi_bins, first_bar=data_range["first"], last_bar=data_range["last"]
-                    )
-                    Registry.log_json(reference.to_dict(), DRIFT_ARTIFACT)
-                    sample = data.X.tail(SAMPLE_ROWS)
-                    Registry.log_json(
-                        {
-                            "index": [t.isoformat() for t in sample.index],
-                            "columns": list(sample.columns),
-                            "rows": sample.to_numpy().tolist(),
-                            "proba": positive_probability(model, sample).tolist(),
-                        },
-                        SAMPLE_ARTIFACT,
-                    )
-                    Registry.log_json(
-                        {
-                            "index": [t.isoformat() for t in oos.index],
-                            "y": oos["y"].astype(int).tolist(),
-                            "proba": oos["proba"].tolist(),
-                        },
-                        OOS_ARTIFACT,
-                    )
                     selected_importance, selected_direction = shap.importance, shap.correlation
-                candidate_runs[candidate.name] = (run_id, model_uri)
+                candidate_runs[candidate.name] = (child.info.run_id, model_uri)
 
         result_fields: dict[str, Any] = {
             "symbol": symbol,
@@ -252,6 +190,75 @@ def train_model(
         result = result.model_copy(update={"duration_s": round(time.monotonic() - started, 2)})
         mlflow.set_tag(RESULT_TAG, result.model_dump_json())  # marks the execution as done (re-runs reuse it)
     return result
+
+
+def _log_candidate(candidate: Any, data: Any, settings: Settings, *, title: str) -> Any:
+    """Params, per-fold (as steps) and aggregate metrics, the equity curve and confusion matrix of one
+    candidate into the active nested run; returns the candidate refitted on every row."""
+    import mlflow
+
+    from common.plots import confusion_matrix_png, equity_curve_png
+    from common.training import fit_final, strategy_returns
+
+    mlflow.log_params({k: _param(v) for k, v in candidate.params.items()})
+    for step, fold in enumerate(candidate.fold_metrics):
+        mlflow.log_metrics({k: v for k, v in fold.items() if isinstance(v, float) and _finite(v)}, step=step)
+    mlflow.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
+    oos = candidate.oos
+    next_returns = data.next_returns.loc[oos.index]
+    returns = strategy_returns(
+        oos["proba"], next_returns=next_returns, trend=data.trend, cost_per_trade=settings.cost_per_trade
+    )
+    Registry.log_bytes(
+        equity_curve_png(returns, buy_and_hold=next_returns, title=f"{title}: walk-forward equity"),
+        "plots/equity_curve.png",
+    )
+    predicted = (oos["proba"] > 0.5).astype(int).to_numpy()  # the metrics' threshold rule
+    Registry.log_bytes(confusion_matrix_png(oos["y"].to_numpy(), predicted, title=title), "plots/confusion_matrix.png")
+    return fit_final(candidate.name, data, settings.train_seed)
+
+
+def _log_selected(model: Any, candidate: Any, data: Any, settings: Settings, *, title: str) -> Any:
+    """What only the selected candidate carries: SHAP, the drift reference of its training features, and
+    the checks promotion runs (recorded probabilities of a sample, out-of-sample predictions)."""
+    from common.drift_reference import build_reference
+    from common.explain import shap_importance
+    from common.plots import shap_summary_png
+
+    shap = shap_importance(
+        model,
+        data.X,
+        max_rows=settings.shap_max_rows,
+        background_rows=settings.shap_background_rows,
+        seed=settings.train_seed,
+        time_budget_s=settings.shap_time_budget_s,
+    )
+    Registry.log_json(shap.to_dict(), "shap/importance.json")
+    Registry.log_bytes(shap_summary_png(shap, title=f"{title}: SHAP"), "plots/shap_summary.png")
+    reference = build_reference(
+        data.X, bins=settings.psi_bins, first_bar=data.X.index[0].isoformat(), last_bar=data.X.index[-1].isoformat()
+    )
+    Registry.log_json(reference.to_dict(), DRIFT_ARTIFACT)
+    sample = data.X.tail(SAMPLE_ROWS)
+    Registry.log_json(
+        {
+            "index": [t.isoformat() for t in sample.index],
+            "columns": list(sample.columns),
+            "rows": sample.to_numpy().tolist(),
+            "proba": positive_probability(model, sample).tolist(),
+        },
+        SAMPLE_ARTIFACT,
+    )
+    oos = candidate.oos
+    Registry.log_json(
+        {
+            "index": [t.isoformat() for t in oos.index],
+            "y": oos["y"].astype(int).tolist(),
+            "proba": oos["proba"].tolist(),
+        },
+        OOS_ARTIFACT,
+    )
+    return shap
 
 
 # --- PromoteModel ------------------------------------------------------------------------------------
