@@ -6,6 +6,9 @@ key                                                    what
 ``ohlcv/interval={interval}/symbol={SYMBOL}/bars.csv``  OHLCV bars, ``datetime,open,high,low,close,volume``
 ``runs/{run_id}/{SYMBOL}_{trend}/dataset.json``          dataset manifest written by a training run
 ``notifications/{YYYY-MM-DD}/{run_id}.json``            notification outbox (one message per run)
+``predictions/model={SYMBOL}_{trend}/bar={YYYY-MM-DDTHH:MM}/v{version}.json``  one prediction record per bar, model and version
+``decisions/date={YYYY-MM-DD}/{SYMBOL}_{trend}.json``      the trigger checker's decision record (one per model per day)
+``decisions/date={YYYY-MM-DD}/{SYMBOL}_{trend}_psi.png``   its PSI bar chart
 ``mlflow/``                                            MLflow artifacts (local stack's tracking server)
 =====================================================  ===============================================
 
@@ -20,6 +23,8 @@ OHLCV_PREFIX = "ohlcv/"
 RUNS_PREFIX = "runs/"
 NOTIFICATIONS_PREFIX = "notifications/"
 MLFLOW_ARTIFACTS_PREFIX = "mlflow/"
+PREDICTIONS_PREFIX = "predictions/"
+DECISIONS_PREFIX = "decisions/"
 
 
 def ohlcv_key(symbol: str, interval: str) -> str:
@@ -32,3 +37,16 @@ def dataset_manifest_key(run_id: str, symbol: str, trend: str) -> str:
 
 def notification_key(run_id: str, created_at: datetime) -> str:
     return f"{NOTIFICATIONS_PREFIX}{created_at:%Y-%m-%d}/{run_id}.json"
+
+
+def predictions_prefix(symbol: str, trend: str) -> str:
+    return f"{PREDICTIONS_PREFIX}model={symbol}_{trend}/"
+
+
+def prediction_key(symbol: str, trend: str, bar: datetime, version: str) -> str:
+    """One object per (bar, model, version): writing the same prediction twice is the same PUT."""
+    return f"{predictions_prefix(symbol, trend)}bar={bar:%Y-%m-%dT%H:%M}/v{version}.json"
+
+
+def decision_key(symbol: str, trend: str, day: datetime, suffix: str = ".json") -> str:
+    return f"{DECISIONS_PREFIX}date={day:%Y-%m-%d}/{symbol}_{trend}{suffix}"

@@ -172,6 +172,7 @@ def train_model(
                     "drift_reference": f"runs:/{run_id}/{DRIFT_ARTIFACT}",
                     "reason": reason,
                     "gate": settings.gate_rule,
+                    "trained_as_of": as_of.isoformat(),
                 }
             )
             version = existing or registry.register(name, model_uri or "", {**tags, EXECUTION_TAG: execution_id})

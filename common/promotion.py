@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 #: Tags written on every registered version (SPEC: metrics, symbol, classifier, trend, target_pct,
-#: prediction_window, feature_names, feature importance, data range, drift reference).
+#: prediction_window, feature_names, feature importance, data range, drift reference) and the training
+#: as-of time (the schedule trigger measures a champion's age on the same clock).
 VERSION_TAGS: tuple[str, ...] = (
     "symbol",
     "trend",
@@ -37,6 +38,7 @@ VERSION_TAGS: tuple[str, ...] = (
     "execution_id",
     "reason",
     "gate",
+    "trained_as_of",
 )
 
 Comparison = Literal["no_champion", "same_bars", "recorded_score", "same_version"]

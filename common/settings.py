@@ -162,6 +162,14 @@ class Settings(BaseSettings):
     perf_accuracy_threshold: float = Field(0.52, gt=0, lt=1, description="Live accuracy below this fires.")
     perf_window_days: int = Field(14, ge=1, description="Rolling window of live predictions, days.")
     perf_min_predictions: int = Field(100, ge=1, description="Fewer resolved predictions: insufficient.")
+    perf_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="Performance fires only if accuracy is below the threshold at this significance.",
+    )
+    drift_window_bars: int = Field(90, ge=5, le=100_000, description="Newest closed bars compared with the reference.")
+    drift_alpha: float = Field(0.05, gt=0, lt=0.5, description="Adaptive rule: family-wise false-alarm rate per check.")
     drift_rule: DriftRule = Field(
         "adaptive", description="adaptive: sample-size-aware PSI threshold; fixed: the original rule."
     )

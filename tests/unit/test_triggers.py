@@ -1,0 +1,81 @@
+"""Schedule and performance triggers: the age rule, and a binomial test so noise alone never fires."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from common.triggers import Decision, TriggerResult, accuracy_below_p_value, performance_trigger, schedule_trigger
+
+AS_OF = datetime(2025, 2, 20, tzinfo=UTC)
+
+
+def test_no_champion_fires_no_model() -> None:
+    result = schedule_trigger(None, AS_OF, 7)
+    assert (result.status, result.fired) == ("no_model", True)
+
+
+@pytest.mark.parametrize(("age_days", "status"), [(6.9, "ok"), (7.0, "ok"), (7.01, "fired"), (30, "fired")])
+def test_champion_older_than_the_limit_fires(age_days: float, status: str) -> None:
+    result = schedule_trigger(AS_OF - timedelta(days=age_days), AS_OF, 7)
+    assert result.status == status and result.value == pytest.approx(age_days) and result.threshold == 7
+
+
+def _perf(correct: int, total: int, **kw: object) -> TriggerResult:
+    arguments: dict[str, object] = {"threshold": 0.52, "min_predictions": 100, "alpha": 0.05, "window_days": 14}
+    arguments.update(kw)
+    return performance_trigger(correct, total, **arguments)  # type: ignore[arg-type]
+
+
+def test_too_few_predictions_is_insufficient_data_never_retrain() -> None:
+    result = _perf(0, 99)
+    assert result.status == "insufficient_data" and not result.fired
+    assert _perf(0, 0).value is None
+
+
+def test_accuracy_barely_below_the_threshold_is_noise_and_does_not_fire() -> None:
+    result = _perf(50, 100)  # 0.50 < 0.52, but n=100 cannot tell
+    assert result.status == "ok" and result.value == 0.5 and result.extra["p_value"] > 0.05
+    assert "not credibly below" in result.detail
+
+
+def test_accuracy_credibly_below_the_threshold_fires() -> None:
+    result = _perf(40, 100)
+    assert result.status == "fired" and result.extra["p_value"] < 0.05
+
+
+def test_noise_alone_fires_at_most_alpha_of_the_time() -> None:
+    """With a true accuracy exactly at the threshold, the test fires in <= alpha of windows."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    fired = sum(_perf(int(rng.binomial(200, 0.52)), 200).fired for _ in range(2000))
+    assert fired / 2000 <= 0.05
+    # A bare comparison would fire about half the time.
+    bare = sum(rng.binomial(200, 0.52) / 200 < 0.52 for _ in range(2000)) / 2000
+    assert bare > 0.35
+
+
+def test_binomial_p_value_matches_scipy_exact_test() -> None:
+    from scipy.stats import binomtest
+
+    assert accuracy_below_p_value(40, 100, 0.52) == pytest.approx(binomtest(40, 100, 0.52, alternative="less").pvalue)
+
+
+def test_decision_collects_reasons() -> None:
+    decision = Decision(
+        "BTC",
+        "uptrend",
+        "2025-02-20",
+        AS_OF.isoformat(),
+        "3",
+        (
+            schedule_trigger(AS_OF - timedelta(days=9), AS_OF, 7),
+            _perf(50, 100),
+            TriggerResult("drift", "fired", "3 features drifted"),
+        ),
+    )
+    assert decision.retrain and decision.reasons == ["schedule", "drift"] and decision.reason == "schedule+drift"
+    record = decision.to_dict()
+    assert record["triggers"]["performance"]["status"] == "ok" and record["retrain"] is True
