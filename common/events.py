@@ -44,14 +44,10 @@ class NotifyEvent(BaseModel):
     results: list[ModelOutcome] = Field(max_length=1000)
 
 
-class IngestRequest(BaseModel):
-    """``detail`` of the ingest function's event. The scheduled rule sends ``{}`` (everything from
-    settings, as-of = the event's time); a manual run may narrow symbols or replay a past day."""
-
+class _SymbolsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     symbols: list[str] | None = Field(None, min_length=1, max_length=500)
-    interval: Interval | None = None
     as_of: UtcDatetime | None = None
 
     @field_validator("symbols")
@@ -61,6 +57,13 @@ class IngestRequest(BaseModel):
         if bad:
             raise ValueError(f"symbols must be upper-case tickers like BTC, got {bad}")
         return symbols
+
+
+class IngestRequest(_SymbolsRequest):
+    """``detail`` of the ingest function's event. The scheduled rule sends ``{}`` (everything from
+    settings, as-of = the event's time); a manual run may narrow symbols or replay a past day."""
+
+    interval: Interval | None = None
 
 
 class TrainModelEvent(BaseModel):
@@ -104,3 +107,7 @@ class PromoteModelEvent(BaseModel):
     as_of: UtcDatetime | None = None
     interval: Interval | None = None
     trained: TrainResult
+
+
+class CheckRequest(_SymbolsRequest):
+    """``detail`` of the trigger checker's event: ``{}`` from the schedule, or a manual narrowing/replay."""

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,15 +59,18 @@ class VersionInfo:
     run_id: str
     tags: dict[str, str]
     aliases: tuple[str, ...]
+    created_at: datetime | None = None
 
 
 def _info(version: ModelVersion) -> VersionInfo:
+    created = getattr(version, "creation_timestamp", None)
     return VersionInfo(
         name=version.name,
         version=str(version.version),
         run_id=version.run_id or "",
         tags=dict(version.tags or {}),
         aliases=tuple(getattr(version, "aliases", ()) or ()),
+        created_at=datetime.fromtimestamp(created / 1000, tz=UTC) if created else None,
     )
 
 

@@ -8,6 +8,7 @@
     retrain validate validation report of the stored OHLCV (gaps, bad rows, staleness)
     retrain features the 19-feature table of a symbol (printed, or written with --csv)
     retrain train    train, register and promote one model (SYMBOL TREND) or the pool (--all)
+    retrain check    the daily trigger check: schedule, performance, drift; starts training if needed
 
 Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DATA_BUCKET`` is set
 (real AWS: also ``RETRAIN_STATE_MACHINE_ARN`` and ``MLFLOW_TRACKING_URI``), else the stack started by
@@ -252,6 +253,47 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+# --- check -------------------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from common.registry import Registry
+    from common.storage import S3ObjectStore
+    from common.trigger_check import run_check
+    from common.workflow import TrainingWorkflow
+    from retrain.stack.config import load_local_config
+    from retrain.stack.session import connect
+
+    symbols = _symbols(args.symbols)
+    with connect(
+        load_local_config(**({"symbols": symbols} if symbols else {})), progress=lambda m: _log(m, err=True)
+    ) as connection:
+        settings = load_settings()
+        as_of = args.date or settings.now()
+        if connection.mlflow_uri is None:
+            raise RetrainError("the check reads champions from MLflow: set MLFLOW_TRACKING_URI")
+        workflow = None
+        if not args.dry_run and connection.state_machine_arn:
+            workflow = TrainingWorkflow(connection.state_machine_arn)
+        started = time.monotonic()
+        summary = run_check(
+            settings,
+            Registry(connection.mlflow_uri),
+            S3ObjectStore(connection.bucket),
+            as_of=as_of,
+            start_execution=workflow.start if workflow else None,
+            symbols=symbols,
+            progress=(lambda m: _log(m, err=True)),
+        )
+        elapsed = time.monotonic() - started
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        print(f"check as of {as_of:%Y-%m-%d %H:%M} UTC ({elapsed:.1f}s)")
+        print(summary.render())
+        if args.dry_run and summary.to_retrain:
+            print("(--dry-run: no training started)")
+    return 1 if summary.errors else 0
+
+
 def _as_of(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -322,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", action="store_true", help="print every state-machine step")
     train.add_argument("--json", action="store_true", help="print the execution output as JSON")
     train.set_defaults(run=cmd_train)
+
+    check = commands.add_parser("check", help="run the daily trigger check (and start training if needed)")
+    check.add_argument("--date", type=_as_of, help="check as of this day's 00:00 UTC, YYYY-MM-DD (default: now)")
+    check.add_argument("--symbols", help="comma-separated symbols (default: RETRAIN_SYMBOLS)")
+    check.add_argument("--dry-run", action="store_true", help="decide and record, but start no training")
+    check.add_argument("--json", action="store_true", help="print the decisions as JSON")
+    check.set_defaults(run=cmd_check)
     return parser
 
 

@@ -1,0 +1,218 @@
+"""The daily check: every configured (symbol, trend) through the three triggers, one decision record per
+model per day in S3 (with its PSI chart), and at most one training execution per day.
+
+The execution name is derived from the day (``trigger-YYYY-MM-DD``): Step Functions refuses a second
+execution with the same name, so a repeated or concurrent invocation on the same day starts nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from common.bar_store import OhlcvStore
+from common.errors import RetrainError
+from common.keys import decision_key
+from common.prediction_log import live_accuracy_counts, read_records, window_start
+from common.promotion import decode_tags
+from common.registry import CHAMPION, Registry, VersionInfo
+from common.settings import TRENDS, Settings, registered_model_name
+from common.storage import S3ObjectStore
+from common.triggers import Decision, TriggerResult, performance_trigger, schedule_trigger
+
+StartExecution = Callable[[str, dict[str, Any]], bool]  # (name, input) -> started (False: already ran)
+
+
+def execution_name(day: datetime) -> str:
+    return f"trigger-{day:%Y-%m-%d}"
+
+
+@dataclass
+class CheckSummary:
+    as_of: datetime
+    decisions: list[Decision] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    execution: str | None = None
+    started: bool = False
+    drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> drift report (to_dict)
+
+    @property
+    def to_retrain(self) -> list[Decision]:
+        return [d for d in self.decisions if d.retrain]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "execution": self.execution,
+            "started": self.started,
+            "retrain": [f"{d.symbol} {d.trend}" for d in self.to_retrain],
+            "decisions": [d.to_dict() for d in self.decisions],
+            "errors": self.errors,
+        }
+
+    def render(self) -> str:
+        header = f"{'model':<20}{'champion':<10}{'schedule':<12}{'performance':<20}{'drift':<22}retrain"
+        lines = [header, "-" * len(header)]
+        for d in self.decisions:
+            by = {t.trigger: t for t in d.triggers}
+            lines.append(
+                f"{d.symbol + ' ' + d.trend:<20}{('v' + d.champion_version) if d.champion_version else '-':<10}"
+                f"{_cell(by.get('schedule')):<12}{_cell(by.get('performance')):<20}{_cell(by.get('drift')):<22}"
+                f"{d.reason if d.retrain else '-'}"
+            )
+        for model, error in self.errors.items():
+            lines.append(f"{model:<20}error: {error}")
+        started = "started" if self.started else "already ran today: nothing new started"
+        tail = f"{len(self.to_retrain)} of {len(self.decisions)} model(s) to retrain"
+        if self.execution:
+            tail += f"; execution {self.execution} {started}"
+        lines.append(tail)
+        return "\n".join(lines)
+
+
+def _cell(result: TriggerResult | None) -> str:
+    if result is None:
+        return "-"
+    if result.value is None:
+        return result.status
+    return f"{result.status} {result.value:.3g}"
+
+
+def check_model(
+    settings: Settings,
+    registry: Registry,
+    bars: OhlcvStore,
+    objects: S3ObjectStore,
+    *,
+    symbol: str,
+    trend: str,
+    as_of: datetime,
+    interval: str,
+) -> tuple[Decision, dict[str, Any] | None]:
+    name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
+    champion = registry.version_by_alias(name, CHAMPION)
+    tags = decode_tags(champion.tags) if champion else {}
+    trained = datetime.fromisoformat(tags["trained_as_of"]) if tags.get("trained_as_of") else None
+    if champion is not None and trained is None:
+        trained = champion.created_at
+    results = [schedule_trigger(trained if champion else None, as_of, settings.max_model_age_days)]
+    drift_report = None
+    if champion is not None:
+        results.append(_performance(settings, objects, symbol, trend, as_of, int(tags.get("prediction_window", 0))))
+        drift_result, drift_report = _drift(settings, registry, bars, champion, tags, symbol, as_of, interval)
+        results.append(drift_result)
+    decision = Decision(
+        symbol=symbol,
+        trend=trend,
+        day=f"{as_of:%Y-%m-%d}",
+        as_of=as_of.isoformat(),
+        champion_version=champion.version if champion else None,
+        triggers=tuple(results),
+    )
+    return decision, drift_report
+
+
+def _performance(
+    settings: Settings, objects: S3ObjectStore, symbol: str, trend: str, as_of: datetime, horizon_days: int
+) -> TriggerResult:
+    since = window_start(as_of, settings.perf_window_days)
+    # A prediction resolves a horizon after its bar: read far enough back to see what resolved in the window.
+    records = read_records(objects, symbol, trend, since=window_start(since, horizon_days), until=as_of)
+    in_window = [r for r in records if r.resolved_at is not None and since <= r.resolved_at <= as_of]
+    correct, total = live_accuracy_counts(in_window)
+    return performance_trigger(
+        correct,
+        total,
+        threshold=settings.perf_accuracy_threshold,
+        min_predictions=settings.perf_min_predictions,
+        alpha=settings.perf_alpha,
+        window_days=settings.perf_window_days,
+    )
+
+
+def _drift(
+    settings: Settings,
+    registry: Registry,
+    bars: OhlcvStore,
+    champion: VersionInfo,
+    tags: dict[str, Any],
+    symbol: str,
+    as_of: datetime,
+    interval: str,
+) -> tuple[TriggerResult, dict[str, Any] | None]:
+    from common.drift import check_drift
+    from common.drift_reference import DriftReference
+    from common.features import compute_features
+
+    uri = str(tags.get("drift_reference") or "")
+    if not uri.startswith("runs:/"):
+        return TriggerResult("drift", "not_checked", f"v{champion.version} has no drift reference"), None
+    run_id, path = uri.removeprefix("runs:/").split("/", 1)
+    reference = DriftReference.from_dict(registry.load_json_artifact(run_id, path))
+    loaded = bars.load(symbol, interval, as_of=as_of, gap_policy=settings.gap_policy)
+    features = compute_features(loaded.bars)  # the whole history, as training computed them
+    current = features.tail(settings.drift_window_bars)
+    report = check_drift(reference, current, settings)
+    return report.trigger_result(), report.to_dict()
+
+
+def run_check(
+    settings: Settings,
+    registry: Registry,
+    objects: S3ObjectStore,
+    *,
+    as_of: datetime,
+    start_execution: StartExecution | None,
+    symbols: tuple[str, ...] | None = None,
+    interval: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> CheckSummary:
+    interval = interval or settings.interval
+    bars = OhlcvStore(objects)
+    summary = CheckSummary(as_of=as_of)
+    for symbol in symbols or settings.symbols:
+        for trend in TRENDS:
+            model = f"{symbol} {trend}"
+            try:
+                decision, drift = check_model(
+                    settings, registry, bars, objects, symbol=symbol, trend=trend, as_of=as_of, interval=interval
+                )
+            except RetrainError as exc:  # one model's problem (no data, bad reference) never stops the others
+                summary.errors[model] = f"{type(exc).__name__}: {exc}"
+                continue
+            summary.decisions.append(decision)
+            record = decision.to_dict()
+            if drift is not None:
+                record["drift"] = drift
+                summary.drift[model] = drift
+                _write_psi_chart(objects, decision, drift)
+            objects.put_json(decision_key(symbol, trend, as_of), record)
+            progress(f"{model}: {'retrain (' + decision.reason + ')' if decision.retrain else 'keep'}")
+    if summary.to_retrain and start_execution is not None:
+        summary.execution = execution_name(as_of)
+        payload = {
+            "models": [{"symbol": d.symbol, "trend": d.trend, "reason": d.reason} for d in summary.to_retrain],
+            "as_of": as_of.isoformat(),
+        }
+        summary.started = start_execution(summary.execution, payload)
+    return summary
+
+
+def _write_psi_chart(objects: S3ObjectStore, decision: Decision, drift: dict[str, Any]) -> None:
+    from common.plots import psi_bars_png
+
+    psi = {name: value for name, value in (drift.get("psi") or {}).items() if value is not None}
+    if not psi:
+        return
+    png = psi_bars_png(
+        psi,
+        threshold=drift.get("thresholds") or 0.2,
+        title=f"{decision.symbol} {decision.trend}: PSI on {decision.day} ({drift.get('decision')})",
+    )
+    objects.put_bytes(
+        decision_key(decision.symbol, decision.trend, datetime.fromisoformat(decision.as_of), "_psi.png"),
+        png,
+        content_type="image/png",
+    )

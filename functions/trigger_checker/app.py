@@ -1,0 +1,64 @@
+"""Daily trigger check (EventBridge schedule): schedule, performance and drift triggers for every model,
+a decision record per model per day, and one training execution for the models that need it.
+
+The as-of time is the event's own time and the execution name is derived from its day, so a retried,
+repeated or concurrent invocation on the same day starts nothing new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.events import CheckRequest
+from common.registry import Registry
+from common.settings import get_settings
+from common.storage import S3ObjectStore
+from common.trigger_check import run_check
+from common.workflow import TrainingWorkflow
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+METRIC_NAMES = {"schedule": "ChampionAgeDays", "performance": "LiveAccuracy", "drift": "MaxPSI"}
+
+
+class CheckEvent(EventBridgeModel):
+    version: str = "0"  # EventBridge always sends "0"; `sam local generate-event` omits it
+    detail: CheckRequest
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+@event_parser(model=CheckEvent)
+def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    as_of = event.detail.as_of or settings.as_of or event.time
+    workflow = TrainingWorkflow(settings.state_machine_arn) if settings.state_machine_arn else None
+    summary = run_check(
+        settings,
+        Registry(settings.tracking_uri),
+        S3ObjectStore(settings.bucket),
+        as_of=as_of,
+        start_execution=workflow.start if workflow else None,
+        symbols=tuple(event.detail.symbols) if event.detail.symbols else None,
+        progress=logger.info,
+    )
+    for decision in summary.decisions:
+        for result in decision.triggers:
+            if result.value is not None:
+                # One metric per model: a per-model dimension needs its own EMF document.
+                with single_metric(
+                    name=METRIC_NAMES[result.trigger], unit=MetricUnit.Count, value=result.value
+                ) as metric:
+                    metric.add_dimension(name="model", value=f"{decision.symbol}_{decision.trend}")
+    metrics.add_metric(name="ModelsToRetrain", unit=MetricUnit.Count, value=len(summary.to_retrain))
+    metrics.add_metric(name="CheckErrors", unit=MetricUnit.Count, value=len(summary.errors))
+    logger.info("check finished", extra=summary.to_dict())
+    return summary.to_dict()
