@@ -18,6 +18,15 @@ definition (each edge is an actual training value), deduplicated, minus any edge
 With right-closed bins this guarantees every reference bin holds at least one training value: bin i
 holds its own upper edge, and the last bin (ek, +inf) is non-empty because ek < max. A constant feature
 gets no interior edge and one bin with share 1.
+
+Null profile (optional, for the trigger's adaptive threshold in :mod:`common.drift`): PSI's spread under
+no drift is far larger than the i.i.d. formula (bins-1)*(1/N+1/M) says, because the features are strongly
+autocorrelated (a 90-bar window of MACD sits in two or three deciles). So :func:`build_reference` also
+records, per feature, the mean and variance of the (smoothed) PSI of every ``w``-bar window of the training
+series against the training shares, for window lengths ``w`` in :data:`NULL_PROFILE_WINDOWS` up to half the
+series. That is the training period's own window-to-window variability, measured once where the data is.
+It needs the rows in time order. References stored before the profile existed simply lack it (the field
+defaults to empty and the drift check falls back to the i.i.d. threshold).
 """
 
 from __future__ import annotations
@@ -34,6 +43,17 @@ import pandas as pd
 FORMAT_VERSION = 1
 DEFAULT_BINS = 10
 
+#: Added to every bin count before PSI compares shares (Jeffreys / Krichevsky-Trofimov estimate): it keeps
+#: ln(q/p) finite for a bin the current window leaves empty, its weight fades like 1/M as windows grow, and
+#: unlike an epsilon floor (1e-4) it does not make one empty bin worth p*ln(p/1e-4) ~ 0.7 in a short window.
+PSI_SMOOTHING = 0.5
+#: Window lengths (bars) of the null profile; those longer than half the training series are skipped.
+NULL_PROFILE_WINDOWS: tuple[int, ...] = (
+    5, 7, 10, 14, 20, 30, 45, 60, 90, 120, 180, 270, 365, 540, 730, 1095, 1460, 2190, 2920, 4380, 6570, 8760,
+)  # fmt: skip
+# Window starts per profiled length: a stride keeps long (hourly) series cheap; the mean stays unbiased.
+_PROFILE_MAX_STARTS = 256
+
 
 @dataclass(frozen=True)
 class FeatureReference:
@@ -41,21 +61,34 @@ class FeatureReference:
 
     ``count == 0`` (an all-missing feature) has no distribution: ``shares`` is ``(0.0,)`` and PSI must not
     be computed on it; its ``missing_rate`` of 1.0 carries the information.
+
+    ``null_windows``/``null_psi_mean``/``null_psi_var``: the optional null profile (module docstring), empty
+    when the reference predates it or the feature has one bin or too few values.
     """
 
     edges: tuple[float, ...]
     shares: tuple[float, ...]
     missing_rate: float
     count: int
+    null_windows: tuple[int, ...] = ()
+    null_psi_mean: tuple[float, ...] = ()
+    null_psi_var: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types; Python's float repr round-trips exactly."""
-        return {
+        """Plain JSON types; Python's float repr round-trips exactly. The profile key only when there is one."""
+        data: dict[str, Any] = {
             "edges": list(self.edges),
             "shares": list(self.shares),
             "missing_rate": self.missing_rate,
             "count": self.count,
         }
+        if self.null_windows:
+            data["null_profile"] = {
+                "windows": list(self.null_windows),
+                "psi_mean": list(self.null_psi_mean),
+                "psi_var": list(self.null_psi_var),
+            }
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureReference:
@@ -70,7 +103,16 @@ class FeatureReference:
             raise ValueError(f"a feature reference needs len(edges) + 1 shares, got {len(edges)} and {len(shares)}")
         if any(b <= a for a, b in pairwise(edges)):
             raise ValueError("feature reference edges must be strictly increasing")
-        return cls(edges=edges, shares=shares, missing_rate=missing_rate, count=count)
+        windows, means, variances = _profile_from_dict(data.get("null_profile"))
+        return cls(
+            edges=edges,
+            shares=shares,
+            missing_rate=missing_rate,
+            count=count,
+            null_windows=windows,
+            null_psi_mean=means,
+            null_psi_var=variances,
+        )
 
 
 @dataclass(frozen=True)
@@ -130,11 +172,13 @@ def build_reference(
     bins: int = DEFAULT_BINS,
     first_bar: datetime | str | None = None,
     last_bar: datetime | str | None = None,
+    null_profile: bool = True,
 ) -> DriftReference:
-    """The drift reference of a training feature table (one column per feature).
+    """The drift reference of a training feature table (one column per feature, rows in time order).
 
     ``first_bar``/``last_bar`` default to the first and last index labels when the index is a
-    DatetimeIndex (the training data's range), else None.
+    DatetimeIndex (the training data's range), else None. A DatetimeIndex out of order is sorted for the
+    null profile (``null_profile=False`` skips it), which is the only part that depends on row order.
     """
     if not isinstance(features, pd.DataFrame):
         raise TypeError("features must be a DataFrame")
@@ -142,13 +186,15 @@ def build_reference(
         raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
     if first_bar is None and last_bar is None and isinstance(features.index, pd.DatetimeIndex) and len(features):
         first_bar, last_bar = features.index.min(), features.index.max()
+    if isinstance(features.index, pd.DatetimeIndex) and not features.index.is_monotonic_increasing:
+        features = features.sort_index(kind="stable")
     references: dict[str, FeatureReference] = {}
     for name in features.columns:
         try:
             values = features[name].to_numpy(dtype="float64")
         except (TypeError, ValueError):
             raise ValueError(f"feature {name!r} is not numeric") from None
-        references[str(name)] = feature_reference(values, bins=bins)
+        references[str(name)] = feature_reference(values, bins=bins, null_profile=null_profile)
     return DriftReference(
         features=references,
         bins=bins,
@@ -158,8 +204,8 @@ def build_reference(
     )
 
 
-def feature_reference(values: np.ndarray, *, bins: int = DEFAULT_BINS) -> FeatureReference:
-    """Reference of one feature's training values (module docstring: edges and bin convention)."""
+def feature_reference(values: np.ndarray, *, bins: int = DEFAULT_BINS, null_profile: bool = True) -> FeatureReference:
+    """Reference of one feature's training values in time order (module docstring: edges, bins, profile)."""
     values = np.asarray(values, dtype="float64").ravel()
     finite = values[np.isfinite(values)]
     missing_rate = float((len(values) - len(finite)) / len(values)) if len(values) else 0.0
@@ -169,11 +215,15 @@ def feature_reference(values: np.ndarray, *, bins: int = DEFAULT_BINS) -> Featur
     edges = np.unique(quantiles)
     edges = edges[edges < finite.max()]
     shares = bin_shares(finite, edges)
+    windows, means, variances = null_psi_profile(finite, edges, shares) if null_profile else ((), (), ())
     return FeatureReference(
         edges=tuple(float(e) for e in edges),
         shares=tuple(float(s) for s in shares),
         missing_rate=missing_rate,
         count=len(finite),
+        null_windows=windows,
+        null_psi_mean=means,
+        null_psi_var=variances,
     )
 
 
@@ -190,6 +240,76 @@ def bin_shares(values: np.ndarray, edges: tuple[float, ...] | list[float] | np.n
     # side="left": the first edge >= v, so a value equal to an edge lands in the bin that edge closes.
     index = np.searchsorted(edges_array, finite, side="left")
     return np.bincount(index, minlength=len(edges_array) + 1) / len(finite)
+
+
+def smoothed_shares(counts: np.ndarray, smoothing: float = PSI_SMOOTHING) -> np.ndarray:
+    """``(count + s) / (total + s * bins)`` along the last axis: shares with no zero (:data:`PSI_SMOOTHING`)."""
+    counts = np.asarray(counts, dtype="float64")
+    total = counts.sum(axis=-1, keepdims=True)
+    return (counts + smoothing) / (total + smoothing * counts.shape[-1])
+
+
+def reference_shares(ref: FeatureReference, smoothing: float = PSI_SMOOTHING) -> np.ndarray:
+    """The reference's shares smoothed like a current window's (same rule on both sides of PSI); a no-op in
+    practice (no reference bin is empty) but it keeps a hand-made reference with a zero share finite."""
+    return smoothed_shares(np.asarray(ref.shares) * ref.count, smoothing)
+
+
+def psi_from_counts(counts: np.ndarray, expected: np.ndarray, smoothing: float = PSI_SMOOTHING) -> np.ndarray:
+    """PSI of bin counts (last axis: bins) against smoothed expected shares: sum (q - p) ln(q / p)."""
+    observed = smoothed_shares(counts, smoothing)
+    return np.sum((observed - expected) * np.log(observed / expected), axis=-1)
+
+
+def null_psi_profile(
+    finite: np.ndarray,
+    edges: np.ndarray | tuple[float, ...],
+    shares: np.ndarray | tuple[float, ...],
+    *,
+    smoothing: float = PSI_SMOOTHING,
+    windows: tuple[int, ...] = NULL_PROFILE_WINDOWS,
+) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+    """Mean and variance of the PSI of every ``w``-bar window of ``finite`` (time order) against the series'
+    own shares, for each ``w`` in ``windows`` up to half the series (module docstring: why).
+
+    Cumulative bin counts give every window's counts at once, and all lengths go through PSI in one batch.
+    """
+    finite = np.asarray(finite, dtype="float64")
+    edges_array = np.asarray(edges, dtype="float64")
+    bins, n = len(edges_array) + 1, len(finite)
+    usable = [w for w in windows if w <= n // 2]
+    if bins < 2 or not usable:
+        return (), (), ()
+    expected = smoothed_shares(np.asarray(shares, dtype="float64") * n, smoothing)
+    cumulative = np.zeros((n + 1, bins))
+    cumulative[1:] = np.cumsum(np.eye(bins)[np.searchsorted(edges_array, finite, side="left")], axis=0)
+    starts = [np.arange(0, n - w + 1, max(1, (n - w + 1) // _PROFILE_MAX_STARTS)) for w in usable]
+    sizes = np.array([len(s) for s in starts])
+    first = np.concatenate(starts)
+    values = psi_from_counts(cumulative[first + np.repeat(usable, sizes)] - cumulative[first], expected, smoothing)
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+    means = np.add.reduceat(values, offsets) / sizes
+    variances = np.add.reduceat((values - np.repeat(means, sizes)) ** 2, offsets) / sizes
+    return tuple(usable), tuple(float(m) for m in means), tuple(float(v) for v in variances)
+
+
+def _profile_from_dict(data: Any) -> tuple[tuple[int, ...], tuple[float, ...], tuple[float, ...]]:
+    """The optional ``null_profile`` entry; absent (an older reference) means no profile."""
+    if data is None:
+        return (), (), ()
+    try:
+        windows = tuple(int(w) for w in data["windows"])
+        means = tuple(float(m) for m in data["psi_mean"])
+        variances = tuple(float(v) for v in data["psi_var"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed null profile: {exc!r}") from None
+    if not len(windows) == len(means) == len(variances):
+        raise ValueError("a null profile needs as many means and variances as windows")
+    if any(w <= 0 for w in windows) or any(b <= a for a, b in pairwise(windows)):
+        raise ValueError("null profile windows must be positive and strictly increasing")
+    if not all(np.isfinite(x) and x >= 0 for x in means + variances):
+        raise ValueError("null profile means and variances must be finite and >= 0")
+    return windows, means, variances
 
 
 def _iso(moment: datetime | str | None) -> str | None:

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     )
     drift_window_bars: int = Field(90, ge=5, le=100_000, description="Newest closed bars compared with the reference.")
     drift_alpha: float = Field(0.05, gt=0, lt=0.5, description="Adaptive rule: family-wise false-alarm rate per check.")
+    drift_min_rows: int = Field(
+        20, ge=2, description="A feature with fewer current values is 'insufficient_data', never drift."
+    )
     drift_rule: DriftRule = Field(
         "adaptive", description="adaptive: sample-size-aware PSI threshold; fixed: the original rule."
     )
