@@ -9,6 +9,7 @@
     retrain features the 19-feature table of a symbol (printed, or written with --csv)
     retrain train    train, register and promote one model (SYMBOL TREND) or the pool (--all)
     retrain check    the daily trigger check: schedule, performance, drift; starts training if needed
+    retrain drift    PSI drift of one feature table against another (CSV files, no stack needed)
 
 Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DATA_BUCKET`` is set
 (real AWS: also ``RETRAIN_STATE_MACHINE_ARN`` and ``MLFLOW_TRACKING_URI``), else the stack started by
@@ -294,6 +295,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
+# --- drift -------------------------------------------------------------------------------------------
+def cmd_drift(args: argparse.Namespace) -> int:
+    from retrain.market import drift_between
+
+    report = drift_between(args.reference, args.current, load_settings(), png=args.png)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, default=str))
+        return 0
+    print(
+        f"rule {report.rule}, alpha {report.alpha}, {report.n_rows} current rows vs {report.reference_rows} reference rows"
+    )
+    print(f"{'feature':<32}{'psi':>9}{'threshold':>11}  {'missing ref/cur':<17}status")
+    for feature in report.features:
+        psi = f"{feature.psi:.4f}" if feature.psi is not None else "-"
+        threshold = f"{feature.threshold:.4f}" if feature.threshold is not None else "-"
+        missing = f"{feature.reference_missing_rate:.2f}/{feature.current_missing_rate:.2f}"
+        print(
+            f"{feature.name:<32}{psi:>9}{threshold:>11}  {missing:<17}{feature.status}{' (blind)' if feature.blind else ''}"
+        )
+    print(f"decision: {report.decision}{' - ' + report.reason if report.reason else ''}")
+    if args.png:
+        print(f"PSI chart: {args.png}")
+    return 0
+
+
 def _as_of(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -371,6 +397,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dry-run", action="store_true", help="decide and record, but start no training")
     check.add_argument("--json", action="store_true", help="print the decisions as JSON")
     check.set_defaults(run=cmd_check)
+
+    drift = commands.add_parser("drift", help="PSI drift of a current feature table against a reference table")
+    drift.add_argument(
+        "--reference",
+        type=Path,
+        required=True,
+        help="CSV with the 19 feature columns (e.g. from `retrain features --csv`)",
+    )
+    drift.add_argument("--current", type=Path, required=True, help="CSV with the same columns")
+    drift.add_argument("--png", type=Path, help="also write the PSI bar chart here")
+    drift.add_argument("--json", action="store_true", help="per-feature `psi` and a top-level `drift_detected`")
+    drift.set_defaults(run=cmd_drift)
     return parser
 
 

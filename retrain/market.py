@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -98,3 +99,35 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     table.to_csv(tmp, index=False)
     tmp.replace(path)
+
+
+def drift_between(reference_csv: Path, current_csv: Path, settings: Settings, *, png: Path | None = None) -> Any:
+    """Drift report of one feature table against another, both as written by ``retrain features --csv``."""
+    from common.drift import as_chart_input, check_drift
+    from common.drift_reference import build_reference
+    from common.errors import DataFormatError
+    from common.features import FEATURE_NAMES
+
+    frames = []
+    for path in (reference_csv, current_csv):
+        try:
+            frame = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataFormatError(f"{path}: cannot read a CSV ({exc})") from None
+        if "date" in frame.columns:
+            frame = frame.set_index(pd.to_datetime(frame.pop("date"), utc=True, format="ISO8601"))
+        frames.append(frame)
+    reference_frame, current = frames
+    missing = [name for name in FEATURE_NAMES if name not in reference_frame.columns]
+    if missing:
+        raise DataFormatError(f"{reference_csv}: missing feature columns {missing}")
+    reference = build_reference(reference_frame[list(FEATURE_NAMES)], bins=settings.psi_bins)
+    report = check_drift(reference, current, settings)
+    if png is not None:
+        from common.plots import psi_bars_png
+
+        psi, thresholds = as_chart_input(report)
+        png.write_bytes(
+            psi_bars_png(psi, threshold=thresholds, title=f"PSI {current_csv.name} vs {reference_csv.name}")
+        )
+    return report
