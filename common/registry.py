@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,6 +85,9 @@ class Registry:
         if self._client is None:
             import mlflow
             from mlflow import MlflowClient
+
+            # Artifact downloads draw progress bars on stderr: noise in Lambda logs and CLI output.
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
             mlflow.set_tracking_uri(self.tracking_uri)
             self._client = MlflowClient(tracking_uri=self.tracking_uri)

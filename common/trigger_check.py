@@ -94,10 +94,7 @@ def check_model(
     name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
     champion = registry.version_by_alias(name, CHAMPION)
     tags = decode_tags(champion.tags) if champion else {}
-    trained = datetime.fromisoformat(tags["trained_as_of"]) if tags.get("trained_as_of") else None
-    if champion is not None and trained is None:
-        trained = champion.created_at
-    results = [schedule_trigger(trained if champion else None, as_of, settings.max_model_age_days)]
+    results = [schedule_trigger(_trained_at(champion, tags) if champion else None, as_of, settings.max_model_age_days)]
     drift_report = None
     if champion is not None:
         results.append(_performance(settings, objects, symbol, trend, as_of, int(tags.get("prediction_window", 0))))
@@ -112,6 +109,15 @@ def check_model(
         triggers=tuple(results),
     )
     return decision, drift_report
+
+
+def _trained_at(champion: VersionInfo, tags: dict[str, Any]) -> datetime | None:
+    """When the champion was trained, on the data clock (replays judge age against their as-of time):
+    its training as-of tag, else its last training bar, else (older versions) the registry's wall clock."""
+    for text in (tags.get("trained_as_of"), (tags.get("data_range") or {}).get("last")):
+        if text:
+            return datetime.fromisoformat(str(text))
+    return champion.created_at
 
 
 def _performance(
