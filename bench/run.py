@@ -15,10 +15,16 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import bench_append  # noqa: E402
+import bench_drift  # noqa: E402
 import bench_features  # noqa: E402
 import bench_training  # noqa: E402
 
-BENCHMARKS = (("features", bench_features.main), ("append", bench_append.main), ("training", bench_training.main))
+BENCHMARKS = (
+    ("features", bench_features.main),
+    ("append", bench_append.main),
+    ("training", bench_training.main),
+    ("drift", bench_drift.main),
+)
 
 
 def machine() -> str:
