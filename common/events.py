@@ -28,6 +28,8 @@ class ModelRequest(BaseModel):
 
 
 class PrepareDatasetEvent(BaseModel):
+    """What every per-model step of the state machine receives: the run, the model, the clock."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     run_id: str = Field(pattern=_NAME)
@@ -66,15 +68,9 @@ class IngestRequest(_SymbolsRequest):
     interval: Interval | None = None
 
 
-class TrainModelEvent(BaseModel):
+class TrainModelEvent(PrepareDatasetEvent):
     """TrainModel's input: the model, and the manifest PrepareDataset wrote (its figures are logged)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    run_id: str = Field(pattern=_NAME)
-    model: ModelRequest
-    as_of: UtcDatetime | None = None
-    interval: Interval | None = None
     dataset: dict[str, object] = Field(default_factory=dict)
 
 
@@ -99,13 +95,9 @@ class TrainResult(BaseModel):
     candidates: dict[str, float] = Field(default_factory=dict)  # classifier -> overall_score
 
 
-class PromoteModelEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PromoteModelEvent(PrepareDatasetEvent):
+    """PromoteModel's input: the model and what TrainModel registered."""
 
-    run_id: str = Field(pattern=_NAME)
-    model: ModelRequest
-    as_of: UtcDatetime | None = None
-    interval: Interval | None = None
     trained: TrainResult
 
 
