@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.notification import ModelOutcome
@@ -103,3 +104,18 @@ class PromoteModelEvent(PrepareDatasetEvent):
 
 class CheckRequest(_SymbolsRequest):
     """``detail`` of the trigger checker's event: ``{}`` from the schedule, or a manual narrowing/replay."""
+
+
+class ScheduledEvent(EventBridgeModel):
+    """An EventBridge schedule's event. ``version`` is always "0" from EventBridge; events made with
+    `sam local generate-event` omit it, so it defaults."""
+
+    version: str = "0"
+
+
+class IngestEvent(ScheduledEvent):
+    detail: IngestRequest
+
+
+class CheckEvent(ScheduledEvent):
+    detail: CheckRequest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 
 from common.errors import DataFormatError
@@ -72,7 +73,11 @@ def to_ohlcv_csv(bars: pd.DataFrame, *, interval: str | None = None, header: boo
     return text.set_axis(stamps).to_csv(header=header).encode()
 
 
+def closed_mask(index: pd.DatetimeIndex, interval: str, as_of: datetime) -> np.ndarray:
+    """True for bars whose close time (open + interval) is at or before ``as_of``."""
+    return np.asarray((index + interval_length(interval)) <= pd.Timestamp(as_of))
+
+
 def closed_bars(bars: pd.DataFrame, interval: str, as_of: datetime) -> pd.DataFrame:
-    """Bars whose close time (open + interval) is at or before ``as_of``: the open bar is never used."""
-    close_times = bars.index + interval_length(interval)
-    return bars.loc[close_times <= pd.Timestamp(as_of)]
+    """Bars closed at ``as_of``: the open bar is never used."""
+    return bars.loc[closed_mask(bars.index, interval, as_of)]

@@ -36,15 +36,10 @@ SAMPLE_ROWS = 20  # rows whose probabilities the registered version must reprodu
 OOS_ARTIFACT = "checks/oos_predictions.json"
 SAMPLE_ARTIFACT = "checks/sample_predictions.json"
 DRIFT_ARTIFACT = "drift/reference.json"
-PERIODS_PER_YEAR = {"1d": 365, "1h": 24 * 365}  # crypto trades every day
 
 
 def _noop(_: str) -> None:
     pass
-
-
-def target_pct(settings: Settings, trend: str) -> float:
-    return settings.target_up_pct if trend == "uptrend" else settings.target_down_pct
 
 
 # --- TrainModel --------------------------------------------------------------------------------------
@@ -63,7 +58,7 @@ def train_model(
 ) -> TrainResult:
     import mlflow
 
-    from common.training import evaluate_candidates, select_candidate, training_data
+    from common.training import evaluate_candidates, periods_per_year, select_candidate, training_data
 
     started = time.monotonic()
     interval = interval or settings.interval
@@ -78,7 +73,7 @@ def train_model(
         symbol, interval, as_of=as_of, gap_policy=settings.gap_policy, stale_after_bars=settings.stale_after_bars
     )
     data = training_data(
-        loaded.bars, trend=trend, horizon=settings.prediction_window, target_pct=target_pct(settings, trend)
+        loaded.bars, trend=trend, horizon=settings.prediction_window, target_pct=settings.target_pct(trend)
     )
     progress(f"{name}: {len(data.y)} labelled bars up to {loaded.report.last_closed_bar:%Y-%m-%d %H:%M}")
     evaluation = evaluate_candidates(
@@ -89,7 +84,7 @@ def train_model(
         purge=settings.purge_bars,
         seed=settings.train_seed,
         cost_per_trade=settings.cost_per_trade,
-        periods_per_year=PERIODS_PER_YEAR[interval],
+        periods_per_year=periods_per_year(interval),
         progress=progress,
     )
     selection = select_candidate(evaluation, settings)
@@ -108,7 +103,7 @@ def train_model(
             {
                 "interval": interval,
                 "prediction_window": settings.prediction_window,
-                "target_pct": target_pct(settings, trend),
+                "target_pct": settings.target_pct(trend),
                 "n_splits": settings.train_splits,
                 "test_size": settings.train_test_size,
                 "purge_bars": settings.purge_bars,
@@ -162,7 +157,7 @@ def train_model(
                     "classifier": candidate.name,
                     "metrics": _finite_metrics(candidate.metrics),
                     "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
-                    "target_pct": target_pct(settings, trend),
+                    "target_pct": settings.target_pct(trend),
                     "prediction_window": settings.prediction_window,
                     "interval": interval,
                     "feature_names": list(data.X.columns),
@@ -361,7 +356,7 @@ def _same_bars_scores(
 ) -> tuple[float, float, int] | None:
     """(challenger, champion, bars) overall_score on this run's test bars the champion never trained on."""
     from common.features import compute_features
-    from common.training import compute_metrics
+    from common.training import compute_metrics, periods_per_year
 
     champion_tags = decode_tags(champion.tags)
     champion_last = (champion_tags.get("data_range") or {}).get("last")
@@ -389,7 +384,7 @@ def _same_bars_scores(
             forward_returns=zeros,
             trend=trained.trend,
             cost_per_trade=0.0,
-            periods_per_year=PERIODS_PER_YEAR[interval],
+            periods_per_year=periods_per_year(interval),
         )
         return float(metrics["overall_score"])
 

@@ -216,9 +216,11 @@ class Registry:
 
 
 def positive_probability(model: Any, rows: pd.DataFrame) -> np.ndarray:
-    """P(trend) from a pyfunc (predict_proba output) or an sklearn estimator."""
-    raw = model.predict(rows) if not hasattr(model, "predict_proba") else model.predict_proba(rows)
-    values = np.asarray(raw, dtype="float64")
-    if values.ndim == 2:
-        values = values[:, -1]
-    return values
+    """P(trend) from an sklearn estimator (via its ``classes_``) or a pyfunc whose predict returns
+    ``predict_proba``'s columns (labels 0, 1, as logged by :meth:`Registry.log_model`)."""
+    if hasattr(model, "predict_proba"):
+        from common.training import positive_proba
+
+        return positive_proba(model, rows)
+    values = np.asarray(model.predict(rows), dtype="float64")
+    return values[:, -1] if values.ndim == 2 else values

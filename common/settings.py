@@ -283,6 +283,10 @@ class Settings(BaseSettings):
         """The as-of clock every component judges time against."""
         return self.as_of or datetime.now(UTC)
 
+    def target_pct(self, trend: str) -> float:
+        """The label threshold of ``trend`` (given as a positive fraction for both trends)."""
+        return self.target_up_pct if trend == "uptrend" else self.target_down_pct
+
     def model_names(self) -> list[str]:
         """Registered model names of the pool, ``{SYMBOL}_{trend}_model``."""
         return [registered_model_name(symbol, trend) for symbol in self.symbols for trend in TRENDS]

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataValidationError
-from common.ohlcv import COLUMNS, PRICE_COLUMNS, interval_length
+from common.ohlcv import COLUMNS, PRICE_COLUMNS, closed_mask, interval_length
 from common.settings import GapPolicy, as_utc
 
 MAX_EXAMPLES = 5
@@ -237,7 +237,7 @@ def validate_bars(
         frame = frame.loc[~repeated]
 
     # The open bar (and anything after the as-of time) is never a closed bar.
-    not_closed = frame.index + step > as_of_ts
+    not_closed = ~closed_mask(frame.index, interval, as_of_ts)
     issues.add(
         IssueKind.OPEN_BAR, Severity.INFO, frame.index[not_closed], f"not closed at {as_of_ts:%Y-%m-%d %H:%M}: dropped"
     )

@@ -12,21 +12,15 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import IngestRequest
+from common.events import IngestEvent
 from common.ingestion import SymbolIngestion, run_ingestion
 from common.settings import get_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-
-
-class IngestEvent(EventBridgeModel):
-    version: str = "0"  # EventBridge always sends "0"; `sam local generate-event` omits it
-    detail: IngestRequest
 
 
 def _log_symbol(item: SymbolIngestion) -> None:

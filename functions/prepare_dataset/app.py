@@ -10,10 +10,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.bar_store import OhlcvStore
 from common.datasets import describe_dataset
 from common.events import PrepareDatasetEvent
-from common.keys import dataset_manifest_key, ohlcv_key
-from common.ohlcv import parse_ohlcv_csv
+from common.keys import dataset_manifest_key
 from common.settings import get_settings
 from common.storage import S3ObjectStore
 
@@ -34,20 +34,17 @@ def handler(event: PrepareDatasetEvent, context: LambdaContext) -> dict[str, Any
     symbol, trend = event.model.symbol, event.model.trend
     logger.append_keys(run_id=event.run_id, symbol=symbol, trend=trend)
 
-    source_key = ohlcv_key(symbol, interval)
-    payload, version = store.get_versioned(source_key)
-    bars = parse_ohlcv_csv(payload, source=f"s3://{store.bucket}/{source_key}")
-    target_pct = settings.target_up_pct if trend == "uptrend" else settings.target_down_pct
+    stored = OhlcvStore(store).read(symbol, interval)
     manifest = describe_dataset(
-        bars,
+        stored.bars,
         symbol=symbol,
         trend=trend,
         interval=interval,
         as_of=as_of,
         prediction_window=settings.prediction_window,
-        target_pct=target_pct,
-        source_key=source_key,
-        source_version=version,
+        target_pct=settings.target_pct(trend),
+        source_key=stored.key,
+        source_version=stored.version_id,
         gap_policy=settings.gap_policy,
         stale_after_bars=settings.stale_after_bars,
     )

@@ -12,10 +12,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import CheckRequest
+from common.events import CheckEvent
 from common.registry import Registry
 from common.settings import get_settings
 from common.storage import S3ObjectStore
@@ -26,11 +25,6 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 METRIC_NAMES = {"schedule": "ChampionAgeDays", "performance": "LiveAccuracy", "drift": "MaxPSI"}
-
-
-class CheckEvent(EventBridgeModel):
-    version: str = "0"  # EventBridge always sends "0"; `sam local generate-event` omits it
-    detail: CheckRequest
 
 
 @logger.inject_lambda_context
