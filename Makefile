@@ -32,6 +32,8 @@ test: lint
 	.venv/bin/pytest
 
 bench: setup
+	# the peer tools the benchmarks compare against (Evidently) come from the bench group, added on top
+	$(UV) sync --frozen --compile-bytecode --group bench --inexact --python $(PYTHON) --no-python-downloads
 	.venv/bin/python bench/run.py bench/RESULTS.md
 
 clean:

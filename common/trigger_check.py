@@ -207,14 +207,15 @@ def run_check(
 
 
 def _write_psi_chart(objects: S3ObjectStore, decision: Decision, drift: dict[str, Any]) -> None:
+    from common.drift import as_chart_input
     from common.plots import psi_bars_png
 
-    psi = {name: value for name, value in (drift.get("psi") or {}).items() if value is not None}
+    psi, thresholds = as_chart_input(drift)
     if not psi:
         return
     png = psi_bars_png(
         psi,
-        threshold=drift.get("thresholds") or 0.2,
+        threshold=thresholds,
         title=f"{decision.symbol} {decision.trend}: PSI on {decision.day} ({drift.get('decision')})",
     )
     objects.put_bytes(

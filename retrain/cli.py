@@ -296,6 +296,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # --- drift -------------------------------------------------------------------------------------------
+def _print_drift_row(name: str, feature: Any, missing: str) -> None:
+    psi = f"{feature.psi:.4f}" if feature.psi is not None else "-"
+    threshold = f"{feature.threshold:.4f}" if feature.threshold is not None else "-"
+    print(f"{name:<32}{psi:>9}{threshold:>11}  {missing:<17}{feature.status}{' (blind)' if feature.blind else ''}")
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from retrain.market import drift_between
 
@@ -308,12 +314,13 @@ def cmd_drift(args: argparse.Namespace) -> int:
     )
     print(f"{'feature':<32}{'psi':>9}{'threshold':>11}  {'missing ref/cur':<17}status")
     for feature in report.features:
-        psi = f"{feature.psi:.4f}" if feature.psi is not None else "-"
-        threshold = f"{feature.threshold:.4f}" if feature.threshold is not None else "-"
-        missing = f"{feature.reference_missing_rate:.2f}/{feature.current_missing_rate:.2f}"
-        print(
-            f"{feature.name:<32}{psi:>9}{threshold:>11}  {missing:<17}{feature.status}{' (blind)' if feature.blind else ''}"
+        _print_drift_row(
+            feature.name, feature, f"{feature.reference_missing_rate:.2f}/{feature.current_missing_rate:.2f}"
         )
+    if report.residuals:
+        print(f"\n{'residual (feature given the others)':<32}{'psi':>9}{'threshold':>11}  {'':<17}status")
+        for residual in report.residuals:
+            _print_drift_row(residual.name, residual, "")
     print(f"decision: {report.decision}{' - ' + report.reason if report.reason else ''}")
     if args.png:
         print(f"PSI chart: {args.png}")

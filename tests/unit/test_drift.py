@@ -288,7 +288,7 @@ def test_fixed_rule_exact_thresholds() -> None:
 
 
 def test_adaptive_without_profile_is_the_chi_square_formula() -> None:
-    reference = build_reference(_normal(1000), null_profile=False)
+    reference = build_reference(_normal(1000), null_profile=False, residuals=False)
     assert all(not ref.null_windows for ref in reference.features.values())
     report = psi(reference, _normal(90, seed=3), alpha=0.05)
     for feature in report.features:
@@ -337,11 +337,13 @@ def test_blind_features_are_reported_not_dropped() -> None:
 def test_report_feeds_the_psi_chart(reference: DriftReference) -> None:
     report = psi(reference, _normal(150, seed=15).assign(a=lambda f: f["a"] + 1))
     values, limits = as_chart_input(report)
-    assert set(values) == set(limits) == {"a", "b", "c"}
+    residuals = {f"{name} (residual)" for name in report.residual_psi}
+    assert residuals and set(values) == set(limits) == {"a", "b", "c"} | residuals
     assert psi_bars_png(values, threshold=limits, title="drift").startswith(b"\x89PNG")
-    data = report.to_dict()  # the way the trigger checker feeds it from the decision record
-    psi_values = {k: v for k, v in data["psi"].items() if v is not None}
-    assert psi_bars_png(psi_values, threshold=data["thresholds"], title="drift").startswith(b"\x89PNG")
+    # The trigger checker feeds it from the decision record (to_dict, through JSON): the same bars.
+    assert as_chart_input(json.loads(json.dumps(report.to_dict()))) == (values, limits)
+    fixed_values, _ = as_chart_input(decide(report, "fixed"))
+    assert set(fixed_values) == {"a", "b", "c"}  # the original rule does not judge residuals
 
 
 def test_trigger_result_and_settings(reference: DriftReference) -> None:
@@ -391,3 +393,102 @@ def test_many_rows_are_counted_without_a_python_loop(reference: DriftReference) 
     report = psi(reference, current)
     assert report.n_rows == 200_000 and report.feature("a").n_current == 200_000
     assert report.decision == "no_drift"
+
+
+def _market_like(n: int, seed: int = 0) -> pd.DataFrame:
+    """Five persistent features driven by one common random-walk factor (like trend indicators moving
+    together with the market), plus an exact linear combination of two of them (like MACD_Hist)."""
+    rng = np.random.default_rng(seed)
+    factor = np.cumsum(rng.normal(size=n)) / 10
+    frame = pd.DataFrame({f"f{i}": factor * (1 + i / 4) + rng.normal(0, 0.3, size=n) for i in range(5)})
+    frame["diff"] = frame["f0"] - frame["f1"]
+    return frame
+
+
+def test_residual_model_leaves_exact_linear_combinations_out_of_the_basis() -> None:
+    reference = build_reference(_market_like(3000))
+    model = reference.residuals
+    assert model is not None
+    assert len(model.basis) == 5  # one of f0, f1, diff is redundant: its residual would be rounding noise
+    assert set(model.features) == set(model.basis)
+    assert DriftReference.from_json(reference.to_json()) == reference
+
+
+def test_a_feature_breaking_away_from_the_others_is_caught_by_its_residual() -> None:
+    history = _market_like(4000, seed=1)
+    reference = build_reference(history.iloc[:3000])
+    window = history.iloc[3200:3290].copy()
+    quiet = psi(reference, window)
+    assert not quiet.drifted_residuals
+    window["f2"] += 0.5 * history["f2"].iloc[:3000].std()  # half a standard deviation, one feature
+    report = psi(reference, window)
+    assert "f2" not in report.drifted_features  # its marginal PSI is within the factor's own wandering
+    assert report.drifted_residuals == ("f2",) or "f2" in report.drifted_residuals
+    assert report.drift_detected and "broke away" in report.reason
+    assert report.trigger_result().status == "fired"
+    assert report.trigger_result().extra["drifted_residuals"] == list(report.drifted_residuals)
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))
+    assert data["drift_detected"] is True and set(data["residual_psi"]) == set(reference.residuals.basis)
+
+
+def test_fixed_rule_does_not_judge_residuals() -> None:
+    history = _market_like(4000, seed=1)
+    reference = build_reference(history.iloc[:3000])
+    window = history.iloc[3200:3290].copy()
+    window["f2"] += 0.5 * history["f2"].iloc[:3000].std()
+    report = psi(reference, window, rule="fixed")
+    assert report.residuals and all(f.threshold is None and not f.drifted for f in report.residuals)
+    assert not report.drifted_residuals
+
+
+def test_residuals_of_rows_with_a_missing_value_are_missing() -> None:
+    history = _market_like(4000, seed=2)
+    reference = build_reference(history.iloc[:3000])
+    window = history.iloc[3000:3090].copy()
+    window.iloc[:80, window.columns.get_loc("f3")] = np.nan  # 10 rows left with every basis value
+    report = psi(reference, window)
+    assert all(f.status == "insufficient_data" and f.n_current == 10 for f in report.residuals)
+    assert not any(f.missing_jump for f in report.residuals)  # the missing signal stays on the feature itself
+    assert report.feature("f3").missing_jump
+
+
+def test_no_residual_model_without_enough_complete_rows_or_features() -> None:
+    assert build_reference(_market_like(100)).residuals is None  # 5 folds x 10 rows x 6 features needed
+    assert build_reference(_normal(3000, columns=("a", "b"))).residuals is None
+    assert build_reference(_market_like(3000), residuals=False).residuals is None
+    empty = psi(build_reference(_market_like(3000)), _market_like(0))
+    assert empty.decision == "insufficient_data" and all(not f.measured for f in empty.residuals)
+
+
+def test_malformed_residual_models_are_refused() -> None:
+    data = build_reference(_market_like(3000)).to_dict()
+    broken = json.loads(json.dumps(data))
+    broken["residuals"]["weights"] = broken["residuals"]["weights"][:-1]
+    with pytest.raises(ValueError, match="one mean, scale and weight row"):
+        DriftReference.from_dict(broken)
+    broken = json.loads(json.dumps(data))
+    broken["residuals"]["basis"][0] = "nope"
+    with pytest.raises(ValueError, match="residual"):
+        DriftReference.from_dict(broken)
+    broken = json.loads(json.dumps(data))
+    broken["residuals"]["scale"][0] = 0.0
+    with pytest.raises(ValueError, match="scales must be > 0"):
+        DriftReference.from_dict(broken)
+
+
+def test_residuals_are_the_least_squares_residuals_of_each_feature_on_the_others() -> None:
+    history = _market_like(3000, seed=3)
+    model = build_reference(history).residuals
+    assert model is not None
+    values = history[list(model.basis)].to_numpy()
+    z = (values - values.mean(axis=0)) / values.std(axis=0)
+    residuals = model.residuals(history)
+    assert residuals.shape == (len(model.basis), len(history))
+    for j in range(len(model.basis)):
+        others = np.c_[np.delete(z, j, axis=1), np.ones(len(z))]
+        coef, *_ = np.linalg.lstsq(others, z[:, j], rcond=None)
+        np.testing.assert_allclose(residuals[j], z[:, j] - others @ coef, atol=1e-6)
+    window = history.iloc[:50].copy()
+    window.iloc[3, 0], window.iloc[7, 2] = np.nan, np.inf
+    partial = model.residuals(window)
+    assert np.isnan(partial[:, [3, 7]]).all() and np.isfinite(np.delete(partial, [3, 7], axis=1)).all()

@@ -43,7 +43,9 @@ def rates(sim: ModuleType) -> pd.DataFrame:
     histories = sim.load_histories()
     assert len(histories) == 16
     trials, _ = sim.simulate(histories, placements=PLACEMENTS, designs=("held_out",), with_iid_rule=False)
-    return sim.rates(trials).loc["held_out"]
+    table = sim.rates(trials).loc["held_out"]
+    print(table.to_string())  # shown with -s / on failure: the figures behind the assertions
+    return table
 
 
 @pytest.mark.parametrize("window", [30, 90, 365])
@@ -58,17 +60,24 @@ def test_fixed_rule_fires_on_almost_every_window_without_drift(rates: pd.DataFra
 
 
 def test_adaptive_rule_detects_a_planted_shift_at_90_bars(rates: pd.DataFrame) -> None:
-    # Regression floor of what the sound rule reaches (bench: about 51 % with 40 placements); an oracle that
-    # rescales the thresholds on these very windows to exactly 5 % false alarms reaches about 63 %.
-    assert rates.loc[90, "adaptive_shift"] >= 0.40
+    # Regression floor of what the sound rule reaches (bench: about 86 % with 40 placements); an oracle that
+    # rescales its thresholds on these very windows to exactly 5 % false alarms reaches about 87 %.
+    assert rates.loc[90, "adaptive_shift"] >= 0.80
     assert rates.loc[365, "adaptive_shift"] >= rates.loc[30, "adaptive_shift"]
+
+
+@pytest.mark.parametrize(("window", "gain"), [(30, 0.3), (90, 0.25), (365, 0.1)])
+def test_residual_psi_is_where_the_detection_comes_from(rates: pd.DataFrame, window: int, gain: float) -> None:
+    # Marginal PSI alone: about 30 / 53 / 59 % (bench); a shifted feature breaks away from the features it
+    # moves with, which its residual shows. Long windows see more of a persistent feature's range.
+    assert rates.loc[window, "adaptive_shift"] >= rates.loc[window, "marginal_shift"] + gain
 
 
 @pytest.mark.xfail(
     strict=True,
     reason="issue 5's 90 % detection target at 90 bars is not reached with <= 5 % false alarms on "
-    "autocorrelated real windows (0.5 sd is inside a persistent feature's own window-to-window spread); "
-    "figures: bench/drift_simulation.py",
+    "autocorrelated real windows: 86 % (the MACD family, ADX and the OBV/AD changes are too persistent for a "
+    "0.5 sd shift to show in 90 bars); figures: bench/drift_simulation.py",
 )
 def test_issue_target_detection_at_90_bars(rates: pd.DataFrame) -> None:
     assert rates.loc[90, "adaptive_shift"] >= 0.90
