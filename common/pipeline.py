@@ -28,13 +28,20 @@ from common.bar_store import OhlcvStore
 from common.events import TrainResult
 from common.ohlcv import interval_length
 from common.promotion import decide_promotion, decode_tags, encode_tags
-from common.registry import CHAMPION, EXECUTION_TAG, RESULT_TAG, Registry, positive_probability
+from common.registry import (
+    CHAMPION,
+    EXECUTION_TAG,
+    RESULT_TAG,
+    SAMPLE_ARTIFACT,
+    Registry,
+    load_back_problem,
+    positive_probability,
+)
 from common.settings import Settings, registered_model_name
 
 Progress = Callable[[str], None]
 SAMPLE_ROWS = 20  # rows whose probabilities the registered version must reproduce when loaded back
 OOS_ARTIFACT = "checks/oos_predictions.json"
-SAMPLE_ARTIFACT = "checks/sample_predictions.json"
 DRIFT_ARTIFACT = "drift/reference.json"
 
 
@@ -289,7 +296,7 @@ def promote_model(
 
     challenger = registry.version(name, trained.version)
     model = registry.load_model(name, trained.version)
-    problem = _load_back_problem(registry, model, challenger.run_id)
+    problem = load_back_problem(registry, model, challenger.run_id)
     if problem:
         registry.set_version_tags(name, trained.version, {"retrain.load_check": json.dumps(problem)})
         return PromoteResult(
@@ -326,22 +333,6 @@ def promote_model(
     previous = replaced if replaced is not None else (champion_version if champion_version != trained.version else None)
     progress(f"{name}: v{trained.version} is the champion ({decision.why})")
     return PromoteResult("promoted", decision.why, trained.version, previous, trained.version, decision.comparison)
-
-
-def _load_back_problem(registry: Registry, model: Any, run_id: str) -> str | None:
-    """None when the version loaded from the registry reproduces the recorded probabilities."""
-    sample = registry.load_json_artifact(run_id, SAMPLE_ARTIFACT)
-    rows = pd.DataFrame(sample["rows"], columns=sample["columns"], index=pd.to_datetime(sample["index"]))
-    try:
-        got = positive_probability(model, rows)
-    except Exception as exc:  # a broken artifact must be reported, not crash the step
-        return f"scoring failed: {type(exc).__name__}: {exc}"
-    expected = np.asarray(sample["proba"], dtype="float64")
-    if got.shape != expected.shape or not np.all(np.isfinite(got)) or got.min() < 0 or got.max() > 1:
-        return f"invalid probabilities {got[:3].tolist()}..."
-    if not np.allclose(got, expected, rtol=0, atol=1e-9):
-        return f"probabilities differ from training by up to {np.max(np.abs(got - expected)):.3g}"
-    return None
 
 
 def _same_bars_scores(

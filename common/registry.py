@@ -32,6 +32,8 @@ PREVIOUS = "previous"
 EXECUTION_TAG = "retrain.execution_id"
 RESULT_TAG = "retrain.result"
 MODEL_ARTIFACT = "model"
+# Rows and the probabilities the model gave them at training: a loaded version must reproduce them.
+SAMPLE_ARTIFACT = "checks/sample_predictions.json"
 
 # Distributions a logged model needs at load time, by classifier (pinned to what trained it).
 _BASE_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "cloudpickle")
@@ -224,3 +226,21 @@ def positive_probability(model: Any, rows: pd.DataFrame) -> np.ndarray:
         return positive_proba(model, rows)
     values = np.asarray(model.predict(rows), dtype="float64")
     return values[:, -1] if values.ndim == 2 else values
+
+
+def load_back_problem(registry: Registry, model: Any, run_id: str) -> str | None:
+    """None when ``model`` (a version loaded from the registry) reproduces the probabilities its training run
+    recorded for a sample of rows; otherwise what is wrong. Promotion and the predictor's hot swap both
+    refuse a version that fails it."""
+    sample = registry.load_json_artifact(run_id, SAMPLE_ARTIFACT)
+    rows = pd.DataFrame(sample["rows"], columns=sample["columns"], index=pd.to_datetime(sample["index"]))
+    try:
+        got = positive_probability(model, rows)
+    except Exception as exc:  # a broken artifact must be reported, not crash the caller
+        return f"scoring failed: {type(exc).__name__}: {exc}"
+    expected = np.asarray(sample["proba"], dtype="float64")
+    if got.shape != expected.shape or not np.all(np.isfinite(got)) or got.min() < 0 or got.max() > 1:
+        return f"invalid probabilities {got[:3].tolist()}..."
+    if not np.allclose(got, expected, rtol=0, atol=1e-9):
+        return f"probabilities differ from training by up to {np.max(np.abs(got - expected)):.3g}"
+    return None

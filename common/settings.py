@@ -193,6 +193,14 @@ class Settings(BaseSettings):
         None, description="Telegram chat that receives notifications (or `chat_id` in the secret)."
     )
 
+    # --- predictor ------------------------------------------------------------------------------
+    predictor_model_refresh_seconds: float = Field(
+        30.0, ge=0, le=86400, description="Predictor: re-resolve each champion alias at most this often."
+    )
+    predictor_feature_refresh_seconds: float = Field(
+        60.0, ge=0, le=86400, description="Predictor: recompute the latest feature row at most this often."
+    )
+
     # --- clock ----------------------------------------------------------------------------------
     as_of: UtcDatetime | None = Field(
         None, description="Explicit as-of time (ISO 8601, UTC) for replays; unset means now."

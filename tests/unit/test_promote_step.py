@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from common.events import TrainResult
-from common.pipeline import SAMPLE_ARTIFACT, promote_model
+from common.pipeline import promote_model
 from common.promotion import encode_tags
-from common.registry import CHAMPION, PREVIOUS, VersionInfo
+from common.registry import CHAMPION, PREVIOUS, SAMPLE_ARTIFACT, VersionInfo
 from common.settings import load_settings
 
 AS_OF = datetime(2025, 2, 20, tzinfo=UTC)

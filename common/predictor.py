@@ -1,0 +1,236 @@
+"""The predictor's model cache: champions per (symbol, trend), hot-swapped with zero downtime.
+
+SPEC.md, "Zero-downtime model update":
+
+- The ``champion`` alias is re-resolved at most every ``refresh_seconds`` per model. A request never waits
+  for that: a stale entry keeps serving while one background refresh runs (``background=True``, the
+  uvicorn server); on Lambda (one request at a time per environment) the refresh runs inline.
+- A new version is loaded and checked (:func:`common.registry.load_back_problem`: it must reproduce the
+  probabilities its training run recorded) before it replaces the old one. The replacement is one
+  reference assignment under a lock: a request holds the :class:`ServedModel` it started with, so
+  in-flight requests finish on it, and later requests get the new one.
+- A version that fails to load, to score or the check is never served: it is remembered as rejected (not
+  retried on every refresh), logged and counted, and the previous model keeps serving.
+
+Nothing here imports MLflow: the registry is behind :class:`ModelSource`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from common.errors import RetrainError
+from common.promotion import decode_tags
+from common.registry import VersionInfo, positive_probability
+from common.settings import Trend, registered_model_name
+
+logger = logging.getLogger(__name__)
+
+
+class ModelLoadError(RetrainError):
+    """A registered version could not be loaded, or failed its load-back check."""
+
+
+class ModelSource(Protocol):
+    """Where champions come from (the MLflow registry in production, a fake in unit tests)."""
+
+    def champion(self, name: str) -> VersionInfo | None: ...
+
+    def load(self, info: VersionInfo) -> Any:
+        """The version's model, checked; raises :class:`ModelLoadError` when it must not be served."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded, checked version. Immutable: a request that holds it scores with it to the end."""
+
+    symbol: str
+    trend: Trend
+    name: str
+    version: str
+    model: Any
+    tags: dict[str, Any]  # decoded version tags (metrics, feature_names, target_pct, ...)
+    loaded_at: float
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.tags.get("feature_names") or ())
+
+    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
+        """P(trend) per row; rows must carry the model's feature columns (put in the model's order here)."""
+        names = list(self.feature_names) or list(rows.columns)
+        return positive_probability(self.model, rows[names])
+
+
+@dataclass
+class _Entry:
+    served: ServedModel | None = None
+    checked_at: float = -float("inf")
+    refreshing: bool = False
+    rejected: dict[str, str] = field(default_factory=dict)  # version -> why it is never served
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    swaps: int
+    rejected_loads: int
+    refreshes: int
+
+
+class ModelCache:
+    """Champions per (symbol, trend) with hot swap (module docstring)."""
+
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        refresh_seconds: float = 30.0,
+        background: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._entries_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-refresh") if background else None
+        self._swaps = self._rejected = self._refreshes = 0
+        self._stats_lock = threading.Lock()
+
+    def get(self, symbol: str, trend: Trend) -> ServedModel | None:
+        """The model to serve now, or None when this pair has no servable champion. Only the very first
+        request of a pair waits for a load; later ones get the current model at once."""
+        entry = self._entry(symbol, trend)
+        if entry.served is None:
+            with entry.lock:  # one loader; concurrent first requests wait for it instead of loading too
+                if entry.served is None and self._due(entry):
+                    self._refresh(symbol, trend, entry)
+            return entry.served
+        if self._due(entry):
+            self._schedule(symbol, trend, entry)
+        return entry.served
+
+    def refresh(self, symbol: str, trend: Trend) -> ServedModel | None:
+        """Re-resolve the champion now (tests, warm-up); returns what is served afterwards."""
+        entry = self._entry(symbol, trend)
+        with entry.lock:
+            self._refresh(symbol, trend, entry)
+        return entry.served
+
+    def loaded(self) -> dict[tuple[str, str], ServedModel]:
+        return {key: entry.served for key, entry in list(self._entries.items()) if entry.served is not None}
+
+    def rejected(self) -> dict[tuple[str, str], dict[str, str]]:
+        return {key: dict(entry.rejected) for key, entry in list(self._entries.items()) if entry.rejected}
+
+    def stats(self) -> CacheStats:
+        with self._stats_lock:
+            return CacheStats(self._swaps, self._rejected, self._refreshes)
+
+    def close(self) -> None:
+        """Stop background refreshes (later ones run inline)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    # --- internals ------------------------------------------------------------------------------
+    def _entry(self, symbol: str, trend: str) -> _Entry:
+        key = (symbol, trend)
+        entry = self._entries.get(key)
+        if entry is None:
+            with self._entries_lock:
+                entry = self._entries.setdefault(key, _Entry())
+        return entry
+
+    def _due(self, entry: _Entry) -> bool:
+        return self._clock() - entry.checked_at >= self._refresh_seconds
+
+    def _schedule(self, symbol: str, trend: Trend, entry: _Entry) -> None:
+        if self._executor is None:
+            with entry.lock:
+                if self._due(entry):
+                    self._refresh(symbol, trend, entry)
+            return
+        with entry.lock:
+            if entry.refreshing or not self._due(entry):
+                return
+            entry.refreshing = True
+        self._executor.submit(self._background_refresh, symbol, trend, entry)
+
+    def _background_refresh(self, symbol: str, trend: Trend, entry: _Entry) -> None:
+        try:
+            with entry.lock:
+                self._refresh(symbol, trend, entry)
+        finally:
+            entry.refreshing = False
+
+    def _refresh(self, symbol: str, trend: Trend, entry: _Entry) -> None:
+        """Resolve the alias and swap in a new, checked version; never raises (the old model keeps serving)."""
+        name = registered_model_name(symbol, trend)
+        with self._stats_lock:
+            self._refreshes += 1
+        try:
+            info = self._source.champion(name)
+        except Exception as exc:  # registry unreachable: keep serving what we have, try again later
+            logger.warning("champion of %s not resolved: %s: %s", name, type(exc).__name__, exc)
+            entry.checked_at = self._clock()
+            return
+        entry.checked_at = self._clock()
+        current = entry.served
+        if info is None:
+            if current is not None:
+                logger.warning("%s has no champion alias any more; v%s keeps serving", name, current.version)
+            return
+        if (current is not None and current.version == info.version) or info.version in entry.rejected:
+            return
+        try:
+            model = self._source.load(info)
+        except Exception as exc:  # ModelLoadError or anything an artifact can raise: never served
+            why = f"{type(exc).__name__}: {exc}"
+            entry.rejected[info.version] = why
+            with self._stats_lock:
+                self._rejected += 1
+            kept = f"v{current.version} keeps serving" if current is not None else "nothing to serve"
+            logger.error("%s v%s rejected (%s); %s", name, info.version, why, kept)
+            return
+        entry.served = ServedModel(symbol, trend, name, info.version, model, decode_tags(info.tags), self._clock())
+        with self._stats_lock:
+            self._swaps += 1
+        previous = f"v{current.version}" if current is not None else "nothing"
+        logger.info("%s: v%s now serving (replaced %s)", name, info.version, previous)
+
+
+class RegistrySource:
+    """:class:`ModelSource` over the MLflow registry: the champion alias, and a version loaded and checked
+    against the probabilities its training run recorded."""
+
+    def __init__(self, registry: Any) -> None:
+        self._registry = registry
+
+    def champion(self, name: str) -> VersionInfo | None:
+        from common.registry import CHAMPION
+
+        return self._registry.version_by_alias(name, CHAMPION)
+
+    def load(self, info: VersionInfo) -> Any:
+        from common.registry import load_back_problem
+
+        try:
+            model = self._registry.load_model(info.name, info.version)
+        except Exception as exc:
+            raise ModelLoadError(f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}") from exc
+        problem = load_back_problem(self._registry, model, info.run_id)
+        if problem is not None:
+            raise ModelLoadError(f"{info.name} v{info.version} failed its load-back check: {problem}")
+        return model
