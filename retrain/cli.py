@@ -296,6 +296,29 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 # --- drift -------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from functions.predictor.app import Service, create_app
+    from retrain.stack.config import load_local_config
+    from retrain.stack.session import connect
+
+    with connect(load_local_config(), progress=lambda m: _log(m, err=True)) as connection:
+        if connection.mlflow_uri is None:
+            raise RetrainError("the predictor reads champions from MLflow: set MLFLOW_TRACKING_URI")
+        overrides: dict[str, Any] = {"data_bucket": connection.bucket, "mlflow_tracking_uri": connection.mlflow_uri}
+        if args.date:
+            overrides["as_of"] = args.date
+        service = Service.from_settings(load_settings(**overrides), background=True)
+        app = create_app(lambda: service)
+        _log(f"serving the prediction API on http://{args.host}:{args.port} (OpenAPI docs at /docs); Ctrl-C stops")
+        try:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+        finally:
+            service.models.close()
+    return 0
+
+
 def _print_drift_row(name: str, feature: Any, missing: str) -> None:
     psi = f"{feature.psi:.4f}" if feature.psi is not None else "-"
     threshold = f"{feature.threshold:.4f}" if feature.threshold is not None else "-"
@@ -416,6 +439,12 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--png", type=Path, help="also write the PSI bar chart here")
     drift.add_argument("--json", action="store_true", help="per-feature `psi` and a top-level `drift_detected`")
     drift.set_defaults(run=cmd_drift)
+
+    serve = commands.add_parser("serve", help="serve the prediction API on the local stack (uvicorn)")
+    serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    serve.add_argument("--date", type=_as_of, help="serve as of this day's 00:00 UTC (replays; default: now)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

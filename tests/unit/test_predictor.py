@@ -3,6 +3,7 @@ with a fake registry and fake feature rows. The real-stack swap under load is te
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from datetime import UTC, datetime
@@ -174,7 +175,7 @@ def test_concurrent_readers_during_swaps_never_go_backwards() -> None:
         thread.join()
     cache.close()
     for versions in seen:
-        assert versions and all(a <= b for a, b in zip(versions, versions[1:], strict=False))
+        assert versions and all(a <= b for a, b in itertools.pairwise(versions))
         assert 3 not in versions
     assert cache.get("BTC", "uptrend").version == "4"
 
