@@ -4,7 +4,8 @@ while a new champion is promoted and then a corrupt version is registered and ma
 
 Required (issue 6): zero non-2xx responses, one model_version per response, per-client versions never go
 backwards, the corrupt version is never served. Latency p50/p99 before, during and after are printed.
-SOL is this file's own symbol (no other test trains it), registered here with a small LightGBM.
+DOGE is this file's own symbol (no other test touches it; SOL must stay without data for the others),
+registered here with a small LightGBM.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
-SYMBOL, TREND = "SOL", "uptrend"
+SYMBOL, TREND = "DOGE", "uptrend"
 NAME = f"{SYMBOL}_{TREND}_model"
 AS_OF = datetime(2025, 2, 21, tzinfo=UTC)
 CLIENTS = 32
@@ -44,7 +45,7 @@ def _seed_bars(bucket: str) -> None:
 
 
 def _register(registry: Registry, seed: int) -> tuple[str, str]:
-    """Train a small LightGBM on SOL's features, log it with its load-back sample, register it.
+    """Train a small LightGBM on the symbol's features, log it with its load-back sample, register it.
     Returns (version, model id of the logged artifacts)."""
     import lightgbm
     import mlflow
