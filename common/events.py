@@ -106,6 +106,10 @@ class CheckRequest(_SymbolsRequest):
     """``detail`` of the trigger checker's event: ``{}`` from the schedule, or a manual narrowing/replay."""
 
 
+class BatchPredictRequest(_SymbolsRequest):
+    """``detail`` of the batch-prediction event: ``{}`` from the schedule, or a manual narrowing/replay."""
+
+
 class ScheduledEvent(EventBridgeModel):
     """An EventBridge schedule's event. ``version`` is always "0" from EventBridge; events made with
     `sam local generate-event` omit it, so it defaults."""
@@ -119,3 +123,7 @@ class IngestEvent(ScheduledEvent):
 
 class CheckEvent(ScheduledEvent):
     detail: CheckRequest
+
+
+class BatchPredictEvent(ScheduledEvent):
+    detail: BatchPredictRequest

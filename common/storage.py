@@ -86,9 +86,10 @@ class S3ObjectStore:
     def get_json(self, key: str) -> Any:
         return json.loads(self.get_bytes(key))
 
-    def put_json(self, key: str, document: Any) -> str:
+    def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str:
+        """JSON as :meth:`put_bytes` writes bytes, with the same conditions."""
         payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
-        return self.put_bytes(key, payload, content_type="application/json")
+        return self.put_bytes(key, payload, content_type="application/json", if_match=if_match, if_absent=if_absent)
 
     def exists(self, key: str) -> bool:
         try:

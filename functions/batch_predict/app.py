@@ -1,0 +1,53 @@
+"""Daily batch predictions (EventBridge schedule, after ingestion): every champion's prediction for the
+last closed bar goes to the prediction log, then the outcomes that came due are filled in.
+
+The as-of time is the event's own time, so a retried or repeated invocation asks about the same bar and
+finds its records already logged: it writes nothing new and changes nothing. Per-model failures are in the
+result and counted (``ModelsFailed`` alarms); they do not fail the invocation, the other models are logged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from common.batch_predict import run_batch
+from common.events import BatchPredictEvent
+from common.registry import Registry
+from common.settings import get_settings
+from common.storage import S3ObjectStore
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+@event_parser(model=BatchPredictEvent)
+def handler(event: BatchPredictEvent, context: LambdaContext) -> dict[str, Any]:
+    settings = get_settings()
+    as_of = event.detail.as_of or settings.as_of or event.time
+    run = run_batch(
+        settings,
+        Registry(settings.tracking_uri),
+        S3ObjectStore(settings.bucket),
+        as_of=as_of,
+        symbols=tuple(event.detail.symbols) if event.detail.symbols else None,
+        progress=logger.info,
+    )
+    predictions = run.predictions
+    metrics.add_metric(name="PredictionsWritten", unit=MetricUnit.Count, value=predictions.count("written"))
+    metrics.add_metric(name="PredictionsExisting", unit=MetricUnit.Count, value=predictions.count("existing"))
+    metrics.add_metric(name="OutcomesResolved", unit=MetricUnit.Count, value=len(run.outcomes.resolved))
+    metrics.add_metric(name="ModelsFailed", unit=MetricUnit.Count, value=len(run.failed_models))
+    result = run.to_dict()
+    if run.failed_models:
+        logger.error("batch predictions finished with failures", extra={"failed_models": run.failed_models})
+    logger.info("batch predictions finished", extra=result)
+    return result

@@ -1,0 +1,496 @@
+"""Batch predictions and outcome resolution (common.batch_predict) on moto's S3 in-process, with a fake
+registry whose champions are stand-in models: the record's fields, the outcome's due time at the exact
+boundary, idempotent re-runs, outcomes never overwritten, per-model isolation, and realized labels that
+equal the training labels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+from moto import mock_aws
+from pydantic import ValidationError
+
+from common import batch_predict
+from common.bar_store import OhlcvStore
+from common.batch_predict import outcome_due, predict_champions, resolve_outcomes, resolve_window_start, run_batch
+from common.errors import RetrainError
+from common.features import FEATURE_NAMES
+from common.keys import ohlcv_key, prediction_key
+from common.ohlcv import closed_bars, parse_ohlcv_csv
+from common.prediction_log import PredictionRecord, live_accuracy_counts, read_records, write_record
+from common.promotion import encode_tags
+from common.registry import VersionInfo
+from common.serving import latest_features
+from common.settings import Settings
+from common.storage import S3ObjectStore
+from common.targets import forward_sma_change, trend_labels
+from common.trigger_check import _performance
+from retrain.batch import add_parser, replay_days
+from tests.unit.test_import_side_effects import GUARDS, _report, _run
+
+BUCKET = "retrain-batch-test"
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "ohlcv"
+DAY = timedelta(days=1)
+AS_OF = datetime(2024, 6, 1, 0, 15, tzinfo=UTC)  # batch time: after ingestion stored the 2024-05-31 bar
+LAST_BAR = datetime(2024, 5, 31, tzinfo=UTC)
+TRAINED_UNTIL = "2024-01-31T00:00:00+00:00"  # last labelled training bar of every fake champion
+
+
+class StandInModel:
+    """A pyfunc-like model (``predict`` returns predict_proba's columns) that records what it was asked."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+        self.columns: list[list[str]] = []
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        self.columns.append(list(rows.columns))
+        return np.tile([1 - self.probability, self.probability], (len(rows), 1))
+
+
+class FakeRegistry:
+    """Champions by registered name; ``load_model`` counts loads and raises what it is given to raise."""
+
+    def __init__(self) -> None:
+        self.champions: dict[str, VersionInfo] = {}
+        self.models: dict[tuple[str, str], Any] = {}
+        self.loads: list[tuple[str, str]] = []
+
+    def crown(self, name: str, version: str, model: Any, **tags: Any) -> None:
+        values = {
+            "interval": "1d",
+            "prediction_window": 10,
+            "target_pct": 0.05,
+            "feature_names": list(FEATURE_NAMES),
+            "data_range": {"first": "2018-01-01T00:00:00+00:00", "last": TRAINED_UNTIL},
+            **tags,
+        }
+        self.champions[name] = VersionInfo(name, version, f"run-{name}", encode_tags(values), ("champion",))
+        self.models[(name, version)] = model
+
+    def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        assert alias == "champion"
+        return self.champions.get(name)
+
+    def load_model(self, name: str, version: str) -> Any:
+        self.loads.append((name, version))
+        model = self.models[(name, version)]
+        if isinstance(model, Exception):
+            raise model
+        return model
+
+
+@pytest.fixture
+def objects() -> Iterator[S3ObjectStore]:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        for symbol in ("BTC", "ETH"):
+            s3.put_object(
+                Bucket=BUCKET, Key=ohlcv_key(symbol, "1d"), Body=(SAMPLE / "1d" / f"{symbol}.csv").read_bytes()
+            )
+        yield S3ObjectStore(BUCKET, client=s3)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(symbols=("BTC",), data_bucket=BUCKET, mlflow_tracking_uri="http://127.0.0.1:1")
+
+
+@pytest.fixture
+def registry() -> FakeRegistry:
+    fake = FakeRegistry()
+    fake.crown("BTC_uptrend_model", "3", StandInModel(0.7))
+    fake.crown("BTC_downtrend_model", "5", StandInModel(0.2))
+    return fake
+
+
+def _record(objects: S3ObjectStore, trend: str, bar: datetime, version: str) -> PredictionRecord:
+    return PredictionRecord.model_validate(objects.get_json(prediction_key("BTC", trend, bar, version)))
+
+
+def _versions(objects: S3ObjectStore) -> list[tuple[str, str]]:
+    listing = objects.client.list_object_versions(Bucket=BUCKET, Prefix="predictions/")
+    return sorted((v["Key"], v["VersionId"]) for v in listing.get("Versions", []))
+
+
+# --- predictions ---------------------------------------------------------------------------------------
+def test_a_record_holds_the_spec_fields_the_version_the_bar_and_the_models_own_input(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    model = StandInModel(0.7)
+    shuffled = list(reversed(FEATURE_NAMES))  # the model's columns come from its tag, in its order
+    registry.crown("BTC_uptrend_model", "3", model, feature_names=shuffled)
+
+    summary = predict_champions(settings, registry, objects, as_of=AS_OF)
+
+    assert [(m.trend, m.status, m.version, m.bar) for m in summary.models] == [
+        ("uptrend", "written", "3", LAST_BAR),
+        ("downtrend", "written", "5", LAST_BAR),
+    ]
+    record = _record(objects, "uptrend", LAST_BAR, "3")
+    row = latest_features(OhlcvStore(objects), "BTC", "1d", as_of=AS_OF)  # the row the predictor serves
+    assert record.created_at == AS_OF and record.symbol == "BTC" and record.trend == "uptrend"
+    assert (record.model_name, record.model_version, record.bar) == ("BTC_uptrend_model", "3", LAST_BAR)
+    assert record.prediction_prob == pytest.approx(0.7) and summary.models[0].probability == pytest.approx(0.7)
+    assert record.prediction_input == row.as_dict()
+    assert model.columns == [shuffled]
+    assert (record.target_pct, record.prediction_window_days, record.interval) == (0.05, 10, "1d")
+    assert record.outcome_due == datetime(2024, 6, 11, tzinfo=UTC)  # bar + (10 + 1) days
+    assert record.realized is None and record.resolved_at is None
+    assert _record(objects, "downtrend", LAST_BAR, "5").prediction_prob == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize(("interval", "bar"), [("1d", "2024-03-04"), ("1h", "2025-01-06T13:00")])
+def test_the_outcome_is_due_exactly_when_the_training_label_of_the_bar_becomes_known(interval: str, bar: str) -> None:
+    bars = parse_ohlcv_csv((SAMPLE / interval / "BTC.csv").read_bytes())
+    opened = pd.Timestamp(bar, tz="UTC")
+    due = outcome_due(opened.to_pydatetime(), interval, 10)
+
+    def label_at(as_of: datetime) -> float:
+        close = closed_bars(bars, interval, as_of)["close"]
+        return trend_labels(close, 10, 0.05, "uptrend").get(opened, np.nan)
+
+    assert not np.isnan(label_at(due))
+    assert np.isnan(label_at(due - timedelta(seconds=1)))
+
+
+def test_rerunning_the_same_as_of_writes_nothing_and_loads_no_model(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    predict_champions(settings, registry, objects, as_of=AS_OF)
+    stored = _versions(objects)
+    loads = list(registry.loads)
+
+    again = predict_champions(settings, registry, objects, as_of=AS_OF + timedelta(hours=3))
+
+    assert [m.status for m in again.models] == ["existing", "existing"]
+    assert _versions(objects) == stored and len(stored) == 2  # no new object, no new version
+    assert registry.loads == loads  # the key is known before the model is: nothing loaded or scored
+    assert _record(objects, "uptrend", LAST_BAR, "3").created_at == AS_OF  # the first run's
+
+
+def test_a_new_champion_gets_its_own_record_for_the_same_bar(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    predict_champions(settings, registry, objects, as_of=AS_OF)
+    registry.crown("BTC_uptrend_model", "4", StandInModel(0.9))
+
+    summary = predict_champions(settings, registry, objects, as_of=AS_OF)
+
+    assert [m.status for m in summary.models] == ["written", "existing"]
+    assert _record(objects, "uptrend", LAST_BAR, "3").prediction_prob == pytest.approx(0.7)
+    assert _record(objects, "uptrend", LAST_BAR, "4").prediction_prob == pytest.approx(0.9)
+
+
+def test_write_record_never_replaces_a_stored_record(objects: S3ObjectStore, settings: Settings) -> None:
+    first = _manual_record(prediction_prob=0.6)
+    assert write_record(objects, first) is True
+    assert write_record(objects, first.model_copy(update={"prediction_prob": 0.1, "realized": True})) is False
+    assert _record(objects, "uptrend", first.bar, "1") == first
+
+
+def test_a_bar_whose_label_the_champion_was_trained_on_is_not_logged(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    replay = datetime(2024, 1, 20, tzinfo=UTC)  # bar 2024-01-19 <= the training data's last labelled bar
+
+    summary = predict_champions(settings, registry, objects, as_of=replay)
+
+    assert {m.status for m in summary.models} == {"skipped"}
+    assert "training data" in summary.models[0].reason
+    assert _versions(objects) == [] and registry.loads == []
+
+
+def test_one_models_failure_never_blocks_the_others(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    few_bars = b"".join((SAMPLE / "1d" / "DOGE.csv").read_bytes().splitlines(keepends=True)[:15])
+    objects.put_bytes(ohlcv_key("DOGE", "1d"), few_bars)
+    registry.crown("BTC_uptrend_model", "3", OSError("artifact download failed"))
+    registry.crown("ETH_uptrend_model", "2", StandInModel(0.4))
+    registry.crown("SOL_uptrend_model", "1", StandInModel(0.4))  # no bars stored
+    registry.crown("DOGE_uptrend_model", "1", StandInModel(0.4))  # too few bars for complete features
+
+    summary = predict_champions(
+        settings,
+        registry,
+        objects,
+        as_of=AS_OF,
+        symbols=("BTC", "SOL", "DOGE", "ETH"),
+    )
+
+    by_model = {f"{m.symbol} {m.trend}": m for m in summary.models}
+    assert by_model["BTC uptrend"].status == "failed" and by_model["BTC uptrend"].version == "3"
+    assert by_model["BTC uptrend"].reason == "OSError: artifact download failed"
+    assert by_model["SOL uptrend"].status == "failed" and "DataNotFoundError" in by_model["SOL uptrend"].reason
+    assert by_model["DOGE uptrend"].status == "failed"
+    assert "FeaturesUnavailableError" in by_model["DOGE uptrend"].reason
+    assert by_model["ETH downtrend"].status == "skipped" and "no champion" in by_model["ETH downtrend"].reason
+    assert by_model["BTC downtrend"].status == by_model["ETH uptrend"].status == "written"
+    assert summary.to_dict()["failed"] == 3 and summary.to_dict()["written"] == 2
+
+
+# --- outcomes ------------------------------------------------------------------------------------------
+def test_outcomes_resolve_once_due_with_the_training_label_of_the_bar(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    days = [datetime(2024, 4, 1, 0, 15, tzinfo=UTC) + i * DAY for i in range(15)]
+    for day in days:
+        predict_champions(settings, registry, objects, as_of=day)
+    bars = parse_ohlcv_csv((SAMPLE / "1d" / "BTC.csv").read_bytes())
+    late = datetime(2024, 5, 1, tzinfo=UTC)
+
+    summary = resolve_outcomes(settings, objects, as_of=late, since=days[0] - 3 * DAY)
+
+    assert len(summary.resolved) == 30 and summary.unresolved == [] and summary.errors == {}
+    close = closed_bars(bars, "1d", late)["close"]
+    realized = []
+    for trend in ("uptrend", "downtrend"):
+        labels = trend_labels(close, 10, 0.05, trend)
+        for record in read_records(objects, "BTC", trend, since=days[0] - 3 * DAY, until=late):
+            assert record.realized == bool(labels.loc[pd.Timestamp(record.bar)])
+            assert record.realized_pct == pytest.approx(forward_sma_change(close, 10).loc[pd.Timestamp(record.bar)])
+            assert record.resolved_at == late
+            realized.append(record.realized)
+    assert set(realized) == {True, False}, "a period with both outcomes, or the comparison proves little"
+
+
+def test_a_record_is_left_alone_until_its_outcome_is_due(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    predict_champions(settings, registry, objects, as_of=AS_OF)
+    due = datetime(2024, 6, 11, tzinfo=UTC)
+
+    early = resolve_outcomes(settings, objects, as_of=due - timedelta(seconds=1))
+    assert (early.not_due, early.resolved) == (2, [])
+    assert _record(objects, "uptrend", LAST_BAR, "3").realized is None
+
+    on_time = resolve_outcomes(settings, objects, as_of=due)
+    assert len(on_time.resolved) == 2 and _record(objects, "uptrend", LAST_BAR, "3").resolved_at == due
+
+
+def test_a_resolved_outcome_survives_later_batch_and_resolver_runs(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    predict_champions(settings, registry, objects, as_of=AS_OF)
+    due = datetime(2024, 6, 11, tzinfo=UTC)
+    resolve_outcomes(settings, objects, as_of=due)
+    resolved = _record(objects, "uptrend", LAST_BAR, "3")
+    assert resolved.realized is not None
+    stored = _versions(objects)
+
+    replay = run_batch(settings, registry, objects, as_of=AS_OF)  # the same day again
+    later = resolve_outcomes(settings, objects, as_of=due + 2 * DAY)
+
+    assert [m.status for m in replay.predictions.models] == ["existing", "existing"]
+    assert (later.resolved, later.already_resolved) == ([], 2)
+    assert _record(objects, "uptrend", LAST_BAR, "3") == resolved
+    assert _versions(objects) == stored
+
+
+def test_a_due_record_without_its_bars_stays_unresolved_with_the_reason(
+    objects: S3ObjectStore, settings: Settings
+) -> None:
+    # SOL has no stored bars; BTC's bar 10 days after 02-15 is due at 02-26 but not stored (the data ends 02-20).
+    orphan = _manual_record(symbol="SOL", model_name="SOL_uptrend_model", bar=datetime(2025, 2, 10, tzinfo=UTC))
+    gap = _manual_record(bar=datetime(2025, 2, 15, tzinfo=UTC))
+    write_record(objects, orphan)
+    write_record(objects, gap)
+    as_of = datetime(2025, 3, 1, tzinfo=UTC)
+
+    summary = resolve_outcomes(settings, objects, as_of=as_of, symbols=("SOL", "BTC"))
+
+    reasons = {u.key: u.reason for u in summary.unresolved}
+    assert "DataNotFoundError" in reasons[prediction_key("SOL", "uptrend", orphan.bar, "1")]
+    assert "not among the stored closed bars yet" in reasons[prediction_key("BTC", "uptrend", gap.bar, "1")]
+    assert summary.resolved == [] and summary.errors == {}
+    assert _record(objects, "uptrend", gap.bar, "1").realized is None
+
+
+def test_a_record_changed_during_resolution_is_not_overwritten(
+    objects: S3ObjectStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = _manual_record(bar=datetime(2024, 4, 10, tzinfo=UTC))  # due 04-21
+    write_record(objects, record)
+    real_read = batch_predict.read_record
+
+    def stale_read(store: S3ObjectStore, key: str) -> tuple[PredictionRecord, str]:
+        read, _ = real_read(store, key)
+        return read, '"an-etag-from-before-another-writer"'
+
+    monkeypatch.setattr(batch_predict, "read_record", stale_read)
+
+    summary = resolve_outcomes(settings, objects, as_of=datetime(2024, 5, 1, tzinfo=UTC))
+
+    assert summary.resolved == [] and "changed concurrently" in summary.unresolved[0].reason
+    assert _record(objects, "uptrend", record.bar, "1") == record
+
+
+def test_the_performance_trigger_reads_the_resolved_outcomes(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    days = [datetime(2024, 4, 1, 0, 15, tzinfo=UTC) + i * DAY for i in range(5)]
+    for day in days:
+        run_batch(settings, registry, objects, as_of=day)
+    as_of = days[-1] + 12 * DAY
+    resolve_outcomes(settings, objects, as_of=as_of)
+
+    result = _performance(settings, objects, "BTC", "downtrend", as_of, 10)
+    records = read_records(objects, "BTC", "downtrend", since=days[0] - 2 * DAY, until=as_of)
+    correct, total = live_accuracy_counts(records)
+
+    assert total == 5 and result.extra == {"correct": correct, "total": total}
+    assert result.status == "insufficient_data"  # 5 < the 100 the rule needs before it may fire
+
+
+def test_the_default_resolve_window_covers_what_the_performance_trigger_reads(settings: Settings) -> None:
+    as_of = datetime(2024, 6, 1, tzinfo=UTC)
+    trigger_reads_from = as_of - timedelta(days=settings.perf_window_days) - settings.prediction_window * DAY
+    assert resolve_window_start(settings, as_of) <= trigger_reads_from
+
+
+# --- the Lambda handler --------------------------------------------------------------------------------
+class Context:
+    function_name = "retrain-batch-predict"
+    memory_limit_in_mb = 2048
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:retrain-batch-predict"
+    aws_request_id = "test-request"
+
+
+def test_the_handler_runs_on_the_schedules_event_time_and_reports_metrics(
+    objects: S3ObjectStore,
+    registry: FakeRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RETRAIN_DATA_BUCKET": BUCKET,
+        "RETRAIN_SYMBOLS": "BTC,ETH",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "RetrainTest",
+        "POWERTOOLS_SERVICE_NAME": "batch-predict",
+    }.items():
+        monkeypatch.setenv(name, value)
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+    import functions.batch_predict.app as app
+
+    monkeypatch.setattr(app, "Registry", lambda uri: registry)
+    event = json.loads((Path(__file__).resolve().parents[1] / "events" / "schedule.json").read_text())
+    event["time"] = AS_OF.isoformat()
+
+    first = app.handler(event, Context())
+    first_metrics = _metrics(capsys.readouterr().out)
+    second = app.handler(event, Context())
+    second_metrics = _metrics(capsys.readouterr().out)
+
+    assert first["as_of"] == AS_OF.isoformat() and first["failed_models"] == []
+    assert first["predictions"]["written"] == 2 and first["predictions"]["skipped"] == 2  # ETH: no champion
+    assert (second["predictions"]["written"], second["predictions"]["existing"]) == (0, 2)
+    assert first_metrics["PredictionsWritten"] == 2 and first_metrics["ModelsFailed"] == 0
+    assert (second_metrics["PredictionsWritten"], second_metrics["PredictionsExisting"]) == (0, 2)
+    with pytest.raises(ValidationError, match="upper-case tickers"):
+        app.handler({**event, "detail": {"symbols": ["btc"]}}, Context())
+
+
+def _metrics(stdout: str) -> dict[str, float]:
+    """Metric values from the EMF lines powertools prints."""
+    values: dict[str, float] = {}
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            document = json.loads(line)
+            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
+                value = document[definition["Name"]]
+                values[definition["Name"]] = value[0] if isinstance(value, list) else value
+    return values
+
+
+def test_importing_the_new_modules_has_no_side_effects(tmp_path: Path) -> None:
+    code = GUARDS + "import common.batch_predict, functions.batch_predict.app, retrain.batch"
+    result = _run(code, tmp_path)
+    assert result.returncode == 0, _report(result)
+
+
+# --- the CLI command (retrain/batch.py) ----------------------------------------------------------------
+def test_replay_days_runs_every_day_at_the_time_of_day_of_the_last() -> None:
+    last = datetime(2024, 4, 3, 0, 15, tzinfo=UTC)
+    assert replay_days(None, last) == [last]
+    assert replay_days(datetime(2024, 4, 1, tzinfo=UTC), last) == [last - 2 * DAY, last - DAY, last]
+    with pytest.raises(RetrainError, match="after --date"):
+        replay_days(datetime(2024, 4, 4, tzinfo=UTC), last)
+
+
+def test_the_command_replays_days_loading_each_champion_once(
+    objects: S3ObjectStore,
+    registry: FakeRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import argparse
+
+    import common.registry
+
+    for name, value in {
+        "RETRAIN_DATA_BUCKET": BUCKET,
+        "RETRAIN_SYMBOLS": "BTC",
+        "MLFLOW_TRACKING_URI": "http://x:1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(common.registry, "Registry", lambda uri: registry)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(), lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC))
+    args = parser.parse_args(["predict-batch", "--from", "2024-04-01", "--date", "2024-04-03", "--json"])
+
+    assert args.run(args) == 0
+    runs = _documents(capsys.readouterr().out)
+    assert [r["as_of"] for r in runs] == [f"2024-04-0{d}T00:00:00+00:00" for d in (1, 2, 3)]
+    assert [r["predictions"]["written"] for r in runs] == [2, 2, 2]
+    assert sorted(registry.loads) == [("BTC_downtrend_model", "5"), ("BTC_uptrend_model", "3")]
+    assert args.run(args) == 0  # the same replay again: nothing new
+    again = _documents(capsys.readouterr().out)
+    assert [r["predictions"]["existing"] for r in again] == [2, 2, 2]
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+def _manual_record(**changes: Any) -> PredictionRecord:
+    bar = changes.pop("bar", datetime(2024, 3, 1, tzinfo=UTC))
+    values: dict[str, Any] = {
+        "created_at": bar + DAY,
+        "symbol": "BTC",
+        "trend": "uptrend",
+        "model_name": "BTC_uptrend_model",
+        "model_version": "1",
+        "bar": bar,
+        "prediction_prob": 0.6,
+        "prediction_input": dict.fromkeys(FEATURE_NAMES, 0.0),
+        "target_pct": 0.05,
+        "prediction_window_days": 10,
+        "outcome_due": outcome_due(bar, "1d", 10),
+        "interval": "1d",
+    }
+    return PredictionRecord(**{**values, **changes})
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    """The JSON documents printed one after the other (one per replayed day)."""
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    while position < len(text.rstrip()):
+        document, position = decoder.raw_decode(text, position)
+        documents.append(document)
+        position = len(text) - len(text[position:].lstrip())
+    return documents
