@@ -9,6 +9,8 @@
     retrain features the 19-feature table of a symbol (printed, or written with --csv)
     retrain train    train, register and promote one model (SYMBOL TREND) or the pool (--all)
     retrain check    the daily trigger check: schedule, performance, drift; starts training if needed
+    retrain predict-batch  log every champion's prediction for the last closed bar; fill in due outcomes
+    retrain serve    the prediction API on loopback (uvicorn)
     retrain drift    PSI drift of one feature table against another (CSV files, no stack needed)
 
 Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DATA_BUCKET`` is set
@@ -439,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--png", type=Path, help="also write the PSI bar chart here")
     drift.add_argument("--json", action="store_true", help="per-feature `psi` and a top-level `drift_detected`")
     drift.set_defaults(run=cmd_drift)
+
+    from retrain.batch import add_parser as add_predict_batch_parser
+
+    add_predict_batch_parser(commands, _as_of)
 
     serve = commands.add_parser("serve", help="serve the prediction API on the local stack (uvicorn)")
     serve.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
