@@ -46,7 +46,8 @@ from common.targets import forward_sma_change, trend_labels
 
 Progress = Callable[[str], None]
 PredictionStatus = Literal["written", "existing", "skipped", "failed"]
-ModelCache = dict[tuple[str, str], Any]  # (registered name, version) -> loaded model
+# (registered name, version) -> loaded model; not the predictor's hot-swapping common.predictor.ModelCache
+LoadedVersions = dict[tuple[str, str], Any]
 
 
 def _quiet(_: str) -> None:
@@ -120,7 +121,7 @@ class _PredictionRun:
     registry: Registry
     objects: S3ObjectStore
     as_of: datetime
-    models: ModelCache
+    models: LoadedVersions
     features: dict[tuple[str, str], FeatureRow | RetrainError] = field(default_factory=dict)
 
     def feature_row(self, symbol: str, interval: str) -> FeatureRow:
@@ -186,7 +187,7 @@ def predict_champions(
     *,
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
-    models: ModelCache | None = None,
+    models: LoadedVersions | None = None,
     progress: Progress = _quiet,
 ) -> BatchSummary:
     """Every configured champion's prediction for its last closed bar at ``as_of``, logged once.
@@ -383,7 +384,7 @@ def run_batch(
     *,
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
-    models: ModelCache | None = None,
+    models: LoadedVersions | None = None,
     progress: Progress = _quiet,
 ) -> BatchRun:
     """Predict first, then resolve: a record whose horizon is already over at ``as_of`` (a replay that
