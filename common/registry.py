@@ -221,9 +221,13 @@ def positive_probability(model: Any, rows: pd.DataFrame) -> np.ndarray:
     """P(trend) from an sklearn estimator (via its ``classes_``) or a pyfunc whose predict returns
     ``predict_proba``'s columns (labels 0, 1, as logged by :meth:`Registry.log_model`)."""
     if hasattr(model, "predict_proba"):
-        from common.training import positive_proba
-
-        return positive_proba(model, rows)
+        # Label 1's column found through ``classes_`` rather than assumed (kept light: the predictor's
+        # cold path must not import the training stack).
+        classes = list(getattr(model, "classes_", [0, 1]))
+        column = next((i for i, c in enumerate(classes) if c == 1), None)
+        if column is None:
+            raise ValueError(f"estimator was not trained on label 1 (classes {classes})")
+        return np.asarray(model.predict_proba(rows), dtype="float64")[:, column]
     values = np.asarray(model.predict(rows), dtype="float64")
     return values[:, -1] if values.ndim == 2 else values
 

@@ -50,6 +50,7 @@ from threadpoolctl import threadpool_limits
 from common.errors import ConfigurationError, DataNotFoundError
 from common.features import FEATURE_NAMES, labelled_features
 from common.ohlcv import interval_length
+from common.registry import positive_probability as positive_proba
 from common.settings import ALL_CLASSIFIERS, ClassifierName, Trend
 
 # Zero-variance strategy returns (a riskless series) have no Sharpe ratio; dividing by this floor keeps the
@@ -281,15 +282,6 @@ def make_classifier(name: ClassifierName, *, y_train: np.ndarray | pd.Series, se
             force_row_wise=True,
         )
     raise ConfigurationError(f"unknown classifier {name!r}; expected one of {list(ALL_CLASSIFIERS)}")
-
-
-def positive_proba(estimator: Any, X: pd.DataFrame) -> np.ndarray:
-    """Probability of label 1, found through ``classes_`` rather than assumed to be column 1."""
-    classes = list(getattr(estimator, "classes_", [0, 1]))
-    column = next((i for i, c in enumerate(classes) if c == 1), None)
-    if column is None:
-        raise ValueError(f"estimator was not trained on label 1 (classes {classes})")
-    return np.asarray(estimator.predict_proba(X), dtype="float64")[:, column]
 
 
 def _json_value(value: Any) -> Any:

@@ -423,7 +423,7 @@ def test_a_feature_breaking_away_from_the_others_is_caught_by_its_residual() -> 
     window["f2"] += 0.5 * history["f2"].iloc[:3000].std()  # half a standard deviation, one feature
     report = psi(reference, window)
     assert "f2" not in report.drifted_features  # its marginal PSI is within the factor's own wandering
-    assert report.drifted_residuals == ("f2",) or "f2" in report.drifted_residuals
+    assert "f2" in report.drifted_residuals
     assert report.drift_detected and "broke away" in report.reason
     assert report.trigger_result().status == "fired"
     assert report.trigger_result().extra["drifted_residuals"] == list(report.drifted_residuals)
