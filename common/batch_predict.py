@@ -38,7 +38,8 @@ from common.prediction_log import (
     write_record,
 )
 from common.promotion import decode_tags
-from common.registry import CHAMPION, Registry, VersionInfo, positive_probability
+from common.registry import CHAMPION, Registry, VersionInfo
+from common.scorer import positive_probability
 from common.serving import FeatureRow, latest_features
 from common.settings import TRENDS, Settings, Trend, as_utc, registered_model_name
 from common.storage import S3ObjectStore

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from common.scorer import positive_probability
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -152,7 +154,7 @@ def shap_importance(
     if time_budget_s <= 0:
         raise ValueError("time_budget_s must be > 0")
     rows = X.iloc[-max_rows:]
-    proba = _positive_proba(model, rows)
+    proba = positive_probability(model, rows)
 
     tree = _tree_attribution(model, rows, proba)
     if tree is not None:
@@ -410,14 +412,6 @@ def _correlation(feature: np.ndarray, shap_values: np.ndarray) -> float:
     if denominator <= 0 or not math.isfinite(denominator):
         return 0.0
     return float(np.clip((a @ b) / denominator, -1.0, 1.0))
-
-
-def _positive_proba(model: Any, rows: pd.DataFrame) -> np.ndarray:
-    """The whole model's probability of the positive class (column 1) on ``rows``."""
-    proba = np.asarray(model.predict_proba(rows), dtype="float64")
-    if proba.ndim != 2 or proba.shape[1] != 2:
-        raise ValueError(f"expected a binary classifier (predict_proba with 2 columns), got shape {proba.shape}")
-    return proba[:, 1]
 
 
 def _fitted_input(estimator: Any, matrix: np.ndarray) -> Any:

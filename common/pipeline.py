@@ -32,11 +32,10 @@ from common.registry import (
     CHAMPION,
     EXECUTION_TAG,
     RESULT_TAG,
-    SAMPLE_ARTIFACT,
     Registry,
     load_back_problem,
-    positive_probability,
 )
+from common.scorer import positive_probability
 from common.settings import Settings, registered_model_name
 
 Progress = Callable[[str], None]
@@ -242,16 +241,7 @@ def _log_selected(model: Any, candidate: Any, data: Any, settings: Settings, *, 
         data.X, bins=settings.psi_bins, first_bar=data.X.index[0].isoformat(), last_bar=data.X.index[-1].isoformat()
     )
     Registry.log_json(reference.to_dict(), DRIFT_ARTIFACT)
-    sample = data.X.tail(SAMPLE_ROWS)
-    Registry.log_json(
-        {
-            "index": [t.isoformat() for t in sample.index],
-            "columns": list(sample.columns),
-            "rows": sample.to_numpy().tolist(),
-            "proba": positive_probability(model, sample).tolist(),
-        },
-        SAMPLE_ARTIFACT,
-    )
+    Registry.log_load_back_sample(model, data.X.tail(SAMPLE_ROWS))
     oos = candidate.oos
     Registry.log_json(
         {

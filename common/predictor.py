@@ -5,8 +5,9 @@ SPEC.md, "Zero-downtime model update":
 - The ``champion`` alias is re-resolved at most every ``refresh_seconds`` per model. A request never waits
   for that: a stale entry keeps serving while one background refresh runs (``background=True``, the
   uvicorn server); on Lambda (one request at a time per environment) the refresh runs inline.
-- A new version is loaded and checked (:func:`common.registry.load_back_problem`: it must reproduce the
-  probabilities its training run recorded) before it replaces the old one. The replacement is one
+- A new version is loaded, its scorer compiled (:func:`common.scorer.compile_scorer`: the booster itself
+  where that is exact) and checked (:func:`common.registry.load_back_problem`: that scorer must reproduce the
+  probabilities the training run recorded) before it replaces the old one. The replacement is one
   reference assignment under a lock: a request holds the :class:`ServedModel` it started with, so
   in-flight requests finish on it, and later requests get the new one.
 - A version that fails to load, to score or the check is never served: it is remembered as rejected (not
@@ -29,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from common.errors import RetrainError
+from common.features import FEATURE_NAMES
 from common.promotion import decode_tags
-from common.registry import VersionInfo, positive_probability
+from common.registry import VersionInfo
+from common.scorer import Scorer, compile_scorer
+from common.serving import FeatureRow
 from common.settings import Trend, registered_model_name
 
 logger = logging.getLogger(__name__)
@@ -45,9 +49,18 @@ class ModelSource(Protocol):
 
     def champion(self, name: str) -> VersionInfo | None: ...
 
-    def load(self, info: VersionInfo) -> Any:
-        """The version's model, checked; raises :class:`ModelLoadError` when it must not be served."""
+    def load(self, info: VersionInfo) -> CheckedModel:
+        """The version's model and its checked scorer; raises :class:`ModelLoadError` when it must not be served."""
         ...
+
+
+@dataclass(frozen=True)
+class CheckedModel:
+    """A loaded version and the scorer that passed the load-back check (the one that will serve)."""
+
+    model: Any
+    score: Scorer
+    feature_names: tuple[str, ...]  # the order ``score`` takes its columns in
 
 
 @dataclass(frozen=True)
@@ -59,17 +72,18 @@ class ServedModel:
     name: str
     version: str
     model: Any
-    tags: dict[str, Any]  # decoded version tags (metrics, feature_names, target_pct, ...)
+    score: Scorer  # rows in feature_names order -> P(trend); checked against training before serving
+    feature_names: tuple[str, ...]
+    tags: dict[str, Any]  # decoded version tags (metrics, target_pct, ...)
     loaded_at: float
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        return tuple(self.tags.get("feature_names") or ())
 
     def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
         """P(trend) per row; rows must carry the model's feature columns (put in the model's order here)."""
-        names = list(self.feature_names) or list(rows.columns)
-        return positive_probability(self.model, rows[names])
+        return self.score(rows[list(self.feature_names)].to_numpy(dtype="float64"))
+
+    def probability(self, row: FeatureRow) -> float:
+        """P(trend) for a served feature row: the ``/prediction`` hot path, no DataFrame work."""
+        return float(self.score(row.array_for(self.feature_names))[0])
 
 
 @dataclass
@@ -120,6 +134,14 @@ class ModelCache:
         if self._due(entry):
             self._schedule(symbol, trend, entry)
         return entry.served
+
+    def loaded_model(self, symbol: str, trend: Trend) -> ServedModel | None:
+        """What :meth:`get` returns when the pair is already loaded (it never blocks then); None when the
+        pair still needs its first, blocking load."""
+        entry = self._entries.get((symbol, trend))
+        if entry is None or entry.served is None:
+            return None
+        return self.get(symbol, trend)
 
     def refresh(self, symbol: str, trend: Trend) -> ServedModel | None:
         """Re-resolve the champion now (tests, warm-up); returns what is served afterwards."""
@@ -195,7 +217,7 @@ class ModelCache:
         if (current is not None and current.version == info.version) or info.version in entry.rejected:
             return
         try:
-            model = self._source.load(info)
+            checked = self._source.load(info)
         except Exception as exc:  # ModelLoadError or anything an artifact can raise: never served
             why = f"{type(exc).__name__}: {exc}"
             entry.rejected[info.version] = why
@@ -204,7 +226,10 @@ class ModelCache:
             kept = f"v{current.version} keeps serving" if current is not None else "nothing to serve"
             logger.error("%s v%s rejected (%s); %s", name, info.version, why, kept)
             return
-        entry.served = ServedModel(symbol, trend, name, info.version, model, decode_tags(info.tags), self._clock())
+        tags = decode_tags(info.tags)
+        entry.served = ServedModel(
+            symbol, trend, name, info.version, checked.model, checked.score, checked.feature_names, tags, self._clock()
+        )
         with self._stats_lock:
             self._swaps += 1
         previous = f"v{current.version}" if current is not None else "nothing"
@@ -223,14 +248,26 @@ class RegistrySource:
 
         return self._registry.version_by_alias(name, CHAMPION)
 
-    def load(self, info: VersionInfo) -> Any:
+    def load(self, info: VersionInfo) -> CheckedModel:
         from common.registry import load_back_problem
 
         try:
             model = self._registry.load_model(info.name, info.version)
+            names = feature_names_of(model, info)
+            score = compile_scorer(model, names)
         except Exception as exc:
             raise ModelLoadError(f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}") from exc
-        problem = load_back_problem(self._registry, model, info.run_id)
+
+        def check(rows: pd.DataFrame) -> np.ndarray:
+            return score(rows[list(names)].to_numpy(dtype="float64"))
+
+        problem = load_back_problem(self._registry, model, info.run_id, score=check)
         if problem is not None:
             raise ModelLoadError(f"{info.name} v{info.version} failed its load-back check: {problem}")
-        return model
+        return CheckedModel(model, score, names)
+
+
+def feature_names_of(model: Any, info: VersionInfo) -> tuple[str, ...]:
+    """The columns a version scores, in order: its ``feature_names`` tag, else what it was fitted on."""
+    names = decode_tags(info.tags).get("feature_names") or getattr(model, "feature_names_in_", None)
+    return tuple(str(n) for n in names) if names is not None and len(names) else FEATURE_NAMES

@@ -12,6 +12,7 @@ import importlib.metadata
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import RetrainError
+from common.scorer import positive_probability
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -173,9 +175,11 @@ class Registry:
         return current.version if current else None
 
     def load_model(self, name: str, version: str) -> Any:
-        import mlflow
+        """The version's estimator itself (the sklearn flavor), not the pyfunc wrapper: callers score it
+        directly, and the wrapper's per-call schema enforcement costs more than the trees."""
+        import mlflow.sklearn
 
-        return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
     # --- logging (inside an active run) ---------------------------------------------------------
     @staticmethod
@@ -194,6 +198,19 @@ class Registry:
             pyfunc_predict_fn="predict_proba",
         )
         return info.model_uri
+
+    @classmethod
+    def log_load_back_sample(cls, model: Any, sample: pd.DataFrame) -> None:
+        """Log rows and the probabilities ``model`` gives them now, for :func:`load_back_problem`."""
+        cls.log_json(
+            {
+                "index": [t.isoformat() for t in sample.index],
+                "columns": list(sample.columns),
+                "rows": sample.to_numpy().tolist(),
+                "proba": positive_probability(model, sample).tolist(),
+            },
+            SAMPLE_ARTIFACT,
+        )
 
     @staticmethod
     def log_bytes(payload: bytes, artifact_path: str) -> None:
@@ -217,29 +234,20 @@ class Registry:
             return json.loads(Path(local).read_text())
 
 
-def positive_probability(model: Any, rows: pd.DataFrame) -> np.ndarray:
-    """P(trend) from an sklearn estimator (via its ``classes_``) or a pyfunc whose predict returns
-    ``predict_proba``'s columns (labels 0, 1, as logged by :meth:`Registry.log_model`)."""
-    if hasattr(model, "predict_proba"):
-        # Label 1's column found through ``classes_`` rather than assumed (kept light: the predictor's
-        # cold path must not import the training stack).
-        classes = list(getattr(model, "classes_", [0, 1]))
-        column = next((i for i, c in enumerate(classes) if c == 1), None)
-        if column is None:
-            raise ValueError(f"estimator was not trained on label 1 (classes {classes})")
-        return np.asarray(model.predict_proba(rows), dtype="float64")[:, column]
-    values = np.asarray(model.predict(rows), dtype="float64")
-    return values[:, -1] if values.ndim == 2 else values
-
-
-def load_back_problem(registry: Registry, model: Any, run_id: str) -> str | None:
+def load_back_problem(
+    registry: Registry,
+    model: Any,
+    run_id: str,
+    score: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> str | None:
     """None when ``model`` (a version loaded from the registry) reproduces the probabilities its training run
     recorded for a sample of rows; otherwise what is wrong. Promotion and the predictor's hot swap both
-    refuse a version that fails it."""
+    refuse a version that fails it. ``score`` is how the caller will score (default
+    :func:`positive_probability`): the predictor checks its compiled fast path, not just the model."""
     sample = registry.load_json_artifact(run_id, SAMPLE_ARTIFACT)
     rows = pd.DataFrame(sample["rows"], columns=sample["columns"], index=pd.to_datetime(sample["index"]))
     try:
-        got = positive_probability(model, rows)
+        got = score(rows) if score is not None else positive_probability(model, rows)
     except Exception as exc:  # a broken artifact must be reported, not crash the caller
         return f"scoring failed: {type(exc).__name__}: {exc}"
     expected = np.asarray(sample["proba"], dtype="float64")

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
+import numpy as np
 import pandas as pd
 
 from common.bar_store import OhlcvStore
@@ -35,6 +37,21 @@ class FeatureRow:
     bar: datetime  # open time of the bar the features were computed from
     values: pd.DataFrame  # one row, columns FEATURE_NAMES, indexed by ``bar``
     bars_version: str | None  # S3 version of the bars object they came from
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.values.columns)
+
+    @cached_property
+    def array(self) -> np.ndarray:
+        """The row as a (1, 19) float array in FEATURE_NAMES order, made once per cached row."""
+        return self.values.to_numpy(dtype="float64")
+
+    def array_for(self, names: tuple[str, ...]) -> np.ndarray:
+        """The row's values in ``names`` order (the cached array when that is FEATURE_NAMES' order)."""
+        if names == self.names:
+            return self.array
+        return self.values[list(names)].to_numpy(dtype="float64")
 
     def as_dict(self) -> dict[str, float]:
         return {name: float(value) for name, value in self.values.iloc[0].items()}
@@ -81,15 +98,23 @@ class FeatureCache:
         self._rows: dict[tuple[str, str], tuple[float, FeatureRow]] = {}
         self._lock = threading.Lock()
 
-    def get(self, symbol: str, interval: str) -> FeatureRow:
-        key = (symbol, interval)
-        cached = self._rows.get(key)
+    def fresh(self, symbol: str, interval: str) -> FeatureRow | None:
+        """The cached row while it is fresh (never blocks); None when :meth:`get` would have to load."""
+        cached = self._rows.get((symbol, interval))
         if cached is not None and self._clock() - cached[0] < self._refresh_seconds:
             return cached[1]
-        with self._lock:
+        return None
+
+    def get(self, symbol: str, interval: str) -> FeatureRow:
+        row = self.fresh(symbol, interval)
+        if row is not None:
+            return row
+        key = (symbol, interval)
+        with self._lock:  # one loader; concurrent callers wait for its row
+            row = self.fresh(symbol, interval)
+            if row is not None:
+                return row
             cached = self._rows.get(key)
-            if cached is not None and self._clock() - cached[0] < self._refresh_seconds:
-                return cached[1]
             try:
                 row = self._load(symbol, interval)
             except Exception:  # S3 or the bars failed: the last good row keeps serving, tried again later

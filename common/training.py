@@ -50,7 +50,7 @@ from threadpoolctl import threadpool_limits
 from common.errors import ConfigurationError, DataNotFoundError
 from common.features import FEATURE_NAMES, labelled_features
 from common.ohlcv import interval_length
-from common.registry import positive_probability as positive_proba
+from common.scorer import positive_probability as positive_proba
 from common.settings import ALL_CLASSIFIERS, ClassifierName, Trend
 
 # Zero-variance strategy returns (a riskless series) have no Sharpe ratio; dividing by this floor keeps the

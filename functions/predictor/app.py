@@ -118,6 +118,10 @@ class Service:
         )
         return cls(settings, models, FeatureCache(load, refresh_seconds=settings.predictor_feature_refresh_seconds))
 
+    def loaded_model(self, symbol: str, trend: str) -> ServedModel | None:
+        """The model already in memory for a configured pair, without waiting for anything (None otherwise)."""
+        return self.models.loaded_model(symbol, trend) if symbol in self.settings.symbols else None  # type: ignore[arg-type]
+
     def model(self, symbol: str, trend: str) -> ServedModel:
         if symbol not in self.settings.symbols:
             raise HTTPException(404, f"no model for {symbol} {trend}: {symbol} is not in the configured pool")
@@ -190,12 +194,17 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
     @app.get("/prediction", response_model=PredictionResponse)
     async def prediction(request: Request, svc: ServiceDep, symbol: SymbolParam, trend_type: TrendParam) -> Any:
         _no_unknown_params(request, {"symbol", "trend_type"})
-        served = await asyncio.to_thread(svc.model, symbol, trend_type)
-        try:
-            row = await asyncio.to_thread(svc.features.get, symbol, svc.settings.interval)
-        except DataNotFoundError as exc:
-            raise HTTPException(503, f"no features for {symbol}: {exc}") from None
-        probability = float(served.probabilities(row.values)[0])
+        # Warm path: both caches answer from memory and nothing blocks, so no thread hop; a cold or stale
+        # entry (a registry or S3 read) runs in a worker thread so the event loop keeps serving.
+        served = svc.loaded_model(symbol, trend_type) or await asyncio.to_thread(svc.model, symbol, trend_type)
+        interval = svc.settings.interval
+        row = svc.features.fresh(symbol, interval)
+        if row is None:
+            try:
+                row = await asyncio.to_thread(svc.features.get, symbol, interval)
+            except DataNotFoundError as exc:
+                raise HTTPException(503, f"no features for {symbol}: {exc}") from None
+        probability = served.probability(row)
         return PredictionResponse(
             prediction_probabilities=[1.0 - probability, probability],
             symbol=symbol,

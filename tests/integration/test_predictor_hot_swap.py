@@ -25,7 +25,7 @@ from common.bar_store import OhlcvStore
 from common.features import FEATURE_NAMES, labelled_features
 from common.ohlcv import parse_ohlcv_csv
 from common.promotion import encode_tags
-from common.registry import SAMPLE_ARTIFACT, Registry, positive_probability
+from common.registry import Registry
 from common.settings import load_settings
 from common.storage import S3ObjectStore
 from tests.conftest import PROJECT_ROOT
@@ -57,15 +57,7 @@ def _register(registry: Registry, seed: int) -> tuple[str, str]:
     sample = X.tail(20)
     with mlflow.start_run(experiment_id=registry.experiment_id(NAME), run_name=f"hot-swap-{seed}"):
         uri = Registry.log_model(model, "lightgbm", sample)
-        Registry.log_json(
-            {
-                "index": [t.isoformat() for t in sample.index],
-                "columns": list(sample.columns),
-                "rows": sample.to_numpy().tolist(),
-                "proba": positive_probability(model, sample).tolist(),
-            },
-            SAMPLE_ARTIFACT,
-        )
+        Registry.log_load_back_sample(model, sample)
     tags = encode_tags(
         {"feature_names": list(FEATURE_NAMES), "symbol": SYMBOL, "trend": TREND, "classifier": "lightgbm"}
     )

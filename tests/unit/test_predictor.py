@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 
 from common.errors import DataNotFoundError
 from common.features import FEATURE_NAMES
-from common.predictor import ModelCache, ModelLoadError
+from common.predictor import CheckedModel, ModelCache, ModelLoadError
 from common.promotion import encode_tags
 from common.registry import VersionInfo
+from common.scorer import compile_scorer
 from common.serving import FeatureCache, FeatureRow
 from common.settings import load_settings
 from functions.predictor.app import MAX_BATCH_ROWS, Service, create_app
@@ -30,6 +31,7 @@ class ConstantModel:
     """P(trend) = ``p`` for every row; checks it was given the model's feature columns in order."""
 
     classes_ = np.array([0, 1])
+    feature_names_in_ = np.array(FEATURE_NAMES)  # fitted on a frame: the scorer hands it one
 
     def __init__(self, p: float) -> None:
         self.p = p
@@ -70,7 +72,8 @@ class FakeSource:
         self.loads.append(info.version)
         if info.version in self.broken:
             raise ModelLoadError(f"v{info.version} is corrupt")
-        return ConstantModel(int(info.version) / 10)
+        model = ConstantModel(int(info.version) / 10)
+        return CheckedModel(model, compile_scorer(model, FEATURE_NAMES), FEATURE_NAMES)
 
 
 class Clock:

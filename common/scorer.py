@@ -1,0 +1,100 @@
+"""P(trend) from a loaded model: the portable way, and the fastest exact way for serving.
+
+:func:`positive_probability` works on any sklearn-style classifier (label 1's column of ``predict_proba``,
+found through ``classes_``) and on a pyfunc whose ``predict`` returns those columns.
+
+:func:`compile_scorer` is what the predictor serves with. A single-row ``predict_proba`` spends most of its
+time in input handling (a DataFrame, its validation, a 2-column result built to be sliced), not in the
+trees. For the boosters whose sklearn wrapper is a thin shell over a booster (LightGBM, XGBoost) it calls
+the booster directly on a float64 array; for everything else it calls ``predict_proba`` with what the
+model was fitted on (a DataFrame with the feature names, so sklearn's name check passes). A compiled
+scorer is only ever served after it reproduced, to 1e-9, the probabilities the model gave at training
+(:func:`common.registry.load_back_problem`), so a fast path that disagreed with ``predict_proba`` would be
+refused, not served.
+
+Nothing here imports a model library: the booster is reached through the loaded model's own attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+Scorer = Callable[[np.ndarray], np.ndarray]  # rows (n, features) in the model's feature order -> P(trend), (n,)
+
+
+def positive_probability(model: Any, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """P(trend) from an sklearn estimator (via its ``classes_``) or a pyfunc whose predict returns
+    ``predict_proba``'s columns (labels 0, 1, as logged by :meth:`common.registry.Registry.log_model`)."""
+    if hasattr(model, "predict_proba"):
+        proba = np.asarray(model.predict_proba(rows), dtype="float64")
+        if proba.ndim != 2 or proba.shape[1] != 2:
+            raise ValueError(f"expected a binary classifier (predict_proba with 2 columns), got shape {proba.shape}")
+        return proba[:, _positive_column(model)]
+    values = np.asarray(model.predict(rows), dtype="float64")
+    return values[:, -1] if values.ndim == 2 else values
+
+
+def _positive_column(model: Any) -> int:
+    classes = list(getattr(model, "classes_", [0, 1]))
+    column = next((i for i, c in enumerate(classes) if c == 1), None)
+    if column is None:
+        raise ValueError(f"estimator was not trained on label 1 (classes {classes})")
+    return column
+
+
+def _library(model: Any) -> str:
+    return type(model).__module__.split(".", 1)[0]
+
+
+def _binary_01(model: Any) -> bool:
+    return [int(c) for c in getattr(model, "classes_", ())] == [0, 1]
+
+
+def _lightgbm_scorer(model: Any) -> Scorer | None:
+    booster = getattr(model, "_Booster", None)
+    if booster is None or getattr(model, "objective_", None) != "binary" or not _binary_01(model):
+        return None
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        # what LGBMClassifier.predict_proba computes for column 1, without its input conversion
+        return np.asarray(booster.predict(rows), dtype="float64")
+
+    return score
+
+
+def _xgboost_scorer(model: Any) -> Scorer | None:
+    if getattr(model, "objective", None) != "binary:logistic" or not _binary_01(model):
+        return None
+    booster = model.get_booster()
+    iterations = model._get_iteration_range(None)  # the trees predict_proba uses (best_iteration if set)
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(booster.inplace_predict(rows, iteration_range=iterations), dtype="float64")
+
+    return score
+
+
+_BOOSTER_SCORERS: dict[str, Callable[[Any], Scorer | None]] = {
+    "lightgbm": _lightgbm_scorer,
+    "xgboost": _xgboost_scorer,
+}
+
+
+def compile_scorer(model: Any, feature_names: Sequence[str]) -> Scorer:
+    """The fastest exact P(trend) for ``model``; rows come as a float array in ``feature_names`` order."""
+    fast = _BOOSTER_SCORERS.get(_library(model))
+    scorer = fast(model) if fast is not None else None
+    if scorer is not None:
+        return scorer
+    names = list(feature_names)
+    # a frame for what was fitted on one (sklearn checks the names) and for a pyfunc; else the bare array
+    wants_frame = hasattr(model, "feature_names_in_") or not hasattr(model, "predict_proba")
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        return positive_probability(model, pd.DataFrame(rows, columns=names) if wants_frame else rows)
+
+    return score
