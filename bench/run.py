@@ -17,6 +17,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import bench_append  # noqa: E402
 import bench_drift  # noqa: E402
 import bench_features  # noqa: E402
+import bench_predictor  # noqa: E402
 import bench_training  # noqa: E402
 
 BENCHMARKS = (
@@ -24,6 +25,7 @@ BENCHMARKS = (
     ("append", bench_append.main),
     ("training", bench_training.main),
     ("drift", bench_drift.main),
+    ("predictor", bench_predictor.main),
 )
 
 

@@ -12,11 +12,15 @@ scorer is only ever served after it reproduced, to 1e-9, the probabilities the m
 (:func:`common.registry.load_back_problem`), so a fast path that disagreed with ``predict_proba`` would be
 refused, not served.
 
-Nothing here imports a model library: the booster is reached through the loaded model's own attributes.
+For one LightGBM row it goes one step further, to LightGBM's own single-row C call (its configuration
+parsed once per loaded version, not per call). Nothing here imports a model library up front: the booster
+is reached through the loaded model, whose unpickling already imported its library.
 """
 
 from __future__ import annotations
 
+import ctypes
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,12 +62,68 @@ def _lightgbm_scorer(model: Any) -> Scorer | None:
     booster = getattr(model, "_Booster", None)
     if booster is None or getattr(model, "objective_", None) != "binary" or not _binary_01(model):
         return None
+    single_row = _LightGBMSingleRow.create(booster)
 
     def score(rows: np.ndarray) -> np.ndarray:
-        # what LGBMClassifier.predict_proba computes for column 1, without its input conversion
-        return np.asarray(booster.predict(rows), dtype="float64")
+        if single_row is not None and rows.shape[0] == 1:
+            return single_row(rows[0])
+        # what LGBMClassifier.predict_proba computes for column 1, without its input conversion. One
+        # thread: a request's rows are too few to share, and idle OpenMP workers cost a wake-up per call.
+        return np.asarray(booster.predict(rows, num_threads=1), dtype="float64")
 
     return score
+
+
+class _LightGBMSingleRow:
+    """LightGBM's C API for one row (``LGBM_BoosterPredictForMatSingleRowFast``): its configuration is
+    parsed once here instead of on every call, which is most of a one-row ``Booster.predict``. Thread-safe
+    since LightGBM 4.2 (the FastConfig owns its buffers). The booster stays referenced for the config's
+    lifetime; the config is freed with this object."""
+
+    def __init__(self, booster: Any, lib: Any, handle: ctypes.c_void_p, columns: int) -> None:
+        self._booster, self._lib, self._handle, self._columns = booster, lib, handle, columns
+        self._predict = lib.LGBM_BoosterPredictForMatSingleRowFast
+        weakref.finalize(self, lib.LGBM_FastConfigFree, handle)
+
+    @classmethod
+    def create(cls, booster: Any) -> _LightGBMSingleRow | None:
+        """None when this LightGBM does not offer the call (the caller then uses ``Booster.predict``)."""
+        try:
+            from lightgbm.basic import _LIB
+        except ImportError:
+            return None
+        if not hasattr(_LIB, "LGBM_BoosterPredictForMatSingleRowFastInit"):
+            return None
+        columns = booster.num_feature()
+        # Booster.predict's default: the best iteration when early stopping recorded one, else every tree.
+        iterations = booster.best_iteration if booster.best_iteration > 0 else -1
+        handle = ctypes.c_void_p()
+        status = _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle,
+            ctypes.c_int(_PREDICT_NORMAL),
+            ctypes.c_int(0),  # start iteration
+            ctypes.c_int(iterations),
+            ctypes.c_int(_DTYPE_FLOAT64),
+            ctypes.c_int32(columns),
+            ctypes.c_char_p(b"num_threads=1"),
+            ctypes.byref(handle),
+        )
+        return cls(booster, _LIB, handle, columns) if status == 0 else None
+
+    def __call__(self, row: np.ndarray) -> np.ndarray:
+        values = np.ascontiguousarray(row, dtype=np.float64)
+        if values.shape != (self._columns,):
+            raise ValueError(f"expected {self._columns} features, got shape {values.shape}")
+        length, result = ctypes.c_int64(), ctypes.c_double()
+        status = self._predict(
+            self._handle, values.ctypes.data_as(ctypes.c_void_p), ctypes.byref(length), ctypes.byref(result)
+        )
+        if status != 0 or length.value != 1:
+            raise RuntimeError(f"LightGBM single-row prediction failed: {self._lib.LGBM_GetLastError().decode()}")
+        return np.array([result.value])
+
+
+_PREDICT_NORMAL, _DTYPE_FLOAT64 = 0, 1  # C_API_PREDICT_NORMAL, C_API_DTYPE_FLOAT64 of LightGBM's c_api.h
 
 
 def _xgboost_scorer(model: Any) -> Scorer | None:

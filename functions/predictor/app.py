@@ -20,13 +20,13 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+import numpy as np
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.errors import DataNotFoundError
-from common.features import FEATURE_NAMES
 from common.predictor import ModelCache, RegistrySource, ServedModel
 from common.serving import FeatureCache, latest_features
 from common.settings import TRENDS, Settings, get_settings
@@ -137,21 +137,12 @@ def default_service() -> Service:
     return Service.from_settings(get_settings(), background="AWS_LAMBDA_FUNCTION_NAME" not in os.environ)
 
 
-def _service(request: Request) -> Service:
-    return request.app.state.service_factory()
-
-
-ServiceDep = Annotated[Service, Depends(_service)]
-
-
 def create_app(service_factory: Callable[[], Service] = default_service) -> FastAPI:
     app = FastAPI(
         title="retrain predictor",
         version="1",
         description="Champion predictions for the pool, hot-swapped as new champions are promoted.",
     )
-
-    app.state.service_factory = service_factory
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -163,7 +154,8 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         return JSONResponse(status_code=422, content={"detail": message or "invalid request", "errors": errors})
 
     @app.get("/health", response_model=Health)
-    async def health(svc: ServiceDep) -> Health:
+    async def health() -> Health:
+        svc = service_factory()
         loaded = {f"{s}_{t}": m.version for (s, t), m in svc.models.loaded().items()}
         rejected = {f"{s}_{t}": versions for (s, t), versions in svc.models.rejected().items()}
         last_bar = {symbol: row.bar for (symbol, _), row in svc.features.rows().items()}
@@ -178,22 +170,24 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         )
 
     @app.get("/models", response_model=list[ModelSummary])
-    async def models(svc: ServiceDep) -> list[ModelSummary]:
+    async def models() -> list[ModelSummary]:
+        svc = service_factory()
         pairs = [(symbol, trend) for symbol in svc.settings.symbols for trend in TRENDS]
         served = await asyncio.gather(*(asyncio.to_thread(svc.models.get, s, t) for s, t in pairs))
         return [_summary(model) for model in served if model is not None]
 
     @app.get("/models/{symbol}/{trend_type}", response_model=ModelSummary)
     async def model(
-        svc: ServiceDep,
         symbol: Annotated[str, Path(pattern=SYMBOL_PATTERN)],
         trend_type: Annotated[TrendType, Path()],
     ) -> ModelSummary:
+        svc = service_factory()
         return _summary(await asyncio.to_thread(svc.model, symbol, trend_type))
 
     @app.get("/prediction", response_model=PredictionResponse)
-    async def prediction(request: Request, svc: ServiceDep, symbol: SymbolParam, trend_type: TrendParam) -> Any:
+    async def prediction(request: Request, symbol: SymbolParam, trend_type: TrendParam) -> Any:
         _no_unknown_params(request, {"symbol", "trend_type"})
+        svc = service_factory()
         # Warm path: both caches answer from memory and nothing blocks, so no thread hop; a cold or stale
         # entry (a registry or S3 read) runs in a worker thread so the event loop keeps serving.
         served = svc.loaded_model(symbol, trend_type) or await asyncio.to_thread(svc.model, symbol, trend_type)
@@ -205,36 +199,41 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
             except DataNotFoundError as exc:
                 raise HTTPException(503, f"no features for {symbol}: {exc}") from None
         probability = served.probability(row)
-        return PredictionResponse(
+        answer = PredictionResponse(
             prediction_probabilities=[1.0 - probability, probability],
             symbol=symbol,
             trend_type=trend_type,
             model_version=served.version,
             as_of=row.bar,
         )
+        # Already validated by its construction: serialise once instead of FastAPI's validate-then-dump.
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     @app.post("/predict", response_model=PredictResponse)
-    async def predict(body: PredictRequest, svc: ServiceDep) -> PredictResponse:
-        served = await asyncio.to_thread(svc.model, body.symbol, body.trend_type)
-        import pandas as pd
-
-        names = list(served.feature_names or FEATURE_NAMES)
+    async def predict(body: PredictRequest) -> Any:
+        svc = service_factory()
+        served = svc.loaded_model(body.symbol, body.trend_type) or await asyncio.to_thread(
+            svc.model, body.symbol, body.trend_type
+        )
+        names = served.feature_names
+        expected = set(names)
         for index, row in enumerate(body.rows):
-            missing, unexpected = sorted(set(names) - set(row)), sorted(set(row) - set(names))
-            if missing or unexpected:
+            if row.keys() != expected:
+                missing, unexpected = sorted(expected - row.keys()), sorted(row.keys() - expected)
                 detail = f"rows[{index}]: missing features {missing}" if missing else f"rows[{index}]:"
                 if unexpected:
                     detail += f" unexpected features {unexpected}"
                 raise HTTPException(422, detail)
-        probabilities = served.probabilities(pd.DataFrame(body.rows, columns=names))
-        if not all(math.isfinite(p) for p in probabilities):
+        probabilities = served.score(np.array([[row[name] for name in names] for row in body.rows], dtype="float64"))
+        if not np.all(np.isfinite(probabilities)):
             raise HTTPException(422, "the model returned a non-finite probability for these rows")
-        return PredictResponse(
+        answer = PredictResponse(
             symbol=body.symbol,
             trend_type=body.trend_type,
             model_version=served.version,
-            probabilities=[float(p) for p in probabilities],
+            probabilities=probabilities.tolist(),
         )
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     return app
 

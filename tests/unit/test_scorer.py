@@ -80,3 +80,28 @@ def test_a_pyfunc_like_model_gets_a_frame_with_the_feature_names(data) -> None:
     probabilities = compile_scorer(PyfuncLike(), FEATURE_NAMES)(X.tail(2).to_numpy())
     assert seen == [list(FEATURE_NAMES)]
     np.testing.assert_allclose(probabilities, X["PPO"].tail(2).abs().to_numpy() / 10)
+
+
+def test_lightgbm_single_rows_use_the_c_single_row_call_and_match_predict_proba(data) -> None:
+    import lightgbm
+
+    X, y = data
+    model = lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.3, verbose=-1, n_jobs=1).fit(
+        X.iloc[:200],
+        y.iloc[:200],
+        eval_set=[(X.iloc[200:250], y.iloc[200:250])],
+        callbacks=[lightgbm.early_stopping(5, verbose=False)],
+    )
+    assert 0 < model.best_iteration_ < 200  # predict_proba uses the best iteration; so must the C call
+    expected = model.predict_proba(X.iloc[250:])[:, 1]
+    score = compile_scorer(model, FEATURE_NAMES)
+    calls: list[int] = []
+    batch = model.booster_.predict
+    model.booster_.predict = lambda *a, **k: calls.append(1) or batch(*a, **k)
+    singles = [score(X.iloc[[position]].to_numpy())[0] for position in range(250, 300)]
+    np.testing.assert_allclose(singles, expected, rtol=0, atol=1e-12)
+    assert calls == []  # every one-row call went through the single-row path
+    np.testing.assert_allclose(score(X.iloc[250:].to_numpy()), expected, rtol=0, atol=1e-12)
+    assert calls == [1]  # several rows: one batch call
+    with pytest.raises(ValueError, match="expected 19 features"):
+        score(X.tail(1).to_numpy()[:, :5])
