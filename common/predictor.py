@@ -77,10 +77,6 @@ class ServedModel:
     tags: dict[str, Any]  # decoded version tags (metrics, target_pct, ...)
     loaded_at: float
 
-    def probabilities(self, rows: pd.DataFrame) -> np.ndarray:
-        """P(trend) per row; rows must carry the model's feature columns (put in the model's order here)."""
-        return self.score(rows[list(self.feature_names)].to_numpy(dtype="float64"))
-
     def probability(self, row: FeatureRow) -> float:
         """P(trend) for a served feature row: the ``/prediction`` hot path, no DataFrame work."""
         return float(self.score(row.array_for(self.feature_names))[0])

@@ -110,7 +110,7 @@ def test_a_new_champion_is_swapped_in_and_a_held_model_keeps_scoring() -> None:
     swapped = cache.get("BTC", "uptrend")
     assert swapped is not None and swapped.version == "2"
     assert in_flight is not None and in_flight.version == "1"
-    assert float(in_flight.probabilities(_row().values)[0]) == pytest.approx(0.1)  # still its own model
+    assert in_flight.probability(_row()) == pytest.approx(0.1)  # still its own model
     assert cache.stats().swaps == 2
 
 
