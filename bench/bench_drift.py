@@ -122,8 +122,7 @@ def timed(fn: Callable[[], Any], repeats: int = REPEATS) -> tuple[float, Any]:
     return statistics.median(seconds), result
 
 
-def main() -> None:
-    rows = int(sys.argv[1]) if len(sys.argv) > 1 else ROWS
+def main(rows: int = ROWS) -> None:
     training = synthetic(REFERENCE_ROWS, seed=1)
     build_s, built = timed(lambda: build_reference(training), repeats=1)
     reference = DriftReference.from_json(built.to_json())  # cached: loaded from the stored artifact
@@ -164,4 +163,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else ROWS)
