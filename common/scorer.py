@@ -20,12 +20,15 @@ is reached through the loaded model, whose unpickling already imported its libra
 from __future__ import annotations
 
 import ctypes
+import logging
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # rows (n, features) in the model's feature order -> P(trend), (n,)
 
@@ -131,9 +134,11 @@ def _xgboost_scorer(model: Any) -> Scorer | None:
         return None
     booster = model.get_booster()
     iterations = model._get_iteration_range(None)  # the trees predict_proba uses (best_iteration if set)
+    missing = model.missing
 
     def score(rows: np.ndarray) -> np.ndarray:
-        return np.asarray(booster.inplace_predict(rows, iteration_range=iterations), dtype="float64")
+        predicted = booster.inplace_predict(rows, iteration_range=iterations, missing=missing)
+        return np.asarray(predicted, dtype="float64")
 
     return score
 
@@ -147,9 +152,16 @@ _BOOSTER_SCORERS: dict[str, Callable[[Any], Scorer | None]] = {
 def compile_scorer(model: Any, feature_names: Sequence[str]) -> Scorer:
     """The fastest exact P(trend) for ``model``; rows come as a float array in ``feature_names`` order."""
     fast = _BOOSTER_SCORERS.get(_library(model))
-    scorer = fast(model) if fast is not None else None
-    if scorer is not None:
-        return scorer
+    if fast is not None:
+        try:
+            scorer = fast(model)
+        except Exception as exc:  # the fast path leans on library internals: a change there costs speed, not service
+            logger.warning(
+                "%s: no fast scorer (%s: %s); using predict_proba", type(model).__name__, type(exc).__name__, exc
+            )
+            scorer = None
+        if scorer is not None:
+            return scorer
     names = list(feature_names)
     # a frame for what was fitted on one (sklearn checks the names) and for a pyfunc; else the bare array
     wants_frame = hasattr(model, "feature_names_in_") or not hasattr(model, "predict_proba")

@@ -105,3 +105,17 @@ def test_lightgbm_single_rows_use_the_c_single_row_call_and_match_predict_proba(
     assert calls == [1]  # several rows: one batch call
     with pytest.raises(ValueError, match="expected 19 features"):
         score(X.tail(1).to_numpy()[:, :5])
+
+
+def test_a_fast_path_that_breaks_falls_back_to_predict_proba(data, monkeypatch) -> None:
+    """The booster paths use library internals; if a release changes them the model is still served."""
+    X, y = data
+    model = make_classifier("lightgbm", y_train=y, seed=5).fit(X, y)
+
+    def moved_internals(booster):
+        raise AttributeError("'Booster' object has no attribute '_handle'")
+
+    monkeypatch.setattr("common.scorer._LightGBMSingleRow.create", moved_internals)
+    score = compile_scorer(model, FEATURE_NAMES)
+    np.testing.assert_allclose(score(X.tail(4).to_numpy()), positive_probability(model, X.tail(4)), atol=1e-12)
+    np.testing.assert_allclose(score(X.tail(1).to_numpy()), positive_probability(model, X.tail(1)), atol=1e-12)
