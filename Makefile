@@ -1,13 +1,15 @@
 # The two commands of the README:
 #   make demo   install what is needed, then run the retraining loop locally (retrain demo)
 #   make test   install what is needed, then lint and run the test suite
-# Installs go to .venv/ (project, from uv.lock) and .tools/ (the pinned uv that installs it).
+# Installs go to .venv/ (project, from uv.lock) and .tools/ (the pinned uv that installs it, and aws-sam-cli in
+# its own venv .tools/sam/ for the SAM checks of `make test`).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 UV_VERSION := 0.9.30
 UV := .tools/bin/uv
+SAM_REQUIREMENTS := tests/packaging/requirements-sam-cli.txt
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup sam-cli demo test lint bench clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -21,6 +23,16 @@ $(UV):
 
 setup: .venv/.installed
 
+# aws-sam-cli pins its own boto3/click: a venv of its own, hash-locked, so `sam validate --lint` and `sam build`
+# run in CI without disturbing the project's dependency set.
+.tools/sam/.installed: $(SAM_REQUIREMENTS) | $(UV)
+	rm -rf .tools/sam
+	$(UV) venv --quiet --python $(PYTHON) --no-python-downloads .tools/sam
+	$(UV) pip install --quiet --python .tools/sam/bin/python --require-hashes --requirement $(SAM_REQUIREMENTS)
+	touch $@
+
+sam-cli: .tools/sam/.installed
+
 demo: setup
 	.venv/bin/retrain demo
 
@@ -28,7 +40,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
-test: lint
+test: lint sam-cli
 	.venv/bin/pytest
 
 bench: setup
