@@ -3,9 +3,9 @@
 Each rule is a function from a template to the list of its violations. The real template must have none,
 and a deliberately broken copy must have the expected one: a rule that cannot fail proves nothing.
 
-SAM adds two AWS-managed policies to every role it generates, outside this file's view:
-AWSLambdaBasicExecutionRole (the function's log streams) and, with tracing on, AWSXrayWriteOnlyAccess
-(X-Ray takes no resource ARN). Everything else a role can do is written in the template and checked here.
+SAM adds AWS-managed policies to the roles it generates, outside this file's view: AWSLambdaBasicExecutionRole
+to each function's (its log streams) and, with tracing on, AWSXrayWriteOnlyAccess (X-Ray takes no resource ARN).
+Everything else a role can do is written in the template and checked here.
 """
 
 from __future__ import annotations
