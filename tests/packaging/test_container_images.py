@@ -337,7 +337,7 @@ def test_image_dependencies_fit_lambdas_image_limit(
     size = sum(path.stat().st_size for path in image_install.site_packages.rglob("*") if path.is_file())
     for dockerfile in DOCKERFILES:
         packaging_report[f"{_id(dockerfile)} dependencies ({IMAGE_PLATFORM})"] = (
-            f"{size / MIB:8.2f} MiB installed, + base image and Python 3.11"
+            f"{size:>12,} bytes ({size / MIB:.2f} MiB) + the base image and its Python 3.11"
         )
     assert size + BASE_ALLOWANCE < LAMBDA_IMAGE_LIMIT
 

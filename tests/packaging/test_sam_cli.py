@@ -74,17 +74,17 @@ def _unzipped_size(directory: Path) -> int:
 
 
 def _sam_environment() -> dict[str, str]:
-    """sam without telemetry or the caller's AWS settings. sam build runs `python3.11 -m pip` from PATH: drop this
-    venv from PATH (it has no pip) so the interpreter found is the machine's, as for a developer running sam."""
-    venv_bin = str(Path(sys.prefix) / "bin")
+    """sam without telemetry or the caller's AWS settings. sam build runs `python3.11 -m pip` from PATH: the SAM
+    venv's own python3.11 (which has pip, unlike this venv or a bare system Python) goes first, this venv not at all.
+    """
     environment = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("AWS_", "RETRAIN_", "MLFLOW_")) and name != "VIRTUAL_ENV"
     }
-    environment["PATH"] = os.pathsep.join(
-        entry for entry in environment.get("PATH", "").split(os.pathsep) if entry and entry != venv_bin
-    )
+    this_venv = str(Path(sys.prefix) / "bin")
+    inherited = [entry for entry in environment.get("PATH", "").split(os.pathsep) if entry and entry != this_venv]
+    environment["PATH"] = os.pathsep.join([str(SAM.parent), *inherited])
     environment["SAM_CLI_TELEMETRY"] = "0"
     return environment
 
@@ -182,8 +182,10 @@ def test_function_and_its_layers_fit_lambdas_unzipped_limit(
     sizes = {name: _unzipped_size(zip_build.directory / name) for name in [function, *_function_layers(function)]}
     total = sum(sizes.values())
     for name, size in sizes.items():
-        packaging_report[f"{name} (sam build, unzipped)"] = f"{size / MIB:8.2f} MiB ({size:,} bytes)"
-    packaging_report[f"{function} + layers"] = f"{total / MIB:8.2f} MiB of Lambda's {LAMBDA_UNZIPPED_LIMIT // MIB} MiB"
+        packaging_report[f"{name} (sam build, unzipped)"] = f"{size:>12,} bytes ({size / MIB:.2f} MiB)"
+    packaging_report[f"{function} + its layers"] = (
+        f"{total:>12,} bytes ({total / MIB:.2f} MiB of Lambda's {LAMBDA_UNZIPPED_LIMIT // MIB} MiB)"
+    )
     assert total < LAMBDA_UNZIPPED_LIMIT, f"{function}: {sizes} add up to {total / MIB:.1f} MiB"
 
 
