@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_objects import GLIBC_LIBRARIES, libraries_from_the_system, shared_objects
 
 from retrain.stack.template import load_template
 
@@ -40,7 +41,15 @@ IMAGE_PYTHON = "/usr/bin/python3.11"
 LAMBDA_IMAGE_LIMIT = 10 * 1000**3
 BASE_ALLOWANCE = 1024**3
 MIB = 1024 * 1024
-GLIBC_SYMBOL_VERSION = re.compile(rb"GLIBC_2\.(\d+)")
+# Amazon Linux 2023 package -> the libraries it provides that wheels may link to without carrying them.
+AL2023_PACKAGE_LIBRARIES = {
+    "libgcc": {"libgcc_s.so.1"},
+    "libgomp": {"libgomp.so.1"},
+    "libstdc++": {"libstdc++.so.6"},
+    "zlib": {"libz.so.1"},
+}
+# numba's optional threading layers (TBB, OpenMP): numba falls back to its own when their libraries are absent.
+OPTIONAL_EXTENSIONS = ("tbbpool.", "omppool.")
 
 
 @dataclass(frozen=True)
@@ -343,13 +352,32 @@ def test_image_dependencies_fit_lambdas_image_limit(
 
 
 def test_image_binaries_run_on_amazon_linux_2023(image_install: ImageInstall) -> None:
-    newest = {
-        path.relative_to(image_install.site_packages): max(
-            (int(minor) for minor in GLIBC_SYMBOL_VERSION.findall(path.read_bytes())), default=0
-        )
-        for path in image_install.site_packages.rglob("*.so*")
-        if path.is_file()
+    objects = shared_objects(image_install.site_packages)
+    assert objects, "no shared objects: wrong directory?"
+    too_new = {
+        str(item.path.relative_to(image_install.site_packages)): f"2.{item.newest_glibc_minor}"
+        for item in objects
+        if item.newest_glibc_minor > IMAGE_GLIBC_MINOR
     }
-    assert newest, "no shared objects: wrong directory?"
-    too_new = {str(path): f"2.{minor}" for path, minor in newest.items() if minor > IMAGE_GLIBC_MINOR}
     assert too_new == {}, f"these need a newer glibc than Amazon Linux 2023's 2.{IMAGE_GLIBC_MINOR}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
+def test_image_installs_the_system_libraries_the_wheels_link_to(image_install: ImageInstall, dockerfile: Path) -> None:
+    """The OS-only base has little beyond glibc: every library a wheel needs and does not carry is dnf-installed."""
+    runs = [i.arguments.split() for i in parse_dockerfile(dockerfile) if i.keyword == "RUN" and "dnf" in i.arguments]
+    (words,) = runs
+    start = words.index("install") + 1
+    packages = set(words[start : words.index("&&", start)]) - {"-y"}
+    available = GLIBC_LIBRARIES.union(*(AL2023_PACKAGE_LIBRARIES.get(package, set()) for package in packages))
+    objects = [
+        item
+        for item in shared_objects(image_install.site_packages)
+        if not item.path.name.startswith(OPTIONAL_EXTENSIONS)
+    ]
+    missing = {
+        library: sorted(str(path.relative_to(image_install.site_packages)) for path in needing)[:3]
+        for library, needing in libraries_from_the_system(objects).items()
+        if library not in available
+    }
+    assert missing == {}, f"{_id(dockerfile)}: dnf-install the packages providing these (AL2023_PACKAGE_LIBRARIES)"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared_objects import GLIBC_LIBRARIES, libraries_from_the_system, shared_objects
 
 from retrain.stack.template import load_template
 
@@ -30,9 +31,10 @@ SAM_REQUIREMENTS = Path(__file__).with_name("requirements-sam-cli.txt")
 MIB = 1024 * 1024
 # Lambda's quota for a zip function: the unzipped deployment package plus all its layers, 262,144,000 bytes.
 LAMBDA_UNZIPPED_LIMIT = 250 * MIB
-# Lambda's python3.11 runtime is Amazon Linux 2: no shared object may need a newer glibc than its 2.26.
-AMAZON_LINUX_2_GLIBC = (2, 26)
-GLIBC_SYMBOL_VERSION = re.compile(rb"GLIBC_2\.(\d+)")
+# Lambda's python3.11 runtime is Amazon Linux 2: no shared object may need a newer glibc than its 2.26, nor a system
+# library beyond glibc's and the C++/compression ones that runtime has (manylinux's allowed system libraries).
+AMAZON_LINUX_2_GLIBC_MINOR = 26
+PYTHON_RUNTIME_LIBRARIES = GLIBC_LIBRARIES | {"libgcc_s.so.1", "libstdc++.so.6", "libz.so.1"}
 
 
 def _pinned_sam_cli_version() -> str:
@@ -198,20 +200,17 @@ def test_layer_leaves_boto3_to_the_runtime(zip_build: ZipBuild, layer: str) -> N
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_layer_binaries_run_on_amazon_linux_2(zip_build: ZipBuild, layer: str) -> None:
-    """sam build chose manylinux2014 wheels; the shared objects' glibc symbol versions prove it."""
-    newest = {
-        path.relative_to(zip_build.directory): _newest_glibc_needed(path)
-        for path in (zip_build.directory / layer).rglob("*.so*")
-        if path.is_file()
+    """sam build chose manylinux2014 wheels; the shared objects' glibc versions and libraries prove it."""
+    objects = shared_objects(zip_build.directory / layer)
+    assert objects, f"{layer}: no shared objects found (numpy ships some): wrong directory?"
+    too_new = {
+        str(item.path.relative_to(zip_build.directory)): f"2.{item.newest_glibc_minor}"
+        for item in objects
+        if item.newest_glibc_minor > AMAZON_LINUX_2_GLIBC_MINOR
     }
-    assert newest, f"{layer}: no shared objects found (numpy ships some): wrong directory?"
-    too_new = {path: f"2.{minor}" for path, minor in newest.items() if (2, minor) > AMAZON_LINUX_2_GLIBC}
-    assert too_new == {}, "these need a newer glibc than Amazon Linux 2's 2.26"
-
-
-def _newest_glibc_needed(shared_object: Path) -> int:
-    """Highest GLIBC_2.N symbol version named in the file (0 when none): what the dynamic loader will require."""
-    return max((int(minor) for minor in GLIBC_SYMBOL_VERSION.findall(shared_object.read_bytes())), default=0)
+    assert too_new == {}, f"these need a newer glibc than Amazon Linux 2's 2.{AMAZON_LINUX_2_GLIBC_MINOR}"
+    missing = set(libraries_from_the_system(objects)) - PYTHON_RUNTIME_LIBRARIES
+    assert missing == set(), f"{layer}: libraries Lambda's python3.11 runtime does not have"
 
 
 @pytest.fixture(scope="session")
