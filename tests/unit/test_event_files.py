@@ -187,8 +187,18 @@ MALFORMED: dict[str, tuple[dict[str, Any], str, str]] = {
 }
 
 
+@pytest.fixture
+def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Powertools' settings, as the template's Globals give them to every function. The handler modules read
+    them when first imported (the metrics namespace among them), so this test must not be the one that
+    imports a handler without them."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "retrain-test")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Retrain")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")  # no X-Ray daemon here
+
+
 @pytest.mark.parametrize("function", sorted(MALFORMED))
-def test_a_malformed_event_is_a_validation_error_naming_the_field(function: str) -> None:
+def test_a_malformed_event_is_a_validation_error_naming_the_field(function: str, lambda_environment: None) -> None:
     spec = functions()[function]
     handler = getattr(importlib.import_module(spec.module), spec.attribute)
     event, location, message = MALFORMED[function]
