@@ -9,13 +9,15 @@ exception class name, exactly what a ``Catch``/``Retry`` in the ASL matches on A
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import json
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +80,7 @@ class LambdaRouter:
         context = LocalLambdaContext(route.spec.name, route.spec.arn)
         started = time.perf_counter()
         error_type = None
-        with route.lock:
+        with route.lock, _event_loop_for_this_thread():
             try:
                 result = route.handler(event, context)
                 body = json.dumps(result, default=str).encode()
@@ -92,6 +94,25 @@ class LambdaRouter:
             )
         )
         return body
+
+
+@contextlib.contextmanager
+def _event_loop_for_this_thread() -> Iterator[None]:
+    """Lambda's runtime calls a handler on its main thread, which has an asyncio event loop (Mangum, the
+    predictor's adapter, runs the app on it). moto calls us on one of its request threads, which has none:
+    give the invocation one, and close it afterwards (those threads come and go)."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            yield
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+        return
+    yield
 
 
 def _error_payload(error_type: str, message: str, stack: list[str] | None = None) -> bytes:

@@ -176,10 +176,8 @@ def predictor(stack, monkeypatch: pytest.MonkeyPatch):
     refresh), the pool narrowed to LINK, the clock at the batch run. Its service is built per warm
     environment (process), so it is dropped before and after.
 
-    Invoked through the stack's Lambda router on this thread, not through moto's Lambda API: moto runs an
-    invocation on one of its server's request threads, which has no asyncio event loop, and Mangum needs
-    one (Lambda's runtime calls the handler on its main thread, which has). Same handler, same Lambda
-    context, same error payload."""
+    Invoked through moto's Lambda API like every other function: the stack's router gives moto's request
+    thread the event loop Mangum needs, as Lambda's main thread has one."""
     from functions.predictor.app import default_service
 
     name = stack.info.functions["PredictorFunction"]
@@ -190,9 +188,7 @@ def predictor(stack, monkeypatch: pytest.MonkeyPatch):
     default_service.cache_clear()
 
     def call(event: dict[str, Any]) -> tuple[Any, str | None]:
-        headers: dict[str, Any] = {}
-        payload = stack.router.invoke(name, json.dumps(event), headers)
-        return json.loads(payload), headers.get("x-amz-function-error")
+        return invoke(stack, "PredictorFunction", event)
 
     yield call
     default_service.cache_clear()
