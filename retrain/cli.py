@@ -120,6 +120,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.execution.status == "SUCCEEDED" else 1
 
 
+# --- replay ----------------------------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from retrain.replay import render, run_replay
+
+    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
+    load_settings(symbols=symbols)  # validates the symbols before anything starts
+    classifiers = tuple(c for c in args.classifiers.split(",") if c) if args.classifiers else None
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="retrain-replay-") as state_dir:
+        summary = run_replay(
+            symbols=symbols,
+            start=args.start,
+            days=args.days,
+            state_dir=Path(state_dir),
+            classifiers=classifiers,
+            echo=lambda m: print(f"{time.monotonic() - started:7.1f}s {m}", flush=True),
+        )
+    print()
+    print(render(summary))
+    if args.summary_json:
+        Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+        print(f"summary written to {args.summary_json}")
+    print(f"\nreplay took {time.monotonic() - started:.1f}s")
+    return 0 if summary.failed_requests == 0 else 1
+
+
 # --- data: ingest / validate / features --------------------------------------------------------------
 def _data_connection(args: argparse.Namespace) -> Any:
     """The store to read: configured, the running stack, or a moto-only stack for this command."""
@@ -385,6 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of", type=_as_of, default=None, help="as-of date YYYY-MM-DD (default: end of the sample data)"
     )
     demo.set_defaults(run=cmd_demo)
+
+    replay = commands.add_parser(
+        "replay", help="replay sample history day by day: ingest, predictions, triggers, retrains, hot swaps"
+    )
+    replay.add_argument("--symbols", default="BTC,ETH", help="comma-separated symbols (default: BTC,ETH)")
+    replay.add_argument("--start", type=_as_of, default=datetime(2024, 11, 20, tzinfo=UTC), help="first day")
+    replay.add_argument("--days", type=int, default=30, help="days to replay after --start (default 30)")
+    replay.add_argument("--classifiers", default="", help="comma-separated zoo subset (default: the full zoo)")
+    replay.add_argument("--summary-json", default=None, help="write the summary as JSON here")
+    replay.set_defaults(run=cmd_replay)
 
     as_of_help = "as-of time YYYY-MM-DD[THH:MM] UTC (default: RETRAIN_AS_OF or now)"
     ingest = commands.add_parser("ingest", help="fetch, validate and append the newest closed candles")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -77,14 +78,16 @@ def run_execution(
     on_step: Callable[[Step], None] = lambda step: None,
     timeout_s: float = 900,
     poll_s: float = 0.25,
+    attach_only: bool = False,
 ) -> ExecutionResult:
-    """Start (or, if ``name`` already ran, re-attach to) an execution and wait for it to finish."""
-    try:
-        arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))[
-            "executionArn"
-        ]
-    except sfn.exceptions.ExecutionAlreadyExists:
-        arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    """Start (or, if ``name`` already ran, re-attach to) an execution and wait for it to finish.
+    ``attach_only``: someone else started it (the trigger checker); only wait for it."""
+    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    if not attach_only:
+        with contextlib.suppress(sfn.exceptions.ExecutionAlreadyExists):
+            arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))[
+                "executionArn"
+            ]
     seen = 0
     started_at = time.monotonic()
     steps: list[Step] = []

@@ -101,15 +101,20 @@ class Service:
         self.features = features
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, background: bool) -> Service:
+    def from_settings(
+        cls, settings: Settings, *, background: bool, clock: Callable[[], datetime] | None = None
+    ) -> Service:
+        """``clock`` is "now" for the features (default: the settings' as-of, else the time); a replay
+        moves it day by day."""
         from common.bar_store import OhlcvStore
         from common.registry import Registry
         from common.storage import S3ObjectStore
 
         store = OhlcvStore(S3ObjectStore(settings.bucket))
+        now = clock or settings.now
 
         def load(symbol: str, interval: str) -> Any:
-            return latest_features(store, symbol, interval, as_of=settings.now(), gap_policy=settings.gap_policy)
+            return latest_features(store, symbol, interval, as_of=now(), gap_policy=settings.gap_policy)
 
         models = ModelCache(
             RegistrySource(Registry(settings.tracking_uri)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,9 @@ class LocalStackConfig(BaseSettings):
         validation_alias="RETRAIN_SYMBOLS",
         description="Symbols whose sample data is uploaded (same variable as the pool's).",
     )
+    sample_data_until: datetime | None = Field(
+        None, description="Seed only the bars closed by then (a replay ingests the rest day by day)."
+    )
     with_mlflow: bool = Field(True, description="Start the MLflow tracking server.")
     mlflow_start_timeout: float = Field(90.0, gt=0, description="Seconds to wait for MLflow to answer.")
 
@@ -37,7 +41,7 @@ class LocalStackConfig(BaseSettings):
         env = {
             f"RETRAIN_LOCAL_{name.upper()}": str(value)
             for name, value in self.model_dump().items()
-            if name != "symbols"
+            if name != "symbols" and value is not None
         }
         env["RETRAIN_SYMBOLS"] = ",".join(self.symbols)
         return env

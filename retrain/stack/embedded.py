@@ -190,7 +190,10 @@ class EmbeddedStack:
             lambda_router.install(self.router)
             restored = self._restore_bucket(resources.bucket, state_dir)
             seeded = sample_data.seed(
-                S3ObjectStore(resources.bucket, self._client("s3")), config.sample_data_dir, symbols
+                S3ObjectStore(resources.bucket, self._client("s3")),
+                config.sample_data_dir,
+                symbols,
+                until=config.sample_data_until,
             )
             self.progress(f"sample data: {seeded.summary()}; {restored} objects restored from {state_dir}")
             if config.with_mlflow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from common.bar_store import AppendResult, OhlcvStore
@@ -46,7 +47,9 @@ class SeedSummary:
         return text + (f", rows refused by validation ({'; '.join(rejected)})" if rejected else "")
 
 
-def seed(store: S3ObjectStore, sample_dir: Path, symbols: tuple[str, ...]) -> SeedSummary:
+def seed(
+    store: S3ObjectStore, sample_dir: Path, symbols: tuple[str, ...], *, until: datetime | None = None
+) -> SeedSummary:
     """Seed the bucket with each symbol's sample series through the validated append: bad rows (AAVE's
     zero-price first bar) are refused and reported, and bars already stored are never rewritten, so
     history appended since (ingestion) survives a restart."""
@@ -56,6 +59,8 @@ def seed(store: S3ObjectStore, sample_dir: Path, symbols: tuple[str, ...]) -> Se
         for path in sorted(sample_dir.glob(f"*/{symbol}.csv")):
             interval = path.parent.name
             bars = parse_ohlcv_csv(path.read_bytes(), source=str(path))
+            if until is not None:  # a replay starts from history up to its start; ingestion appends the rest
+                bars = bars.loc[bars.index + interval_length(interval) <= until]
             every_bar_closed = bars.index.max() + interval_length(interval)
             results.append(bars_store.append(symbol, interval, bars, as_of=every_bar_closed.to_pydatetime()))
     return SeedSummary(tuple(results))
