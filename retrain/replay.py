@@ -291,7 +291,8 @@ def _replay_day(
 
     from retrain.executions import run_execution
 
-    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day))
+    only = {"symbols": list(summary.symbols)}  # the replay's models, whatever else the stack's pool holds
+    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day, **only))
     for decision in check.get("decisions", []):
         name = f"{decision['symbol']} {decision['trend']}"
         timeline = summary.models.get(name)
@@ -326,9 +327,9 @@ def _replay_day(
             for item in (result.output or {}).get("results", []):
                 if item.get("status") != "promoted":
                     echo(f"    {item['symbol']} {item['trend']}: {item.get('status')} ({item.get('why', '')[:80]})")
-    ingest = invoke(functions["IngestFunction"], scheduled_event(day + timedelta(minutes=5)))
+    ingest = invoke(functions["IngestFunction"], scheduled_event(day + timedelta(minutes=5), **only))
     clock[0] = day + timedelta(minutes=5)
-    batch = invoke(functions["BatchPredictFunction"], scheduled_event(day + timedelta(minutes=15)))
+    batch = invoke(functions["BatchPredictFunction"], scheduled_event(day + timedelta(minutes=15), **only))
     predictions, outcomes = batch.get("predictions", {}), batch.get("outcomes", {})
     echo(
         f"{line} ingested {ingest.get('appended', 0)} bar(s); logged {predictions.get('written', 0)} "
