@@ -36,7 +36,7 @@ from common.registry import (
     load_back_problem,
 )
 from common.scorer import positive_probability
-from common.settings import Settings, registered_model_name
+from common.settings import Settings, experiment_name, registered_model_name
 
 Progress = Callable[[str], None]
 SAMPLE_ROWS = 20  # rows whose probabilities the registered version must reproduce when loaded back
@@ -69,7 +69,7 @@ def train_model(
     started = time.monotonic()
     interval = interval or settings.interval
     name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
-    experiment_id = registry.experiment_id(f"{symbol}_{trend}")
+    experiment_id = registry.experiment_id(experiment_name(symbol, trend))
     finished = registry.finished_run(experiment_id, execution_id)
     if finished is not None:
         progress(f"{name}: execution {execution_id} already trained (run {finished.info.run_id}); reusing it")

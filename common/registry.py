@@ -124,6 +124,29 @@ class Registry:
                 return run
         return None
 
+    def last_training(self, experiment_name: str, *, before: datetime, scan: int = 200) -> datetime | None:
+        """The data-clock as-of time of the latest training attempt that completed (any outcome: a version
+        promoted, a challenger rejected, or no candidate through the gate) strictly before ``before``.
+        Strictly: re-checking a day that already trained gives the same answer as the first check."""
+        experiment = self.client.get_experiment_by_name(experiment_name)
+        if experiment is None:
+            return None
+        runs = self.client.search_runs(
+            [experiment.experiment_id],
+            filter_string="attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=scan,
+        )
+        latest: datetime | None = None
+        for run in runs:
+            tags = run.data.tags
+            if RESULT_TAG not in tags or "mlflow.parentRunId" in tags or "as_of" not in tags:
+                continue
+            as_of = datetime.fromisoformat(tags["as_of"])
+            if as_of < before and (latest is None or as_of > latest):
+                latest = as_of
+        return latest
+
     # --- registered versions --------------------------------------------------------------------
     def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
         from mlflow.exceptions import MlflowException

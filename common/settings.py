@@ -181,6 +181,12 @@ class Settings(BaseSettings):
     psi_max_threshold: float = Field(0.25, gt=0, description="Fixed rule: retrain if max PSI > x.")
     psi_max_drifted_features: int = Field(3, ge=0, description="Fixed rule: retrain if more drifted.")
     max_model_age_days: int = Field(7, ge=1, description="Schedule trigger: champion older than this.")
+    cooldown_days: float = Field(
+        3,
+        ge=0,
+        description="Triggers that fire within this many days of a model's last completed retrain are recorded "
+        "but start nothing (a lost challenger leaves the same drift and accuracy behind); 0 acts on every firing.",
+    )
 
     # --- notifications --------------------------------------------------------------------------
     notify_channels: Annotated[tuple[NotificationChannel, ...], NoDecode] = Field(
@@ -302,6 +308,11 @@ class Settings(BaseSettings):
 
 def registered_model_name(symbol: str, trend: Trend) -> str:
     return f"{symbol}_{trend}_model"
+
+
+def experiment_name(symbol: str, trend: str) -> str:
+    """The MLflow experiment holding every training attempt of one model."""
+    return f"{symbol}_{trend}"
 
 
 def environment_names(model: type[BaseSettings], field: str) -> str:

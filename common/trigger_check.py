@@ -18,9 +18,9 @@ from common.keys import decision_key
 from common.prediction_log import live_accuracy_counts, read_records, window_start
 from common.promotion import decode_tags
 from common.registry import CHAMPION, Registry, VersionInfo
-from common.settings import TRENDS, Settings, registered_model_name
+from common.settings import TRENDS, Settings, experiment_name, registered_model_name
 from common.storage import S3ObjectStore
-from common.triggers import Decision, TriggerResult, performance_trigger, schedule_trigger
+from common.triggers import Decision, TriggerResult, cooldown, performance_trigger, schedule_trigger
 
 StartExecution = Callable[[str, dict[str, Any]], bool]  # (name, input) -> started (False: already ran)
 
@@ -60,7 +60,7 @@ class CheckSummary:
             lines.append(
                 f"{d.symbol + ' ' + d.trend:<20}{('v' + d.champion_version) if d.champion_version else '-':<10}"
                 f"{_cell(by.get('schedule')):<12}{_cell(by.get('performance')):<20}{_cell(by.get('drift')):<22}"
-                f"{d.reason if d.retrain else '-'}"
+                f"{d.reason if d.retrain else ('held: ' + d.reason) if d.held_back else '-'}"
             )
         for model, error in self.errors.items():
             lines.append(f"{model:<20}error: {error}")
@@ -94,7 +94,9 @@ def check_model(
     name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
     champion = registry.version_by_alias(name, CHAMPION)
     tags = decode_tags(champion.tags) if champion else {}
-    results = [schedule_trigger(_trained_at(champion, tags) if champion else None, as_of, settings.max_model_age_days)]
+    last_attempt = registry.last_training(experiment_name(symbol, trend), before=as_of)
+    trained = _trained_at(champion, tags) if champion else None
+    results = [schedule_trigger(trained, as_of, settings.max_model_age_days, last_attempt)]
     drift_report = None
     if champion is not None:
         results.append(_performance(settings, objects, symbol, trend, as_of, int(tags.get("prediction_window", 0))))
@@ -107,6 +109,9 @@ def check_model(
         as_of=as_of.isoformat(),
         champion_version=champion.version if champion else None,
         triggers=tuple(results),
+        held_back=cooldown(last_attempt, as_of, settings.cooldown_days)
+        if any(result.fired for result in results)
+        else None,
     )
     return decision, drift_report
 
@@ -195,7 +200,7 @@ def run_check(
                 summary.drift[model] = drift
                 _write_psi_chart(objects, decision, drift)
             objects.put_json(decision_key(symbol, trend, as_of), record)
-            progress(f"{model}: {'retrain (' + decision.reason + ')' if decision.retrain else 'keep'}")
+            progress(f"{model}: {_verdict(decision)}")
     if summary.to_retrain and start_execution is not None:
         summary.execution = execution_name(as_of)
         payload = {
@@ -204,6 +209,14 @@ def run_check(
         }
         summary.started = start_execution(summary.execution, payload)
     return summary
+
+
+def _verdict(decision: Decision) -> str:
+    if decision.retrain:
+        return f"retrain ({decision.reason})"
+    if decision.held_back:
+        return f"keep: {decision.reason} fired, but {decision.held_back}"
+    return "keep"
 
 
 def _write_psi_chart(objects: S3ObjectStore, decision: Decision, drift: dict[str, Any]) -> None:

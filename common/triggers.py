@@ -2,7 +2,8 @@
 
 Each gives a :class:`TriggerResult` with a status that is never ambiguous:
 ``fired`` (retrain), ``ok``, ``insufficient_data`` (not enough evidence either way: never a retrain),
-``no_model`` (nothing to watch: train one) or ``not_checked`` (the trigger could not run, with why).
+``no_model`` (nothing to watch: train one), ``backoff`` (no champion, and the last attempt to train one
+is too recent to try again) or ``not_checked`` (the trigger could not run, with why).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 TriggerName = Literal["schedule", "performance", "drift"]
-TriggerStatus = Literal["fired", "ok", "insufficient_data", "no_model", "not_checked"]
+TriggerStatus = Literal["fired", "ok", "insufficient_data", "no_model", "backoff", "not_checked"]
 FIRING: frozenset[str] = frozenset({"fired", "no_model"})
 
 
@@ -33,18 +34,57 @@ class TriggerResult:
         return {**asdict(self), "fired": self.fired}
 
 
-def schedule_trigger(champion_created: datetime | None, as_of: datetime, max_age_days: int) -> TriggerResult:
-    """Fires when the champion is older than ``max_age_days``; no champion fires ``no_model``."""
-    if champion_created is None:
-        return TriggerResult("schedule", "no_model", "no champion yet: train one")
-    age_days = (as_of - champion_created).total_seconds() / 86400
-    if age_days > max_age_days:
-        return TriggerResult(
-            "schedule", "fired", f"champion is {age_days:.1f} days old (> {max_age_days})", age_days, max_age_days
+def schedule_trigger(
+    champion_trained: datetime | None,
+    as_of: datetime,
+    max_age_days: int,
+    last_attempt: datetime | None = None,
+) -> TriggerResult:
+    """Fires when the model has gone ``max_age_days`` without a training attempt on fresh data.
+
+    The age runs from the later of the champion's training and the last completed retrain: a challenger
+    that lost to the champion confirmed it on newer data, so the next scheduled attempt is a full period
+    later, not every day until a challenger wins. Without a champion, ``no_model`` fires at once, and
+    after an attempt that produced none (nothing passed the gate) again only once the period has passed:
+    a gate that rejects today's data would reject it tomorrow too, at the price of a training each day.
+    """
+    if champion_trained is None:
+        if last_attempt is None:
+            return TriggerResult("schedule", "no_model", "no champion yet: train one")
+        waited = _days(as_of, last_attempt)
+        if waited > max_age_days:
+            detail = f"no champion; the last attempt {waited:.1f} days ago produced none: try again"
+            return TriggerResult("schedule", "no_model", detail, waited, max_age_days)
+        detail = (
+            f"no champion; the last attempt {waited:.1f} days ago produced none: "
+            f"next attempt after {max_age_days} days"
         )
-    return TriggerResult(
-        "schedule", "ok", f"champion is {age_days:.1f} days old (<= {max_age_days})", age_days, max_age_days
-    )
+        return TriggerResult("schedule", "backoff", detail, waited, max_age_days)
+    confirmed = last_attempt is not None and last_attempt > champion_trained
+    age_days = _days(as_of, last_attempt if confirmed and last_attempt else champion_trained)
+    status: TriggerStatus = "fired" if age_days > max_age_days else "ok"
+    bound = f"({'>' if status == 'fired' else '<='} {max_age_days})"
+    if confirmed:
+        detail = f"champion last confirmed by a retrain {age_days:.1f} days ago {bound}"
+    else:
+        detail = f"champion is {age_days:.1f} days old {bound}"
+    return TriggerResult("schedule", status, detail, age_days, max_age_days)
+
+
+def cooldown(last_attempt: datetime | None, as_of: datetime, cooldown_days: float) -> str | None:
+    """Why a model retrained too recently to retrain again, or None. A challenger that just lost leaves
+    the champion with the same drift and the same live accuracy: without a pause, every day would
+    retrain it again on nearly the same data."""
+    if last_attempt is None or cooldown_days <= 0:
+        return None
+    since = _days(as_of, last_attempt)
+    if since >= cooldown_days:
+        return None
+    return f"last retrain {since:.1f} days ago (< {cooldown_days:g}-day cooldown)"
+
+
+def _days(later: datetime, earlier: datetime) -> float:
+    return (later - earlier).total_seconds() / 86400
 
 
 def accuracy_below_p_value(correct: int, total: int, threshold: float) -> float:
@@ -91,10 +131,11 @@ class Decision:
     as_of: str
     champion_version: str | None
     triggers: tuple[TriggerResult, ...]
+    held_back: str | None = None  # why fired triggers start nothing today (cooldown)
 
     @property
     def retrain(self) -> bool:
-        return any(result.fired for result in self.triggers)
+        return self.held_back is None and any(result.fired for result in self.triggers)
 
     @property
     def reasons(self) -> list[str]:
@@ -116,5 +157,6 @@ class Decision:
             "champion_version": self.champion_version,
             "retrain": self.retrain,
             "reasons": self.reasons,
+            "held_back": self.held_back,
             "triggers": {result.trigger: result.to_dict() for result in self.triggers},
         }

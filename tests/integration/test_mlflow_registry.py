@@ -73,3 +73,41 @@ def test_log_register_alias_and_load_back_through_the_server(stack):
     assert reloaded.metadata.run_id == client.get_model_version(MODEL_NAME, second).run_id
     rollback = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@previous")
     assert rollback.metadata.run_id == champion.metadata.run_id != reloaded.metadata.run_id
+
+
+def test_last_training_is_the_latest_finished_attempt_strictly_before_the_as_of_time(stack):
+    """The schedule trigger and the cooldown read a model's last retrain from its experiment's runs:
+    finished parent runs that carry a result, on the data clock, never the day being checked or later."""
+    from datetime import UTC, datetime
+
+    from common.registry import EXECUTION_TAG, RESULT_TAG, Registry
+
+    registry = Registry(stack.info.mlflow_uri)
+    name = "LASTTRAIN_uptrend"
+    assert registry.last_training(name, before=datetime(2025, 1, 1, tzinfo=UTC)) is None  # no experiment
+    experiment = registry.experiment_id(name)
+
+    def attempt(as_of: str, *, result: bool = True, status: str = "FINISHED", parent: str | None = None) -> str:
+        tags = {EXECUTION_TAG: f"trigger-{as_of[:10]}", "as_of": as_of}
+        if result:
+            tags[RESULT_TAG] = "{}"
+        if parent:
+            tags["mlflow.parentRunId"] = parent
+        run = registry.client.create_run(experiment, tags=tags)
+        registry.client.set_terminated(run.info.run_id, status=status)
+        return run.info.run_id
+
+    first = attempt("2025-01-03T00:00:00+00:00")
+    attempt("2025-01-09T00:00:00+00:00", result=False)  # crashed before its result: not an attempt
+    attempt("2025-01-08T00:00:00+00:00", status="FAILED")
+    attempt("2025-01-07T00:00:00+00:00", parent=first)  # a candidate's nested run
+    attempt("2025-01-05T00:00:00+00:00")
+    attempt("2025-01-10T00:00:00+00:00")  # replayed later, but judged on the data clock
+
+    def last(day: int) -> datetime | None:
+        return registry.last_training(name, before=datetime(2025, 1, day, tzinfo=UTC))
+
+    assert last(3) is None  # strictly before: re-checking the day that trained decides the same
+    assert last(4) == datetime(2025, 1, 3, tzinfo=UTC)
+    assert last(9) == datetime(2025, 1, 5, tzinfo=UTC)
+    assert last(11) == datetime(2025, 1, 10, tzinfo=UTC)

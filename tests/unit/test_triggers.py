@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.triggers import Decision, TriggerResult, accuracy_below_p_value, performance_trigger, schedule_trigger
+from common.triggers import (
+    Decision,
+    TriggerResult,
+    accuracy_below_p_value,
+    cooldown,
+    performance_trigger,
+    schedule_trigger,
+)
 
 AS_OF = datetime(2025, 2, 20, tzinfo=UTC)
 
@@ -20,6 +27,28 @@ def test_no_champion_fires_no_model() -> None:
 def test_champion_older_than_the_limit_fires(age_days: float, status: str) -> None:
     result = schedule_trigger(AS_OF - timedelta(days=age_days), AS_OF, 7)
     assert result.status == status and result.value == pytest.approx(age_days) and result.threshold == 7
+
+
+def test_a_lost_challenger_restarts_the_champions_age() -> None:
+    """A champion 9 days old whose challenger lost 2 days ago was confirmed on newer data: no retrain
+    until the period has passed again (not every day until a challenger wins)."""
+    result = schedule_trigger(AS_OF - timedelta(days=9), AS_OF, 7, last_attempt=AS_OF - timedelta(days=2))
+    assert (result.status, result.value) == ("ok", pytest.approx(2.0))
+    assert "last confirmed by a retrain 2.0 days ago" in result.detail
+    later = schedule_trigger(AS_OF - timedelta(days=9), AS_OF, 7, last_attempt=AS_OF - timedelta(days=8))
+    assert later.status == "fired" and later.value == pytest.approx(8.0)
+
+
+def test_an_attempt_older_than_the_champion_does_not_count() -> None:
+    result = schedule_trigger(AS_OF - timedelta(days=3), AS_OF, 7, last_attempt=AS_OF - timedelta(days=5))
+    assert result.status == "ok" and result.value == pytest.approx(3.0) and "3.0 days old" in result.detail
+
+
+@pytest.mark.parametrize(("waited", "status"), [(1, "backoff"), (7, "backoff"), (7.5, "no_model")])
+def test_without_a_champion_a_failed_attempt_backs_off_for_the_period(waited: float, status: str) -> None:
+    result = schedule_trigger(None, AS_OF, 7, last_attempt=AS_OF - timedelta(days=waited))
+    assert result.status == status and result.fired is (status == "no_model")
+    assert result.value == pytest.approx(waited) and "produced none" in result.detail
 
 
 def _perf(correct: int, total: int, **kw: object) -> TriggerResult:
@@ -79,3 +108,16 @@ def test_decision_collects_reasons() -> None:
     assert decision.retrain and decision.reasons == ["schedule", "drift"] and decision.reason == "schedule+drift"
     record = decision.to_dict()
     assert record["triggers"]["performance"]["status"] == "ok" and record["retrain"] is True
+
+
+@pytest.mark.parametrize(
+    ("days_since", "cooldown_days", "held"), [(1, 3, True), (2.9, 3, True), (3, 3, False), (1, 0, False)]
+)
+def test_cooldown_holds_back_a_retrain_soon_after_the_last(days_since: float, cooldown_days: float, held: bool) -> None:
+    why = cooldown(AS_OF - timedelta(days=days_since), AS_OF, cooldown_days)
+    assert (why is not None) is held
+    assert cooldown(None, AS_OF, 3) is None
+    drift = TriggerResult("drift", "fired", "max PSI 0.4")
+    decision = Decision("BTC", "uptrend", "2025-02-20", AS_OF.isoformat(), "3", (drift,), held_back=why)
+    assert decision.retrain is not held and decision.reason == "drift"  # the firing is still recorded
+    assert decision.to_dict()["held_back"] == why
