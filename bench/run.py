@@ -1,5 +1,6 @@
 """Every benchmark in one run, written as one markdown report (machine, date, our figures next to the
-peers' measured in the same run). ``make bench`` runs it and writes ``bench/RESULTS.md``."""
+peers' measured in the same run). ``make bench`` runs it and writes ``bench/RESULTS.md``, and the same
+report into README.md's benchmark section (``bench/report.py``)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import bench_drift  # noqa: E402
 import bench_features  # noqa: E402
 import bench_predictor  # noqa: E402
 import bench_training  # noqa: E402
+import report as readme_report  # noqa: E402
 
 BENCHMARKS = (
     ("features", bench_features.main),
@@ -52,6 +54,9 @@ def main() -> None:
     out.write_text(report)
     print(report)
     print(f"written to {out}", file=sys.stderr)
+    readme = BENCH_DIR.parent / "README.md"
+    readme.write_text(readme_report.splice(readme.read_text(), report))
+    print(f"and into {readme}'s benchmark section", file=sys.stderr)
 
 
 if __name__ == "__main__":

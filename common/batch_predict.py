@@ -153,6 +153,10 @@ class _PredictionRun:
         def outcome(status: PredictionStatus, probability: float | None = None, reason: str = "") -> ModelPrediction:
             return ModelPrediction(symbol, trend, status, champion.version, row.bar, probability, reason)
 
+        trained_as_of = tags.get("trained_as_of")
+        if trained_as_of and as_utc(datetime.fromisoformat(str(trained_as_of))) > self.as_of:
+            # A re-run of a past day: this version did not exist yet, so it made no live prediction then.
+            return outcome("skipped", reason=f"v{champion.version} was trained as of {trained_as_of}, after this run")
         trained_until = (tags.get("data_range") or {}).get("last")
         if trained_until and row.bar <= as_utc(datetime.fromisoformat(str(trained_until))):
             # The model saw this bar's label in training (a replay before its training date): not a live prediction.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -92,6 +93,10 @@ class Registry:
 
             # Artifact downloads draw progress bars on stderr: noise in Lambda logs and CLI output.
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            if not self.tracking_uri.startswith("arn:"):
+                # sagemaker-mlflow's header plugin parses every tracking URI as an ARN and MLflow logs
+                # its IndexError as a warning on each request (aws/sagemaker-mlflow#15): not ours to see.
+                logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
 
             mlflow.set_tracking_uri(self.tracking_uri)
             self._client = MlflowClient(tracking_uri=self.tracking_uri)

@@ -22,6 +22,11 @@ from common.settings import TRENDS, Settings, experiment_name, registered_model_
 from common.storage import S3ObjectStore
 from common.triggers import Decision, TriggerResult, cooldown, performance_trigger, schedule_trigger
 
+
+class AlreadyDecided(Exception):
+    """The model's check for this time cannot be made again (see :func:`check_model`)."""
+
+
 StartExecution = Callable[[str, dict[str, Any]], bool]  # (name, input) -> started (False: already ran)
 
 
@@ -34,6 +39,7 @@ class CheckSummary:
     as_of: datetime
     decisions: list[Decision] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # model -> why it was not checked again
     execution: str | None = None
     started: bool = False
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> drift report (to_dict)
@@ -50,6 +56,7 @@ class CheckSummary:
             "retrain": [f"{d.symbol} {d.trend}" for d in self.to_retrain],
             "decisions": [d.to_dict() for d in self.decisions],
             "errors": self.errors,
+            "skipped": self.skipped,
         }
 
     def render(self) -> str:
@@ -64,6 +71,8 @@ class CheckSummary:
             )
         for model, error in self.errors.items():
             lines.append(f"{model:<20}error: {error}")
+        for model, why in self.skipped.items():
+            lines.append(f"{model:<20}not checked again: {why}")
         started = "started" if self.started else "already ran today: nothing new started"
         tail = f"{len(self.to_retrain)} of {len(self.decisions)} model(s) to retrain"
         if self.execution:
@@ -94,8 +103,14 @@ def check_model(
     name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
     champion = registry.version_by_alias(name, CHAMPION)
     tags = decode_tags(champion.tags) if champion else {}
-    last_attempt = registry.last_training(experiment_name(symbol, trend), before=as_of)
     trained = _trained_at(champion, tags) if champion else None
+    if trained is not None and trained >= as_of:
+        # This day's own check led to this champion, or the day is in the past: what was decided then
+        # (with the champion of then) stands, and is not overwritten with today's registry.
+        raise AlreadyDecided(
+            f"champion v{champion.version} was trained as of {trained:%Y-%m-%d %H:%M}, not before this check"
+        )
+    last_attempt = registry.last_training(experiment_name(symbol, trend), before=as_of)
     results = [schedule_trigger(trained, as_of, settings.max_model_age_days, last_attempt)]
     drift_report = None
     if champion is not None:
@@ -192,6 +207,10 @@ def run_check(
                 )
             except RetrainError as exc:  # one model's problem (no data, bad reference) never stops the others
                 summary.errors[model] = f"{type(exc).__name__}: {exc}"
+                continue
+            except AlreadyDecided as exc:
+                summary.skipped[model] = str(exc)
+                progress(f"{model}: not checked again ({exc})")
                 continue
             summary.decisions.append(decision)
             record = decision.to_dict()

@@ -56,8 +56,7 @@ def schedule_trigger(
             detail = f"no champion; the last attempt {waited:.1f} days ago produced none: try again"
             return TriggerResult("schedule", "no_model", detail, waited, max_age_days)
         detail = (
-            f"no champion; the last attempt {waited:.1f} days ago produced none: "
-            f"next attempt after {max_age_days} days"
+            f"no champion; the last attempt {waited:.1f} days ago produced none: next attempt after {max_age_days} days"
         )
         return TriggerResult("schedule", "backoff", detail, waited, max_age_days)
     confirmed = last_attempt is not None and last_attempt > champion_trained

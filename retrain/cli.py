@@ -3,7 +3,7 @@
     retrain up       start the embedded local stack in the background (moto + MLflow, from template.yaml)
     retrain down     stop it, leaving no process or port behind
     retrain status   what runs where, and what the bucket, state machine and registry hold
-    retrain demo     the retraining loop on the sample data (starts a stack on demand)
+    retrain demo     the whole loop replayed day by day on the sample data (its own embedded stack)
     retrain ingest   fetch the newest closed candles, validate, append to the store
     retrain validate validation report of the stored OHLCV (gaps, bad rows, staleness)
     retrain features the 19-feature table of a symbol (printed, or written with --csv)
@@ -21,10 +21,12 @@ Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DAT
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,59 +95,127 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- demo ------------------------------------------------------------------------------------------
+# --- demo: the replay ------------------------------------------------------------------------------
+DEMO_START = datetime(2024, 11, 20, tzinfo=UTC)
+DEMO_DAYS = 30
+DEMO_CLASSIFIERS = "lightgbm,ridge,random_forest"  # one boosted, one linear, one bagged: a fast, varied zoo
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from retrain.demo import SAMPLE_DATA_END, render_outcomes, run_demo
-    from retrain.stack.config import load_local_config
-    from retrain.stack.session import connect
+    import shutil
 
-    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    load_settings(symbols=symbols)  # validates the symbols before anything starts
-    as_of = args.as_of or SAMPLE_DATA_END
-    started = time.monotonic()
-    # An embedded stack started for the demo only seeds the demo's symbols (faster, and an unknown
-    # symbol is reported before anything starts).
-    with connect(load_local_config(symbols=symbols), progress=_log) as connection:
-        _log(f"using {connection.source}: bucket {connection.bucket}")
-        result = run_demo(connection, symbols=symbols, as_of=as_of, echo=print)
-        print()
-        print(render_outcomes(result.outcomes))
-        if result.notification_text:
-            print("\nnotification:\n" + "\n".join("  " + line for line in result.notification_text.splitlines()))
-        if connection.mlflow_uri:
-            lasts = " (stops with this command; `retrain up` keeps it)" if connection.stops_after_command else ""
-            print(f"\nMLflow UI: {connection.mlflow_uri}{lasts}")
-    print(f"\nexecution {result.execution.status} in {result.execution.duration_s:.1f}s "
-          f"({len(result.execution.steps)} steps); demo took {time.monotonic() - started:.1f}s")  # fmt: skip
-    return 0 if result.execution.status == "SUCCEEDED" else 1
+    from retrain.replay import render, render_outbox, replay, replay_stack
+    from retrain.stack import sample_data
+    from retrain.stack.config import PROJECT_ROOT, LocalStackConfig
 
+    last_day = sample_data.SAMPLE_DATA_END + timedelta(days=1)  # its ingestion appends the last sample bar
 
-# --- replay ----------------------------------------------------------------------------------------
-def cmd_replay(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from retrain.replay import render, run_replay
-
-    symbols = tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-    load_settings(symbols=symbols)  # validates the symbols before anything starts
-    classifiers = tuple(c for c in args.classifiers.split(",") if c) if args.classifiers else None
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="retrain-replay-") as state_dir:
-        summary = run_replay(
-            symbols=symbols,
-            start=args.start,
-            days=args.days,
-            state_dir=Path(state_dir),
-            classifiers=classifiers,
-            echo=lambda m: print(f"{time.monotonic() - started:7.1f}s {m}", flush=True),
+    sample_dir = LocalStackConfig().sample_data_dir
+    if args.symbols.strip().lower() == "all":
+        symbols = tuple(sorted(sample_data.available(sample_dir)))
+    else:
+        symbols = sample_data.check_symbols(
+            sample_dir, tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
         )
-    print()
-    print(render(summary))
-    if args.summary_json:
-        Path(args.summary_json).write_text(json.dumps(summary.to_dict(), indent=2, default=str))
-        print(f"summary written to {args.summary_json}")
-    print(f"\nreplay took {time.monotonic() - started:.1f}s")
+    load_settings(symbols=symbols)  # validates the symbols (and the environment) before anything starts
+    classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
+    if classifiers:
+        load_settings(train_classifiers=classifiers)
+    if args.days < 1:
+        raise RetrainError(f"--days must be at least 1, got {args.days}")
+    if args.start + timedelta(days=args.days) > last_day:
+        raise RetrainError(
+            f"--start {args.start:%Y-%m-%d} + --days {args.days} goes past the sample data "
+            f"(its last bar is ingested on {last_day:%Y-%m-%d}); use fewer days or an earlier start"
+        )
+    state_dir = args.state_dir or PROJECT_ROOT / ".local" / "demo"
+    if state_dir.exists():
+        shutil.rmtree(state_dir)  # every demo replays on a fresh stack
+    state_dir.mkdir(parents=True)
+    log_path = state_dir / "demo.log"
+    began = time.monotonic()
+
+    def echo(message: str) -> None:
+        print(f"{time.monotonic() - began:6.1f}s {message}", flush=True)
+
+    zoo = ",".join(classifiers) or "the full zoo"
+    echo(f"replaying {args.days} day(s) after {args.start:%Y-%m-%d} for {', '.join(symbols)} ({zoo})")
+    if not args.verbose:
+        echo(f"library logs (MLflow, the handlers' JSON) go to {log_path}")
+    with (
+        _quiet_libraries(log_path, verbose=args.verbose),
+        _stop_on_sigterm(),
+        replay_stack(
+            symbols=symbols, start=args.start, state_dir=state_dir, classifiers=classifiers or None, echo=echo
+        ) as info,
+    ):
+        summary = replay(info, symbols=symbols, start=args.start, days=args.days, echo=echo)
+        print()
+        print(render(summary))
+        print()
+        print(render_outbox(summary))
+        if args.summary_json:
+            args.summary_json.write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+            print(f"\nsummary written to {args.summary_json}")
+        print(f"\nMLflow UI: {info.mlflow_uri} (runs with equity curves, SHAP and confusion matrices)")
+        if args.keep_open:
+            print("the stack stays up for browsing; Ctrl-C stops it", flush=True)
+            _wait_for_interrupt()
+        else:
+            print("  it stops with the demo; `retrain demo --keep-open` keeps it up for browsing")
+    print(f"\ndemo took {time.monotonic() - began:.1f}s; state and logs in {state_dir}")
     return 0 if summary.failed_requests == 0 else 1
+
+
+def _wait_for_interrupt() -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so the stack's stop() runs (no orphaned MLflow server)."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _quiet_libraries(log_path: Path, *, verbose: bool) -> Iterator[None]:
+    """The demo's console shows its own progress; MLflow's and the handlers' chatter goes to a log file."""
+    if verbose:
+        yield
+        return
+    import logging
+
+    from retrain.stack.process import patched_environment
+
+    quiet = {
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines are for CloudWatch, not a console
+    }
+    with log_path.open("a") as log, patched_environment(quiet):
+        import mlflow  # noqa: F401 - configures its logger on import; its handler is swapped just below
+
+        handler = logging.StreamHandler(log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        mlflow_logger = logging.getLogger("mlflow")
+        saved = (mlflow_logger.handlers[:], mlflow_logger.propagate)
+        mlflow_logger.handlers, mlflow_logger.propagate = [handler], False
+        try:
+            with contextlib.redirect_stderr(log):  # MLflow prints each registration to stderr
+                yield
+        finally:
+            mlflow_logger.handlers, mlflow_logger.propagate = saved
 
 
 # --- data: ingest / validate / features --------------------------------------------------------------
@@ -407,22 +477,28 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=cmd_status)
 
-    demo = commands.add_parser("demo", help="run the retraining loop on the sample data")
-    demo.add_argument("--symbols", default="BTC,ETH", help="comma-separated symbols (default: BTC,ETH)")
+    demo = commands.add_parser(
+        "demo",
+        help="replay the sample history day by day through the whole loop: ingestion, predictions, triggers, "
+        "retrains, promotions, hot swaps",
+    )
     demo.add_argument(
-        "--as-of", type=_as_of, default=None, help="as-of date YYYY-MM-DD (default: end of the sample data)"
+        "--symbols", default="BTC,ETH", help="comma-separated symbols, or `all` for the whole pool (default: BTC,ETH)"
     )
+    demo.add_argument(
+        "--start", type=_as_of, default=DEMO_START, help=f"train as of this day (default {DEMO_START:%Y-%m-%d})"
+    )
+    demo.add_argument("--days", type=int, default=DEMO_DAYS, help=f"days replayed after --start (default {DEMO_DAYS})")
+    demo.add_argument(
+        "--classifiers",
+        default=DEMO_CLASSIFIERS,
+        help=f"comma-separated zoo subset, empty for the full 9-model zoo (default {DEMO_CLASSIFIERS})",
+    )
+    demo.add_argument("--summary-json", type=Path, default=None, help="write the summary as JSON to this file")
+    demo.add_argument("--state-dir", type=Path, default=None, help="the demo stack's folder (default .local/demo)")
+    demo.add_argument("--keep-open", action="store_true", help="keep the stack (MLflow UI) up after the summary")
+    demo.add_argument("--verbose", action="store_true", help="library logs on the console instead of demo.log")
     demo.set_defaults(run=cmd_demo)
-
-    replay = commands.add_parser(
-        "replay", help="replay sample history day by day: ingest, predictions, triggers, retrains, hot swaps"
-    )
-    replay.add_argument("--symbols", default="BTC,ETH", help="comma-separated symbols (default: BTC,ETH)")
-    replay.add_argument("--start", type=_as_of, default=datetime(2024, 11, 20, tzinfo=UTC), help="first day")
-    replay.add_argument("--days", type=int, default=30, help="days to replay after --start (default 30)")
-    replay.add_argument("--classifiers", default="", help="comma-separated zoo subset (default: the full zoo)")
-    replay.add_argument("--summary-json", default=None, help="write the summary as JSON here")
-    replay.set_defaults(run=cmd_replay)
 
     as_of_help = "as-of time YYYY-MM-DD[THH:MM] UTC (default: RETRAIN_AS_OF or now)"
     ingest = commands.add_parser("ingest", help="fetch, validate and append the newest closed candles")

@@ -4,13 +4,19 @@ An embedded stack (moto S3 + Step Functions interpreter + the real handlers, a r
 with the sample bars up to the start day; the pool is trained as of then. Each replayed day then runs what
 the schedules run on AWS, through lambda:Invoke with EventBridge events:
 
-- 00:00 the trigger checker (it starts a training execution when a trigger fires; the replay waits for it);
 - 00:05 ingestion of the bar that just closed (the replay provider reads the sample files);
+- 00:10 the trigger checker (it starts a training execution when a trigger fires; the replay waits for it);
 - 00:15 batch predictions into the log, and the outcomes that came due.
 
 Meanwhile the predictor runs on loopback (uvicorn, its model cache re-resolving aliases every half second)
 and a client keeps calling ``/prediction`` for every model: a promotion shows as a version change in its
 answers, and any failed request is counted.
+
+:func:`replay` runs on any running stack (the demo's own, or a test session's: every event names the
+replay's symbols, so other models in the pool are left alone); :func:`replay_stack` starts a fresh one seeded
+up to the start day. Re-running the same days changes nothing: the initial training and each day's
+execution have fixed names (Step Functions refuses a second start; the replay re-attaches), the trigger check
+judges a day by what happened strictly before it, and the prediction log's writes are conditional.
 """
 
 from __future__ import annotations
@@ -25,11 +31,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from common.keys import NOTIFICATIONS_PREFIX
 from common.settings import TRENDS, load_settings
+
+if TYPE_CHECKING:
+    from retrain.stack.embedded import StackInfo
 
 Echo = Callable[[str], None]
 
@@ -41,8 +51,10 @@ class ModelTimeline:
     symbol: str
     trend: str
     versions_served: list[str] = field(default_factory=list)  # in the order the client saw them
-    triggers: list[str] = field(default_factory=list)  # "2025-01-08 schedule: champion is 8 days old"
+    triggers: list[str] = field(default_factory=list)  # "01-08 schedule: champion is 8.0 days old (> 7)"
     last_psi: float | None = None
+    outcomes: list[str] = field(default_factory=list)  # "01-08 promoted: v2 overall 0.64 >= champion v1 0.61"
+    held_back: list[str] = field(default_factory=list)  # "01-09 drift: last retrain 1.0 days ago (< 3-day cooldown)"
 
 
 @dataclass
@@ -50,7 +62,8 @@ class ReplaySummary:
     start: datetime
     days: int
     symbols: tuple[str, ...]
-    models_trained: int = 0
+    models_trained: int = 0  # trainings that finished (a failed step is not one), whatever the gate said
+    versions_registered: int = 0
     models_promoted: int = 0
     retrains_by_trigger: Counter[str] = field(default_factory=Counter)
     swaps_observed: int = 0
@@ -60,7 +73,10 @@ class ReplaySummary:
     notifications_sent: int = 0
     executions: list[str] = field(default_factory=list)
     models: dict[str, ModelTimeline] = field(default_factory=dict)
-    live_accuracy: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    live_accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notifications: list[dict[str, str]] = field(default_factory=list)  # {"key", "subject", "text"}
+    mlflow_uri: str = ""
+    seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +84,7 @@ class ReplaySummary:
             "days": self.days,
             "symbols": list(self.symbols),
             "models_trained": self.models_trained,
+            "versions_registered": self.versions_registered,
             "models_promoted": self.models_promoted,
             "retrains_by_trigger": dict(self.retrains_by_trigger),
             "swaps_observed": self.swaps_observed,
@@ -76,10 +93,15 @@ class ReplaySummary:
             "failed_requests_during_swaps": self.failed_requests_during_swaps,
             "notifications_sent": self.notifications_sent,
             "executions": self.executions,
+            "notifications": self.notifications,
+            "mlflow_uri": self.mlflow_uri,
+            "seconds": round(self.seconds, 1),
             "models": {
                 name: {
                     "versions_served": m.versions_served,
                     "triggers": m.triggers,
+                    "outcomes": m.outcomes,
+                    "held_back": m.held_back,
                     "last_psi": m.last_psi,
                     "live_accuracy": self.live_accuracy.get(name, {}),
                 }
@@ -195,84 +217,119 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 
     return condition()
 
 
-def run_replay(
+@contextlib.contextmanager
+def replay_stack(
     *,
     symbols: tuple[str, ...],
     start: datetime,
-    days: int,
     state_dir: Path,
-    echo: Echo = print,
     classifiers: tuple[str, ...] | None = None,
+    echo: Echo = print,
+) -> Iterator[StackInfo]:
+    """A fresh embedded stack for a replay: the sample bars of ``symbols`` up to ``start`` only (ingestion
+    appends the rest day by day), and the zoo reduced to ``classifiers`` for the handlers it runs."""
+    from retrain.stack.config import LocalStackConfig
+    from retrain.stack.embedded import EmbeddedStack
+
+    config = LocalStackConfig(moto_port=0, mlflow_port=0, state_dir=state_dir, symbols=symbols, sample_data_until=start)
+    overrides = {"RETRAIN_TRAIN_CLASSIFIERS": ",".join(classifiers)} if classifiers else {}
+    with _environment(overrides), EmbeddedStack(config, progress=lambda m: echo(f"stack: {m}")) as stack:
+        assert stack.info is not None
+        yield stack.info
+
+
+def replay(
+    info: StackInfo, *, symbols: tuple[str, ...], start: datetime, days: int, echo: Echo = print
 ) -> ReplaySummary:
-    """Replay ``days`` days after ``start`` (see the module docstring); returns what happened."""
+    """Replay ``days`` days after ``start`` on a running stack (see the module docstring)."""
     import uvicorn
 
-    from common.registry import Registry
     from common.storage import S3ObjectStore
     from functions.predictor.app import Service, create_app
+    from retrain.stack import sample_data
     from retrain.stack.config import LocalStackConfig
-    from retrain.stack.embedded import EmbeddedStack, free_port
+    from retrain.stack.embedded import free_port
     from retrain.stack.session import Connection
     from retrain.train import start_training
 
-    summary = ReplaySummary(start=start, days=days, symbols=symbols)
+    began = time.monotonic()
+    summary = ReplaySummary(start=start, days=days, symbols=symbols, mlflow_uri=info.mlflow_uri)
     models = [(s, t) for s in symbols for t in TRENDS]
     summary.models = {f"{s} {t}": ModelTimeline(s, t) for s, t in models}
-    config = LocalStackConfig(moto_port=0, mlflow_port=0, state_dir=state_dir, symbols=symbols, sample_data_until=start)
-    overrides = {"RETRAIN_TRAIN_CLASSIFIERS": ",".join(classifiers)} if classifiers else {}
-    with _environment(overrides), EmbeddedStack(config, progress=lambda m: echo(f"  stack: {m}")) as stack:
-        info = stack.info
-        assert info is not None
-        functions = info.functions
-        connection = Connection("replay", info.bucket, info.state_machines.get("TrainingStateMachine"), info.mlflow_uri)
-        registry = Registry(info.mlflow_uri)
+    store = S3ObjectStore(info.bucket)
+    # Bars already stored are never rewritten: on the replay's own stack (seeded up to the start) this adds
+    # nothing; on a shared stack it gives the replay's symbols their history up to the start.
+    sample_data.seed(store, LocalStackConfig().sample_data_dir, symbols, until=start)
+    notifications_before = set(store.list_keys(NOTIFICATIONS_PREFIX))
+    connection = Connection("replay", info.bucket, info.state_machines.get("TrainingStateMachine"), info.mlflow_uri)
 
-        echo(f"initial training of {len(models)} model(s) as of {start:%Y-%m-%d}")
-        first = start_training(
-            connection,
-            [{"symbol": s, "trend": t, "reason": "initial"} for s, t in models],
-            as_of=start,
-            name=f"replay-initial-{start:%Y%m%d}",
-            echo=echo,
-        )
-        _count_execution(summary, first.output, "initial")
+    echo(f"initial training of {len(models)} model(s) on the bars up to {start:%Y-%m-%d}")
+    first = start_training(
+        connection,
+        [{"symbol": s, "trend": t, "reason": "initial"} for s, t in models],
+        as_of=start,
+        name=f"replay-initial-{start:%Y%m%d}",
+        echo=lambda m: echo(f"  {m.strip()}"),
+    )
+    _count_execution(summary, first.output, "initial")
+    _record_outcomes(summary, first.output, start, echo)
 
-        clock = [start]
-        settings = load_settings(
-            symbols=symbols,
-            data_bucket=info.bucket,
-            mlflow_tracking_uri=info.mlflow_uri,
-            predictor_model_refresh_seconds=0.5,
-            predictor_feature_refresh_seconds=0.5,
-        )
-        service = Service.from_settings(settings, background=True, clock=lambda: clock[0])
-        port = free_port("127.0.0.1")
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning")
-        )
-        server_thread = threading.Thread(target=server.run, name="replay-predictor", daemon=True)
-        server_thread.start()
-        wait_until(lambda: server.started, 30)
-        client = PredictionClient(f"http://127.0.0.1:{port}", models, summary.models)
-        client.start()
-        echo(f"predictor on http://127.0.0.1:{port}; a client calls /prediction for every model meanwhile")
-        try:
-            for day_number in range(1, days + 1):
-                day = start + timedelta(days=day_number)
-                _replay_day(day, day_number, days, functions, connection, registry, summary, client, clock, echo)
-        finally:
-            client.stop()
-            server.should_exit = True
-            server_thread.join(timeout=10)
-            service.models.close()
-        summary.requests, summary.failed_requests = client.requests, client.failed
-        summary.failed_requests_during_swaps = client.failed_during_swaps
-        summary.swaps_observed = client.swaps
-        if client.failures:
-            echo("failed requests (first ones): " + "; ".join(client.failures[:5]))
-        summary.notifications_sent = sum(1 for _ in S3ObjectStore(info.bucket).list_keys("notifications/"))
-        summary.live_accuracy = _live_accuracy(S3ObjectStore(info.bucket), models, start, start + timedelta(days))
+    clock = [start]
+    settings = load_settings(
+        symbols=symbols,
+        data_bucket=info.bucket,
+        mlflow_tracking_uri=info.mlflow_uri,
+        predictor_model_refresh_seconds=0.5,
+        predictor_feature_refresh_seconds=0.5,
+    )
+    service = Service.from_settings(settings, background=True, clock=lambda: clock[0])
+    port = free_port("127.0.0.1")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns the signals
+    server_thread = threading.Thread(target=server.run, name="replay-predictor", daemon=True)
+    server_thread.start()
+    wait_until(lambda: server.started, 30)
+    client = PredictionClient(f"http://127.0.0.1:{port}", models, summary.models)
+    client.start()
+    echo(f"predictor on http://127.0.0.1:{port}; a client calls /prediction for every model throughout")
+    try:
+        for day_number in range(1, days + 1):
+            day = start + timedelta(days=day_number)
+            _replay_day(day, day_number, days, info.functions, connection, summary, client, clock, echo)
+    finally:
+        client.stop()
+        server.should_exit = True
+        server_thread.join(timeout=10)
+        service.models.close()
+    summary.requests, summary.failed_requests = client.requests, client.failed
+    summary.failed_requests_during_swaps = client.failed_during_swaps
+    summary.swaps_observed = client.swaps
+    if client.failures:
+        echo("failed requests (first ones): " + "; ".join(client.failures[:5]))
+    new_keys = sorted(set(store.list_keys(NOTIFICATIONS_PREFIX)) - notifications_before)
+    summary.notifications = [_notification(store, key) for key in new_keys]
+    summary.notifications_sent = len(summary.notifications)
+    summary.live_accuracy = _live_accuracy(store, models, start, start + timedelta(days))
+    summary.seconds = time.monotonic() - began
     return summary
+
+
+def _notification(store: Any, key: str) -> dict[str, str]:
+    document = store.get_json(key)
+    return {"key": key, "subject": str(document.get("subject", "")), "text": str(document.get("text", ""))}
+
+
+def _record_outcomes(summary: ReplaySummary, output: dict[str, Any] | None, day: datetime, echo: Echo) -> None:
+    """Each model's result of one execution: in its timeline, and as a line on the console."""
+    for item in (output or {}).get("results", []):
+        name = f"{item.get('symbol')} {item.get('trend')}"
+        version = f"v{item['version']} " if item.get("version") else ""
+        line = f"{item.get('status')}: {version}{str(item.get('why') or '').strip()}"[:160]
+        if name in summary.models:
+            summary.models[name].outcomes.append(f"{day:%m-%d} {line}")
+        echo(f"    {name}: {line}")
 
 
 def _replay_day(
@@ -281,54 +338,21 @@ def _replay_day(
     total: int,
     functions: dict[str, str],
     connection: Any,
-    registry: Any,
     summary: ReplaySummary,
     client: PredictionClient,
     clock: list[datetime],
     echo: Echo,
 ) -> None:
-    import boto3
-
-    from retrain.executions import run_execution
-
+    """One day as the schedules run it: ingestion 00:05, trigger check 00:10, batch predictions 00:15."""
     only = {"symbols": list(summary.symbols)}  # the replay's models, whatever else the stack's pool holds
-    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day, **only))
-    for decision in check.get("decisions", []):
-        name = f"{decision['symbol']} {decision['trend']}"
-        timeline = summary.models.get(name)
-        if timeline is None:
-            continue
-        triggers = decision.get("triggers", {})
-        drift = triggers.get("drift") or {}
-        if drift.get("value") is not None:
-            timeline.last_psi = drift["value"]
-        if decision.get("retrain"):
-            fired = [triggers[r]["detail"] if r in triggers else r for r in decision.get("reasons", [])]
-            timeline.triggers.append(f"{day:%m-%d} {'+'.join(decision.get('reasons', []))}: {'; '.join(fired)}")
     line = f"[{number}/{total}] {day:%Y-%m-%d}"
+    ingest = invoke(functions["IngestFunction"], scheduled_event(day + timedelta(minutes=5), **only))
+    clock[0] = day + timedelta(minutes=5)  # the predictor now serves features of the bar that just closed
+    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day + timedelta(minutes=10), **only))
+    _record_decisions(summary, check, day)
     if check.get("execution") and check.get("started"):
         echo(f"{line} triggers fired for {', '.join(check['retrain'])}: training ({check['execution']})")
-        with client.swap_window():
-            result = run_execution(
-                boto3.client("stepfunctions"),
-                connection.state_machine_arn,
-                check["execution"],
-                {},
-                timeout_s=1800,
-                attach_only=True,
-            )
-            _count_execution(summary, result.output, None, check)
-            promoted = [r for r in (result.output or {}).get("results", []) if r.get("status") == "promoted"]
-            for item in promoted:
-                expected = str(item.get("version"))
-                name = f"{item['symbol']} {item['trend']}"
-                seen = wait_until(lambda n=name, v=expected: summary.models[n].versions_served[-1:] == [v], 30)
-                echo(f"    {name}: v{expected} promoted; " + ("now served" if seen else "not yet served after 30 s"))
-            for item in (result.output or {}).get("results", []):
-                if item.get("status") != "promoted":
-                    echo(f"    {item['symbol']} {item['trend']}: {item.get('status')} ({item.get('why', '')[:80]})")
-    ingest = invoke(functions["IngestFunction"], scheduled_event(day + timedelta(minutes=5), **only))
-    clock[0] = day + timedelta(minutes=5)
+        _wait_for_training(summary, check, day, connection, client, echo)
     batch = invoke(functions["BatchPredictFunction"], scheduled_event(day + timedelta(minutes=15), **only))
     predictions, outcomes = batch.get("predictions", {}), batch.get("outcomes", {})
     echo(
@@ -338,11 +362,69 @@ def _replay_day(
     )
 
 
+def _record_decisions(summary: ReplaySummary, check: dict[str, Any], day: datetime) -> None:
+    for decision in check.get("decisions", []):
+        timeline = summary.models.get(f"{decision['symbol']} {decision['trend']}")
+        if timeline is None:
+            continue
+        triggers = decision.get("triggers", {})
+        drift = triggers.get("drift") or {}
+        if drift.get("value") is not None:
+            timeline.last_psi = drift["value"]
+        # "no_model" is the schedule trigger's verdict when there is no champion: its detail says why.
+        fired = [
+            (triggers.get("schedule" if r == "no_model" else r) or {}).get("detail", r)
+            for r in decision.get("reasons", [])
+        ]
+        reasons = "+".join(decision.get("reasons", []))
+        if decision.get("retrain"):
+            timeline.triggers.append(f"{day:%m-%d} {reasons}: {'; '.join(fired)}")
+        elif decision.get("held_back"):
+            timeline.held_back.append(f"{day:%m-%d} {reasons}: {decision['held_back']}")
+
+
+def _wait_for_training(
+    summary: ReplaySummary,
+    check: dict[str, Any],
+    day: datetime,
+    connection: Any,
+    client: PredictionClient,
+    echo: Echo,
+) -> None:
+    """Waits for the execution the check started, then for the predictor to serve each promoted version,
+    while the client keeps calling it (failures in this window count as failures during swaps)."""
+    import boto3
+
+    from retrain.executions import run_execution
+
+    with client.swap_window():
+        result = run_execution(
+            boto3.client("stepfunctions"),
+            connection.state_machine_arn,
+            check["execution"],
+            {},
+            timeout_s=1800,
+            attach_only=True,
+        )
+        _count_execution(summary, result.output, None, check)
+        _record_outcomes(summary, result.output, day, echo)
+        for item in (result.output or {}).get("results", []):
+            if item.get("status") != "promoted":
+                continue
+            expected, name = str(item.get("version")), f"{item['symbol']} {item['trend']}"
+            seen = wait_until(lambda n=name, v=expected: summary.models[n].versions_served[-1:] == [v], 30)
+            swap = " -> ".join(f"v{v}" for v in summary.models[name].versions_served[-2:])
+            echo(
+                f"    {name}: predictor now serves {swap}" if seen else f"    {name}: v{expected} not served after 30 s"
+            )
+
+
 def _count_execution(
     summary: ReplaySummary, output: dict[str, Any] | None, reason: str | None, check: dict[str, Any] | None = None
 ) -> None:
     results = (output or {}).get("results", [])
-    summary.models_trained += sum(1 for r in results if r.get("version") or r.get("status") in {"promoted", "kept"})
+    summary.models_trained += sum(1 for r in results if r.get("status") != "failed")
+    summary.versions_registered += sum(1 for r in results if r.get("version"))
     summary.models_promoted += sum(1 for r in results if r.get("status") == "promoted")
     if reason is not None:
         summary.retrains_by_trigger[reason] += len(results)
@@ -382,7 +464,8 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def render(summary: ReplaySummary) -> str:
-    header = f"{'model':<18}{'versions served':<18}{'retrains by trigger':<30}{'PSI':>7}  live accuracy by version"
+    """The per-model table, then what happened to each model day by day, then the totals."""
+    header = f"{'model':<16}{'versions served':<22}{'retrains by trigger':<28}{'last PSI':>9}  live accuracy by version"
     lines = [header, "-" * len(header)]
     for name, timeline in summary.models.items():
         reasons = Counter(entry.split(" ", 2)[1].rstrip(":") for entry in timeline.triggers)
@@ -390,13 +473,34 @@ def render(summary: ReplaySummary) -> str:
         psi = f"{timeline.last_psi:.3f}" if timeline.last_psi is not None else "-"
         accuracy = summary.live_accuracy.get(name, {})
         live = ", ".join(f"{v} {a['accuracy']:.2f} (n={a['resolved']})" for v, a in accuracy.items()) or "-"
-        versions = " -> ".join(f"v{v}" for v in timeline.versions_served) or "-"
-        lines.append(f"{name:<18}{versions:<18}{fired:<30}{psi:>7}  {live}")
+        versions = " -> ".join(f"v{v}" for v in timeline.versions_served) or "none served"
+        lines.append(f"{name:<16}{versions:<22}{fired:<28}{psi:>9}  {live}")
+    lines += ["", "what happened (day: trigger and why -> outcome):"]
+    for name, timeline in summary.models.items():
+        events = sorted(
+            [(entry[:5], 0, "fired " + entry[6:]) for entry in timeline.triggers]
+            + [(entry[:5], 1, "-> " + entry[6:]) for entry in timeline.outcomes]
+            + [(entry[:5], 0, "held back " + entry[6:]) for entry in timeline.held_back]
+        )
+        lines.append(f"  {name}")
+        lines += [f"    {day}  {text}" for day, _, text in events] or ["    (nothing)"]
     lines.append("")
     lines.append(
-        f"models trained {summary.models_trained}, promoted {summary.models_promoted}; retrains by trigger "
+        f"models trained {summary.models_trained} ({summary.versions_registered} versions registered), promoted "
+        f"{summary.models_promoted}; retrains by trigger "
         f"{dict(summary.retrains_by_trigger)}; swaps observed {summary.swaps_observed}; "
         f"{summary.requests} requests, {summary.failed_requests} failed "
         f"({summary.failed_requests_during_swaps} during swaps); notifications {summary.notifications_sent}"
     )
+    return "\n".join(lines)
+
+
+def render_outbox(summary: ReplaySummary, last_in_full: int = 1) -> str:
+    """The notifications the replay wrote: one line each, the newest in full."""
+    if not summary.notifications:
+        return "notification outbox: empty"
+    lines = [f"notification outbox ({len(summary.notifications)} written to s3://.../notifications/):"]
+    lines += [f"  {item['key']}: {item['subject']}" for item in summary.notifications]
+    for item in summary.notifications[-last_in_full:]:
+        lines += ["", f"  newest, {item['key']}:"] + [f"    {line}" for line in item["text"].splitlines()]
     return "\n".join(lines)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from common.bar_store import AppendResult, OhlcvStore
 from common.errors import ConfigurationError
 from common.ohlcv import interval_length, parse_ohlcv_csv
 from common.storage import S3ObjectStore
+
+#: The day of the last daily bar in the shipped sample data; ingestion appends it on the next day.
+SAMPLE_DATA_END = datetime(2025, 2, 20, tzinfo=UTC)
 
 
 def available(sample_dir: Path) -> dict[str, list[str]]:

@@ -67,5 +67,12 @@ def test_bad_local_stack_setting(tmp_path):
 
 
 def test_bad_as_of_argument():
-    result = _retrain("demo", "--as-of", "yesterday")
+    result = _retrain("demo", "--start", "yesterday")
     assert result.returncode == 2 and "is not a date" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_demo_past_the_sample_data_is_refused_before_anything_starts(tmp_path):
+    result = _retrain("demo", "--start", "2025-02-01", "--days", "30", RETRAIN_LOCAL_STATE_DIR=str(tmp_path))
+    _assert_clear_error(result, "goes past the sample data", "2025-02-21")
+    result = _retrain("demo", "--classifiers", "lightgbm,nope", RETRAIN_LOCAL_STATE_DIR=str(tmp_path))
+    _assert_clear_error(result, "RETRAIN_TRAIN_CLASSIFIERS", "nope")

@@ -109,11 +109,12 @@ def test_cli_up_status_demo_down(cli_env, tmp_path):
         assert report["running"] and report["mlflow"]["healthy"] is True
         assert report["objects"]["ohlcv/"] == 4  # BTC and ETH, 1d and 1h
 
-        demo = run_cli("demo", "--symbols", "BTC", env=cli_env)
-        assert demo.returncode == 0, demo.stdout + demo.stderr
-        assert "using local stack (pid" in demo.stdout
-        assert "execution SUCCEEDED" in demo.stdout and "BTC uptrend" in demo.stdout
-        assert "Traceback" not in demo.stdout + demo.stderr
+        train = run_cli("train", "BTC", "uptrend", "--end", "2025-02-19", env=cli_env)
+        assert train.returncode == 0, train.stdout + train.stderr
+        # It used the running stack (its MLflow), not one of its own.
+        assert f"MLflow UI: http://127.0.0.1:{state['mlflow_port']}" in train.stdout
+        assert "starting the local stack" not in train.stdout + train.stderr and "BTC uptrend" in train.stdout
+        assert "Traceback" not in train.stdout + train.stderr
     finally:
         down = run_cli("down", env=cli_env)
     assert down.returncode == 0, down.stdout + down.stderr

@@ -9,8 +9,8 @@ import pytest
 
 from common.keys import dataset_manifest_key, ohlcv_key
 from common.ohlcv import closed_bars, parse_ohlcv_csv
-from retrain.demo import SAMPLE_DATA_END
 from retrain.executions import run_execution
+from retrain.stack.sample_data import SAMPLE_DATA_END
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

@@ -211,6 +211,24 @@ def test_a_bar_whose_label_the_champion_was_trained_on_is_not_logged(
     assert _versions(objects) == [] and registry.loads == []
 
 
+def test_a_version_trained_after_the_run_is_not_logged_for_a_past_day(
+    objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
+) -> None:
+    """Re-running a past day (a replay, a backfill) with today's champion would log predictions it never
+    made live: a version trained as of a later time is skipped."""
+    registry.crown("BTC_uptrend_model", "4", StandInModel(0.7), trained_as_of="2025-02-10T00:00:00+00:00")
+    past = datetime(2025, 2, 5, 0, 15, tzinfo=UTC)
+
+    summary = predict_champions(settings, registry, objects, as_of=past)
+
+    by_trend = {m.trend: m for m in summary.models}
+    assert by_trend["uptrend"].status == "skipped" and "after this run" in by_trend["uptrend"].reason
+    assert by_trend["downtrend"].status == "written"  # v5 carries no training time: judged as before
+    assert registry.loads == [("BTC_downtrend_model", "5")]
+    later = predict_champions(settings, registry, objects, as_of=datetime(2025, 2, 10, 0, 15, tzinfo=UTC))
+    assert {m.trend: m.status for m in later.models}["uptrend"] == "written"
+
+
 def test_one_models_failure_never_blocks_the_others(
     objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
 ) -> None:

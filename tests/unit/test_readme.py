@@ -31,3 +31,18 @@ def test_ci_runs_the_readme_test_command():
     ]
     assert command == ["make test"]
     assert "make test" in README and "make demo" in README
+
+
+def test_the_readme_shows_the_last_benchmark_report():
+    """`make bench` writes bench/RESULTS.md and the same report into the README: they never disagree."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_report", ROOT / "bench" / "report.py")
+    assert spec is not None and spec.loader is not None
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    results = (ROOT / "bench" / "RESULTS.md").read_text()
+    assert report.readme_section(results) in README
+    assert report.splice(README, results) == README
+    with pytest.raises(ValueError, match="markers"):
+        report.splice("no markers here", results)

@@ -54,7 +54,7 @@ def test_a_failed_request_during_a_swap_is_counted_as_such() -> None:
 
 def test_executions_count_registered_versions_promotions_and_reasons() -> None:
     summary = ReplaySummary(start=DAY, days=3, symbols=("BTC",))
-    initial = {"results": [{"status": "promoted", "version": "1"}, {"status": "failed"}]}
+    initial = {"results": [{"status": "promoted", "version": "1"}, {"status": "failed"}, {"status": "rejected"}]}
     _count_execution(summary, initial, "initial")
     check = {
         "execution": "trigger-2024-12-29",
@@ -64,8 +64,8 @@ def test_executions_count_registered_versions_promotions_and_reasons() -> None:
         ],
     }
     _count_execution(summary, {"results": [{"status": "rejected", "version": "2"}]}, None, check)
-    assert (summary.models_trained, summary.models_promoted) == (2, 1)
-    assert summary.retrains_by_trigger == {"initial": 2, "schedule": 1, "drift": 1}
+    assert (summary.models_trained, summary.versions_registered, summary.models_promoted) == (3, 2, 1)
+    assert summary.retrains_by_trigger == {"initial": 3, "schedule": 1, "drift": 1}
     assert summary.executions == ["trigger-2024-12-29"]
 
 
@@ -83,3 +83,33 @@ def test_summary_json_holds_what_the_issue_asks_for() -> None:
     ):
         assert key in document
     assert "v1 -> v3" in render(summary) and "schedule x1" in render(summary)
+
+
+def test_render_tells_each_models_story_in_day_order_and_the_outbox() -> None:
+    from retrain.replay import render_outbox
+
+    summary = ReplaySummary(start=DAY, days=10, symbols=("BTC",))
+    summary.models = {
+        "BTC uptrend": ModelTimeline(
+            "BTC",
+            "uptrend",
+            ["1", "2"],
+            triggers=["12-29 schedule: champion is 8.0 days old (> 7)"],
+            outcomes=["12-21 promoted: v1 first champion", "12-29 promoted: v2 overall 0.64 >= champion v1 0.61"],
+            held_back=["12-30 drift: last retrain 1.0 days ago (< 3-day cooldown)"],
+        )
+    }
+    summary.live_accuracy = {"BTC uptrend": {"v1": {"resolved": 4, "accuracy": 0.5}}}
+    text = render(summary)
+    story = text[text.index("what happened") :]
+    order = ["12-21  -> promoted: v1", "12-29  fired schedule", "12-29  -> promoted: v2", "12-30  held back drift"]
+    positions = [story.index(line) for line in order]
+    assert positions == sorted(positions)
+    assert "v1 0.50 (n=4)" in text
+    assert render_outbox(summary) == "notification outbox: empty"
+    summary.notifications = [
+        {"key": "notifications/2024-12-21/a.json", "subject": "first", "text": "one"},
+        {"key": "notifications/2024-12-29/b.json", "subject": "BTC uptrend v2 promoted", "text": "line 1\nline 2"},
+    ]
+    outbox = render_outbox(summary)
+    assert "2 written" in outbox and "first" in outbox and "    line 2" in outbox and "    one" not in outbox

@@ -44,3 +44,33 @@ def test_summary_lists_every_model_and_what_started() -> None:
     assert "BTC uptrend" in text and "ETH uptrend" in text and "no_model" in text
     assert "already ran today: nothing new started" in text and "error: DataNotFoundError" in text
     assert summary.to_dict()["retrain"] == ["ETH uptrend"]
+
+
+def test_a_champion_trained_as_of_the_check_or_later_is_not_checked_again() -> None:
+    """Re-running a day: what was decided then, with the champion of then, stands."""
+    import pytest
+
+    from common.trigger_check import AlreadyDecided, check_model
+
+    class Registry:
+        def version_by_alias(self, name: str, alias: str) -> VersionInfo:
+            return _version(trained_as_of="2025-02-10T00:00:00+00:00")
+
+        def last_training(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("nothing is read once the champion postdates the check")
+
+    for day in (datetime(2025, 2, 10, tzinfo=UTC), datetime(2025, 2, 3, tzinfo=UTC)):
+        with pytest.raises(AlreadyDecided, match="v3 was trained as of 2025-02-10 00:00"):
+            check_model(
+                None,
+                Registry(),
+                None,
+                None,
+                symbol="BTC",
+                trend="uptrend",
+                as_of=day,
+                interval="1d",  # type: ignore[arg-type]
+            )
+    summary = CheckSummary(as_of=datetime(2025, 2, 3, tzinfo=UTC), skipped={"BTC uptrend": "champion v3 was ..."})
+    assert "BTC uptrend" in summary.render() and "not checked again" in summary.render()
+    assert summary.to_dict()["skipped"] == {"BTC uptrend": "champion v3 was ..."}
