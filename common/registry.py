@@ -254,6 +254,16 @@ class Registry:
     def log_json(cls, document: Any, artifact_path: str) -> None:
         cls.log_bytes(json.dumps(document, indent=2, sort_keys=True, default=str).encode(), artifact_path)
 
+    def download_artifacts(self, run_id: str, artifact_path: str, folder: Path) -> Path:
+        """A run's artifact (file or folder) copied into ``folder``; returns its local path."""
+        import mlflow
+
+        self.client  # noqa: B018 - sets the tracking URI for the fluent call
+        folder.mkdir(parents=True, exist_ok=True)
+        return Path(
+            mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=str(folder))
+        )
+
     def load_json_artifact(self, run_id: str, artifact_path: str) -> Any:
         import mlflow
 

@@ -63,10 +63,11 @@ def schedule_trigger(
     age_days = _days(as_of, last_attempt if confirmed and last_attempt else champion_trained)
     status: TriggerStatus = "fired" if age_days > max_age_days else "ok"
     bound = f"({'>' if status == 'fired' else '<='} {max_age_days})"
+    age = _days_text(age_days, max_age_days)
     if confirmed:
-        detail = f"champion last confirmed by a retrain {age_days:.1f} days ago {bound}"
+        detail = f"champion last confirmed by a retrain {age} days ago {bound}"
     else:
-        detail = f"champion is {age_days:.1f} days old {bound}"
+        detail = f"champion is {age} days old {bound}"
     return TriggerResult("schedule", status, detail, age_days, max_age_days)
 
 
@@ -80,6 +81,12 @@ def cooldown(last_attempt: datetime | None, as_of: datetime, cooldown_days: floa
     if since >= cooldown_days:
         return None
     return f"last retrain {since:.1f} days ago (< {cooldown_days:g}-day cooldown)"
+
+
+def _days_text(days: float, limit: float) -> str:
+    """One decimal, or two where one would read as the limit itself ("7.0 days (> 7)")."""
+    text = f"{days:.1f}"
+    return f"{days:.2f}" if float(text) == limit and days != limit else text
 
 
 def _days(later: datetime, earlier: datetime) -> float:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from retrain.stack.embedded import StackInfo
 
 Echo = Callable[[str], None]
+# The template's default schedules (UTC): IngestSchedule, TriggerSchedule, BatchPredictSchedule.
+INGEST_AT, CHECK_AT, BATCH_AT = timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15)
 
 
 @dataclass
@@ -75,6 +77,7 @@ class ReplaySummary:
     models: dict[str, ModelTimeline] = field(default_factory=dict)
     live_accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications: list[dict[str, str]] = field(default_factory=list)  # {"key", "subject", "text"}
+    plots: dict[str, list[str]] = field(default_factory=dict)  # model -> local copies of its plots
     mlflow_uri: str = ""
     seconds: float = 0.0
 
@@ -94,6 +97,7 @@ class ReplaySummary:
             "notifications_sent": self.notifications_sent,
             "executions": self.executions,
             "notifications": self.notifications,
+            "plots": self.plots,
             "mlflow_uri": self.mlflow_uri,
             "seconds": round(self.seconds, 1),
             "models": {
@@ -239,7 +243,13 @@ def replay_stack(
 
 
 def replay(
-    info: StackInfo, *, symbols: tuple[str, ...], start: datetime, days: int, echo: Echo = print
+    info: StackInfo,
+    *,
+    symbols: tuple[str, ...],
+    start: datetime,
+    days: int,
+    echo: Echo = print,
+    plots_dir: Path | None = None,
 ) -> ReplaySummary:
     """Replay ``days`` days after ``start`` on a running stack (see the module docstring)."""
     import uvicorn
@@ -267,7 +277,7 @@ def replay(
     first = start_training(
         connection,
         [{"symbol": s, "trend": t, "reason": "initial"} for s, t in models],
-        as_of=start,
+        as_of=start + CHECK_AT,  # as if the start day's check had trained them: ages count from there
         name=f"replay-initial-{start:%Y%m%d}",
         echo=lambda m: echo(f"  {m.strip()}"),
     )
@@ -312,8 +322,38 @@ def replay(
     summary.notifications = [_notification(store, key) for key in new_keys]
     summary.notifications_sent = len(summary.notifications)
     summary.live_accuracy = _live_accuracy(store, models, start, start + timedelta(days))
+    if plots_dir is not None:
+        summary.plots = _copy_plots(info, store, models, start + timedelta(days) + CHECK_AT, plots_dir)
     summary.seconds = time.monotonic() - began
     return summary
+
+
+def _copy_plots(
+    info: StackInfo, store: Any, models: list[tuple[str, str]], last_check: datetime, folder: Path
+) -> dict[str, list[str]]:
+    """Each champion's plots from MLflow (walk-forward equity curve, SHAP, confusion matrix) and the last
+    check's PSI chart from S3, copied to ``folder``: what the stack held, still there once it stops."""
+    from common.keys import decision_key
+    from common.registry import CHAMPION, Registry
+    from common.settings import registered_model_name
+
+    registry = Registry(info.mlflow_uri)
+    copied: dict[str, list[str]] = {}
+    for symbol, trend in models:
+        files: list[Path] = []
+        champion = registry.version_by_alias(registered_model_name(symbol, trend), CHAMPION)  # type: ignore[arg-type]
+        if champion is not None:
+            target = folder / f"{symbol}_{trend}_v{champion.version}"
+            files += sorted(registry.download_artifacts(champion.run_id, "plots", target).glob("*.png"))
+        psi_key = decision_key(symbol, trend, last_check, "_psi.png")
+        if store.exists(psi_key):
+            psi = folder / f"{symbol}_{trend}_psi_{last_check:%Y-%m-%d}.png"
+            psi.parent.mkdir(parents=True, exist_ok=True)
+            psi.write_bytes(store.get_bytes(psi_key))
+            files.append(psi)
+        if files:
+            copied[f"{symbol} {trend}"] = [str(f) for f in files]
+    return copied
 
 
 def _notification(store: Any, key: str) -> dict[str, str]:
@@ -346,14 +386,14 @@ def _replay_day(
     """One day as the schedules run it: ingestion 00:05, trigger check 00:10, batch predictions 00:15."""
     only = {"symbols": list(summary.symbols)}  # the replay's models, whatever else the stack's pool holds
     line = f"[{number}/{total}] {day:%Y-%m-%d}"
-    ingest = invoke(functions["IngestFunction"], scheduled_event(day + timedelta(minutes=5), **only))
-    clock[0] = day + timedelta(minutes=5)  # the predictor now serves features of the bar that just closed
-    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day + timedelta(minutes=10), **only))
+    ingest = invoke(functions["IngestFunction"], scheduled_event(day + INGEST_AT, **only))
+    clock[0] = day + INGEST_AT  # the predictor now serves features of the bar that just closed
+    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day + CHECK_AT, **only))
     _record_decisions(summary, check, day)
     if check.get("execution") and check.get("started"):
         echo(f"{line} triggers fired for {', '.join(check['retrain'])}: training ({check['execution']})")
         _wait_for_training(summary, check, day, connection, client, echo)
-    batch = invoke(functions["BatchPredictFunction"], scheduled_event(day + timedelta(minutes=15), **only))
+    batch = invoke(functions["BatchPredictFunction"], scheduled_event(day + BATCH_AT, **only))
     predictions, outcomes = batch.get("predictions", {}), batch.get("outcomes", {})
     echo(
         f"{line} ingested {ingest.get('appended', 0)} bar(s); logged {predictions.get('written', 0)} "
@@ -492,6 +532,15 @@ def render(summary: ReplaySummary) -> str:
         f"{summary.requests} requests, {summary.failed_requests} failed "
         f"({summary.failed_requests_during_swaps} during swaps); notifications {summary.notifications_sent}"
     )
+    return "\n".join(lines)
+
+
+def render_plots(summary: ReplaySummary) -> str:
+    if not summary.plots:
+        return "plots: none (no champion)"
+    lines = ["plots of each champion (from MLflow) and the last PSI chart (from S3):"]
+    for model, files in summary.plots.items():
+        lines.append(f"  {model}: " + ", ".join(files))
     return "\n".join(lines)
 
 

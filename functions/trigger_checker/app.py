@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -44,9 +45,13 @@ def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
         symbols=tuple(event.detail.symbols) if event.detail.symbols else None,
         progress=logger.info,
     )
+    # powertools' single_metric prints even when POWERTOOLS_METRICS_DISABLED is set; Metrics honours it.
+    per_model = not is_metrics_disabled()
     for decision in summary.decisions:
         for result in decision.triggers:
-            if result.value is not None:
+            # Without a champion the schedule's value is the wait since the last attempt, not an age.
+            is_age = result.trigger != "schedule" or decision.champion_version is not None
+            if per_model and is_age and result.value is not None:
                 # One metric per model: a per-model dimension needs its own EMF document.
                 with single_metric(
                     name=METRIC_NAMES[result.trigger], unit=MetricUnit.Count, value=result.value

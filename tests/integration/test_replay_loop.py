@@ -83,8 +83,9 @@ def _diff(before: Any, after: Any, path: str = "") -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def first_replay(stack) -> tuple[ReplaySummary, dict[str, Any]]:
-    summary = replay(stack.info, symbols=SYMBOLS, start=START, days=DAYS, echo=print)
+def first_replay(stack, tmp_path_factory) -> tuple[ReplaySummary, dict[str, Any]]:
+    plots = tmp_path_factory.mktemp("plots")
+    summary = replay(stack.info, symbols=SYMBOLS, start=START, days=DAYS, echo=print, plots_dir=plots)
     return summary, _state(stack)
 
 
@@ -138,6 +139,20 @@ def test_every_execution_notified_and_the_predictions_were_logged(first_replay):
     assert resolved > 0, "no outcome came due in two weeks"
 
 
+def test_each_champions_plots_and_the_last_psi_chart_are_copied_out(first_replay):
+    from pathlib import Path
+
+    summary, state = first_replay
+    champions = {name for name, t in summary.models.items() if t.versions_served}
+    assert champions and set(summary.plots) >= champions
+    for name in champions:
+        names = {Path(f).name for f in summary.plots[name]}
+        assert {"equity_curve.png", "shap_summary.png"} <= names, names
+        assert any(n.endswith(".png") and "_psi_" in n for n in names), names
+        for file in summary.plots[name]:
+            assert Path(file).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_replaying_the_same_days_again_changes_nothing(first_replay, stack):
     _, before = first_replay
     again = replay(stack.info, symbols=SYMBOLS, start=START, days=DAYS, echo=print)
@@ -146,7 +161,9 @@ def test_replaying_the_same_days_again_changes_nothing(first_replay, stack):
         if isinstance(before[what], dict):
             changed = {k for k in before[what].keys() | after[what].keys() if before[what].get(k) != after[what].get(k)}
             first = sorted(changed)[0] if changed else None
-            assert not changed, f"{what} changed on the re-run: {sorted(changed)}; first: {_diff(before[what].get(first), after[what].get(first))}"
+            assert not changed, (
+                f"{what} changed on the re-run: {sorted(changed)}; first: {_diff(before[what].get(first), after[what].get(first))}"
+            )
         else:
             assert after[what] == before[what], f"{what}: {sorted(set(after[what]) ^ set(before[what]))}"
     assert again.executions == [] and again.notifications_sent == 0

@@ -113,3 +113,12 @@ def test_render_tells_each_models_story_in_day_order_and_the_outbox() -> None:
     ]
     outbox = render_outbox(summary)
     assert "2 written" in outbox and "first" in outbox and "    line 2" in outbox and "    one" not in outbox
+
+
+def test_render_plots_lists_each_models_files() -> None:
+    from retrain.replay import render_plots
+
+    summary = ReplaySummary(start=DAY, days=3, symbols=("BTC",))
+    assert "none" in render_plots(summary)
+    summary.plots = {"BTC uptrend": ["/x/BTC_uptrend_v2/plots/equity_curve.png", "/x/BTC_uptrend_psi.png"]}
+    assert "BTC uptrend: /x/BTC_uptrend_v2/plots/equity_curve.png, /x/BTC_uptrend_psi.png" in render_plots(summary)

@@ -121,3 +121,9 @@ def test_cooldown_holds_back_a_retrain_soon_after_the_last(days_since: float, co
     decision = Decision("BTC", "uptrend", "2025-02-20", AS_OF.isoformat(), "3", (drift,), held_back=why)
     assert decision.retrain is not held and decision.reason == "drift"  # the firing is still recorded
     assert decision.to_dict()["held_back"] == why
+
+
+def test_an_age_just_past_the_limit_never_reads_as_the_limit() -> None:
+    result = schedule_trigger(AS_OF - timedelta(days=7, minutes=10), AS_OF, 7)
+    assert result.status == "fired" and "7.01 days old (> 7)" in result.detail
+    assert "7.0 days old (<= 7)" in schedule_trigger(AS_OF - timedelta(days=7), AS_OF, 7).detail
