@@ -142,7 +142,7 @@ def test_every_execution_notified_and_the_predictions_were_logged(first_replay):
 def test_each_champions_plots_and_the_last_psi_chart_are_copied_out(first_replay):
     from pathlib import Path
 
-    summary, state = first_replay
+    summary, _ = first_replay
     champions = {name for name, t in summary.models.items() if t.versions_served}
     assert champions and set(summary.plots) >= champions
     for name in champions:
