@@ -123,3 +123,39 @@ def test_cli_up_status_demo_down(cli_env, tmp_path):
     assert not port_in_use("127.0.0.1", state["moto_port"]) and not port_in_use("127.0.0.1", state["mlflow_port"])
     assert not (tmp_path / "state" / "stack.json").exists()
     assert "not running" in run_cli("status", env=cli_env).stdout
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_the_demo_stops_cleanly_on_ctrl_c_or_sigterm_during_training(tmp_path, signal_name):
+    """Interrupted while the initial training runs: exit 130, one line saying so, no traceback, and no
+    process (MLflow server, moto) left behind."""
+    import signal
+    import time
+
+    state = tmp_path / "demo"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "retrain.cli", "demo", "--symbols", "BTC", "--days", "2", "--state-dir", str(state)],
+        cwd=PROJECT_ROOT,
+        env=clean_environment(**FAST_TRAINING),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        lines = []
+        while time.monotonic() < deadline:
+            line = child.stdout.readline()
+            lines.append(line)
+            if "training BTC" in line or not line:
+                break
+        assert any("training BTC" in line for line in lines), "".join(lines)
+        child.send_signal(getattr(signal, signal_name))
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, "".join(lines) + out + err
+    assert "interrupted: stopped cleanly" in err and "Traceback" not in out + err
+    time.sleep(0.5)
+    assert _processes_mentioning(str(state)) == []
