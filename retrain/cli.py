@@ -104,7 +104,7 @@ DEMO_CLASSIFIERS = "lightgbm,ridge,random_forest"  # one boosted, one linear, on
 def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
-    from retrain.replay import render, render_outbox, replay, replay_stack
+    from retrain.replay import render, render_outbox, render_plots, replay, replay_stack
     from retrain.stack import sample_data
     from retrain.stack.config import PROJECT_ROOT, LocalStackConfig
 
@@ -149,11 +149,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             symbols=symbols, start=args.start, state_dir=state_dir, classifiers=classifiers or None, echo=echo
         ) as info,
     ):
-        summary = replay(info, symbols=symbols, start=args.start, days=args.days, echo=echo)
+        plots = state_dir / "plots"
+        summary = replay(info, symbols=symbols, start=args.start, days=args.days, echo=echo, plots_dir=plots)
         print()
         print(render(summary))
         print()
         print(render_outbox(summary))
+        print()
+        print(render_plots(summary))
         if args.summary_json:
             args.summary_json.write_text(json.dumps(summary.to_dict(), indent=2, default=str))
             print(f"\nsummary written to {args.summary_json}")

@@ -526,7 +526,7 @@ def render(summary: ReplaySummary) -> str:
         lines += [f"    {day}  {text}" for day, _, text in events] or ["    (nothing)"]
     lines.append("")
     lines.append(
-        f"models trained {summary.models_trained} ({summary.versions_registered} versions registered), promoted "
+        f"models trained {summary.models_trained}, versions registered {summary.versions_registered}, promoted "
         f"{summary.models_promoted}; retrains by trigger "
         f"{dict(summary.retrains_by_trigger)}; swaps observed {summary.swaps_observed}; "
         f"{summary.requests} requests, {summary.failed_requests} failed "

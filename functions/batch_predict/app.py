@@ -12,6 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -28,7 +29,7 @@ metrics = Metrics()
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
 @event_parser(model=BatchPredictEvent)
 def handler(event: BatchPredictEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

@@ -30,7 +30,7 @@ METRIC_NAMES = {"schedule": "ChampionAgeDays", "performance": "LiveAccuracy", "d
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=True)
+@metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
 @event_parser(model=CheckEvent)
 def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()

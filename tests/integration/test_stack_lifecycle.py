@@ -159,3 +159,35 @@ def test_the_demo_stops_cleanly_on_ctrl_c_or_sigterm_during_training(tmp_path, s
     assert "interrupted: stopped cleanly" in err and "Traceback" not in out + err
     time.sleep(0.5)
     assert _processes_mentioning(str(state)) == []
+
+
+def test_the_demo_command_end_to_end_on_a_tiny_replay(tmp_path):
+    """`retrain demo` as a user runs it, one symbol and one day: the summary JSON, the story, the outbox,
+    the plots and the MLflow address, and none of the libraries' log lines on the console."""
+    summary_path = tmp_path / "summary.json"
+    result = run_cli(
+        "demo",
+        *("--symbols", "BTC", "--days", "1", "--classifiers", "lightgbm,ridge"),
+        *("--state-dir", str(tmp_path / "demo"), "--summary-json", str(summary_path)),
+        env=clean_environment(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(summary_path.read_text())
+    for key in (
+        "models_trained",
+        "models_promoted",
+        "retrains_by_trigger",
+        "swaps_observed",
+        "failed_requests_during_swaps",
+        "notifications_sent",
+    ):
+        assert key in summary
+    assert summary["models_trained"] == 2 and summary["retrains_by_trigger"] == {"initial": 2}
+    assert summary["notifications_sent"] == 1 and summary["failed_requests"] == 0
+    for files in summary["plots"].values():
+        assert all(Path(f).is_file() for f in files)
+    out = result.stdout
+    for part in ("what happened", "notification outbox (1 written", "plots of each champion", "MLflow UI: http"):
+        assert part in out, out
+    assert not [line for line in out.splitlines() if line.startswith("{")], "library JSON on the console"
+    assert "Traceback" not in out + result.stderr and (tmp_path / "demo" / "demo.log").stat().st_size > 0
