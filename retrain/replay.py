@@ -57,6 +57,7 @@ class ModelTimeline:
     last_psi: float | None = None
     outcomes: list[str] = field(default_factory=list)  # "01-08 promoted: v2 overall 0.64 >= champion v1 0.61"
     held_back: list[str] = field(default_factory=list)  # "01-09 drift: last retrain 1.0 days ago (< 3-day cooldown)"
+    last_psi_threshold: float | None = None  # last_psi is the PSI of the feature nearest its threshold
 
 
 @dataclass
@@ -107,6 +108,7 @@ class ReplaySummary:
                     "outcomes": m.outcomes,
                     "held_back": m.held_back,
                     "last_psi": m.last_psi,
+                    "last_psi_threshold": m.last_psi_threshold,
                     "live_accuracy": self.live_accuracy.get(name, {}),
                 }
                 for name, m in self.models.items()
@@ -410,7 +412,7 @@ def _record_decisions(summary: ReplaySummary, check: dict[str, Any], day: dateti
         triggers = decision.get("triggers", {})
         drift = triggers.get("drift") or {}
         if drift.get("value") is not None:
-            timeline.last_psi = drift["value"]
+            timeline.last_psi, timeline.last_psi_threshold = drift["value"], drift.get("threshold")
         # "no_model" is the schedule trigger's verdict when there is no champion: its detail says why.
         fired = [
             (triggers.get("schedule" if r == "no_model" else r) or {}).get("detail", r)
@@ -505,16 +507,21 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 def render(summary: ReplaySummary) -> str:
     """The per-model table, then what happened to each model day by day, then the totals."""
-    header = f"{'model':<16}{'versions served':<22}{'retrains by trigger':<28}{'last PSI':>9}  live accuracy by version"
+    header = (
+        f"{'model':<16}{'versions served':<22}{'retrains by trigger':<26}{'PSI/limit':>11}  live accuracy by version"
+    )
     lines = [header, "-" * len(header)]
     for name, timeline in summary.models.items():
         reasons = Counter(entry.split(" ", 2)[1].rstrip(":") for entry in timeline.triggers)
         fired = ", ".join(f"{reason} x{count}" for reason, count in reasons.items()) or "-"
-        psi = f"{timeline.last_psi:.3f}" if timeline.last_psi is not None else "-"
+        psi = "-"  # the last check's PSI of the feature nearest its threshold, and that threshold
+        if timeline.last_psi is not None:
+            limit = f"{timeline.last_psi_threshold:.2f}" if timeline.last_psi_threshold is not None else "?"
+            psi = f"{timeline.last_psi:.2f}/{limit}"
         accuracy = summary.live_accuracy.get(name, {})
         live = ", ".join(f"{v} {a['accuracy']:.2f} (n={a['resolved']})" for v, a in accuracy.items()) or "-"
         versions = " -> ".join(f"v{v}" for v in timeline.versions_served) or "none served"
-        lines.append(f"{name:<16}{versions:<22}{fired:<28}{psi:>9}  {live}")
+        lines.append(f"{name:<16}{versions:<22}{fired:<26}{psi:>11}  {live}")
     lines += ["", "what happened (day: trigger and why -> outcome):"]
     for name, timeline in summary.models.items():
         events = sorted(
