@@ -39,6 +39,7 @@ def check_symbols(sample_dir: Path, symbols: tuple[str, ...]) -> tuple[str, ...]
 @dataclass(frozen=True)
 class SeedSummary:
     results: tuple[AppendResult, ...]
+    not_yet: tuple[str, ...] = ()  # series with no bar before the seed's `until`
 
     def summary(self) -> str:
         created = sum(r.status == "created" for r in self.results)
@@ -47,6 +48,8 @@ class SeedSummary:
             f"{r.symbol} {r.interval}: {r.incoming.rejected_rows}" for r in self.results if r.incoming.rejected_rows
         ]
         text = f"{len(self.results)} series, {created} created, {appended} extended"
+        if self.not_yet:
+            text += f", {len(self.not_yet)} starting later ({', '.join(self.not_yet)})"
         return text + (f", rows refused by validation ({'; '.join(rejected)})" if rejected else "")
 
 
@@ -58,12 +61,16 @@ def seed(
     history appended since (ingestion) survives a restart."""
     bars_store = OhlcvStore(store)
     results = []
+    skipped: list[str] = []
     for symbol in symbols:
         for path in sorted(sample_dir.glob(f"*/{symbol}.csv")):
             interval = path.parent.name
             bars = parse_ohlcv_csv(path.read_bytes(), source=str(path))
             if until is not None:  # a replay starts from history up to its start; ingestion appends the rest
                 bars = bars.loc[bars.index + interval_length(interval) <= until]
+                if bars.empty:  # the series starts later (SOL's hourly file): ingestion brings it in time
+                    skipped.append(f"{symbol} {interval}")
+                    continue
             every_bar_closed = bars.index.max() + interval_length(interval)
             results.append(bars_store.append(symbol, interval, bars, as_of=every_bar_closed.to_pydatetime()))
-    return SeedSummary(tuple(results))
+    return SeedSummary(tuple(results), tuple(skipped))
