@@ -164,7 +164,8 @@ class PredictionClient:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
 
     @contextlib.contextmanager
     def swap_window(self) -> Iterator[None]:
@@ -254,13 +255,9 @@ def replay(
     plots_dir: Path | None = None,
 ) -> ReplaySummary:
     """Replay ``days`` days after ``start`` on a running stack (see the module docstring)."""
-    import uvicorn
-
     from common.storage import S3ObjectStore
-    from functions.predictor.app import Service, create_app
     from retrain.stack import sample_data
     from retrain.stack.config import LocalStackConfig
-    from retrain.stack.embedded import free_port
     from retrain.stack.session import Connection
     from retrain.train import start_training
 
@@ -287,6 +284,40 @@ def replay(
     _record_outcomes(summary, first.output, start, echo)
 
     clock = [start]
+    with _predictor_under_calls(info, symbols, summary.models, clock, echo) as client:
+        for day_number in range(1, days + 1):
+            day = start + timedelta(days=day_number)
+            _replay_day(day, day_number, days, info.functions, connection, summary, client, clock, echo)
+    summary.requests, summary.failed_requests = client.requests, client.failed
+    summary.failed_requests_during_swaps = client.failed_during_swaps
+    summary.swaps_observed = client.swaps
+    if client.failures:
+        echo("failed requests (first ones): " + "; ".join(client.failures[:5]))
+    new_keys = sorted(set(store.list_keys(NOTIFICATIONS_PREFIX)) - notifications_before)
+    summary.notifications = [_notification(store, key) for key in new_keys]
+    summary.notifications_sent = len(summary.notifications)
+    summary.live_accuracy = _live_accuracy(store, models, start, start + timedelta(days))
+    if plots_dir is not None:
+        summary.plots = _copy_plots(info, store, models, start + timedelta(days) + CHECK_AT, plots_dir)
+    summary.seconds = time.monotonic() - began
+    return summary
+
+
+@contextlib.contextmanager
+def _predictor_under_calls(
+    info: StackInfo,
+    symbols: tuple[str, ...],
+    timeline: dict[str, ModelTimeline],
+    clock: list[datetime],
+    echo: Echo,
+) -> Iterator[PredictionClient]:
+    """The predictor on loopback (uvicorn in a thread, the replay's clock, aliases re-resolved every half
+    second) and a client calling it for every model until the block ends."""
+    import uvicorn
+
+    from functions.predictor.app import Service, create_app
+    from retrain.stack.embedded import free_port
+
     settings = load_settings(
         symbols=symbols,
         data_bucket=info.bucket,
@@ -302,32 +333,18 @@ def replay(
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns the signals
     server_thread = threading.Thread(target=server.run, name="replay-predictor", daemon=True)
     server_thread.start()
-    wait_until(lambda: server.started, 30)
-    client = PredictionClient(f"http://127.0.0.1:{port}", models, summary.models)
-    client.start()
-    echo(f"predictor on http://127.0.0.1:{port}; a client calls /prediction for every model throughout")
+    client = PredictionClient(f"http://127.0.0.1:{port}", [(s, t) for s in symbols for t in TRENDS], timeline)
     try:
-        for day_number in range(1, days + 1):
-            day = start + timedelta(days=day_number)
-            _replay_day(day, day_number, days, info.functions, connection, summary, client, clock, echo)
+        if not wait_until(lambda: server.started, 30):
+            raise RuntimeError(f"the predictor did not start on 127.0.0.1:{port} within 30 s")
+        client.start()
+        echo(f"predictor on http://127.0.0.1:{port}; a client calls /prediction for every model throughout")
+        yield client
     finally:
         client.stop()
         server.should_exit = True
         server_thread.join(timeout=10)
         service.models.close()
-    summary.requests, summary.failed_requests = client.requests, client.failed
-    summary.failed_requests_during_swaps = client.failed_during_swaps
-    summary.swaps_observed = client.swaps
-    if client.failures:
-        echo("failed requests (first ones): " + "; ".join(client.failures[:5]))
-    new_keys = sorted(set(store.list_keys(NOTIFICATIONS_PREFIX)) - notifications_before)
-    summary.notifications = [_notification(store, key) for key in new_keys]
-    summary.notifications_sent = len(summary.notifications)
-    summary.live_accuracy = _live_accuracy(store, models, start, start + timedelta(days))
-    if plots_dir is not None:
-        summary.plots = _copy_plots(info, store, models, start + timedelta(days) + CHECK_AT, plots_dir)
-    summary.seconds = time.monotonic() - began
-    return summary
 
 
 def _copy_plots(
