@@ -140,6 +140,9 @@ def test_the_demo_stops_cleanly_on_ctrl_c_or_sigterm_during_training(tmp_path, s
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a background job of a non-interactive shell (CI, `make test &`) inherits
+        # SIGINT ignored, and Python then keeps ignoring it instead of raising KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
