@@ -60,6 +60,17 @@ class ModelTimeline:
     last_psi_threshold: float | None = None  # last_psi is the PSI of the feature nearest its threshold
 
 
+#: What ``--summary-json`` always holds (issue 8's list); ``ReplaySummary.to_dict`` adds per-model details.
+SUMMARY_KEYS = (
+    "models_trained",
+    "models_promoted",
+    "retrains_by_trigger",
+    "swaps_observed",
+    "failed_requests_during_swaps",
+    "notifications_sent",
+)
+
+
 @dataclass
 class ReplaySummary:
     start: datetime
