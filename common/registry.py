@@ -129,16 +129,16 @@ class Registry:
                 return run
         return None
 
-    def last_training(self, experiment_name: str, *, before: datetime, scan: int = 200) -> datetime | None:
+    def last_training(self, experiment_name: str, *, before: datetime, scan: int = 100) -> datetime | None:
         """The data-clock as-of time of the latest training attempt that completed (any outcome: a version
         promoted, a challenger rejected, or no candidate through the gate) strictly before ``before``.
         Strictly: re-checking a day that already trained gives the same answer as the first check."""
         experiment = self.client.get_experiment_by_name(experiment_name)
         if experiment is None:
             return None
-        runs = self.client.search_runs(
+        runs = self.client.search_runs(  # the runs that carry a result: trainings, not their candidates
             [experiment.experiment_id],
-            filter_string="attributes.status = 'FINISHED'",
+            filter_string=f"attributes.status = 'FINISHED' and tags.`{RESULT_TAG}` LIKE '%'",
             order_by=["attributes.start_time DESC"],
             max_results=scan,
         )
@@ -265,11 +265,8 @@ class Registry:
         )
 
     def load_json_artifact(self, run_id: str, artifact_path: str) -> Any:
-        import mlflow
-
         with tempfile.TemporaryDirectory() as folder:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=folder)
-            return json.loads(Path(local).read_text())
+            return json.loads(self.download_artifacts(run_id, artifact_path, Path(folder)).read_text())
 
 
 def load_back_problem(

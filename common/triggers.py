@@ -59,8 +59,9 @@ def schedule_trigger(
             f"no champion; the last attempt {waited:.1f} days ago produced none: next attempt after {max_age_days} days"
         )
         return TriggerResult("schedule", "backoff", detail, waited, max_age_days)
-    confirmed = last_attempt is not None and last_attempt > champion_trained
-    age_days = _days(as_of, last_attempt if confirmed and last_attempt else champion_trained)
+    since = champion_trained if last_attempt is None else max(champion_trained, last_attempt)
+    confirmed = since != champion_trained
+    age_days = _days(as_of, since)
     status: TriggerStatus = "fired" if age_days > max_age_days else "ok"
     bound = f"({'>' if status == 'fired' else '<='} {max_age_days})"
     age = _days_text(age_days, max_age_days)
