@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +30,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtu
 
 def _stack_owned() -> set[str]:
     return set(os.environ.get("_RETRAIN_TEST_STACK_VARS", "").split(","))
+
+
+@contextlib.contextmanager
+def versioned_bucket(bucket: str) -> Iterator[Any]:
+    """An in-process moto S3 with one versioned bucket (as the template creates it); yields the client."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        yield client

@@ -14,11 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from common.bar_store import WRITE_ATTEMPTS, OhlcvStore, _check_nothing_lost
 from common.errors import ConcurrentWriteError, DataNotFoundError, DataValidationError
@@ -26,6 +24,7 @@ from common.keys import ohlcv_key
 from common.ohlcv import parse_ohlcv_csv, to_ohlcv_csv
 from common.storage import S3ObjectStore
 from common.validation import IssueKind, validate_bars
+from tests.conftest import versioned_bucket
 
 BUCKET = "retrain-test-bucket"
 SAMPLE_OHLCV = Path(__file__).resolve().parents[2] / "sample_data" / "ohlcv"
@@ -64,10 +63,7 @@ def s3_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as client:
         yield client
 
 

@@ -11,11 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import pandas as pd
 import pytest
-from moto import mock_aws
 from pydantic import ValidationError
 
 from common import batch_predict
@@ -34,6 +32,7 @@ from common.storage import S3ObjectStore
 from common.targets import forward_sma_change, trend_labels
 from common.trigger_check import _performance
 from retrain.batch import add_parser, replay_days
+from tests.conftest import versioned_bucket
 from tests.unit.test_import_side_effects import GUARDS, _report, _run
 
 BUCKET = "retrain-batch-test"
@@ -90,10 +89,7 @@ class FakeRegistry:
 
 @pytest.fixture
 def objects() -> Iterator[S3ObjectStore]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as s3:
         for symbol in ("BTC", "ETH"):
             s3.put_object(
                 Bucket=BUCKET, Key=ohlcv_key(symbol, "1d"), Body=(SAMPLE / "1d" / f"{symbol}.csv").read_bytes()

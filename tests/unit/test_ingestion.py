@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pandas as pd
 import pytest
-from moto import mock_aws
 
 from common.bar_store import OhlcvStore
 from common.errors import ProviderUnavailableError
@@ -23,6 +21,7 @@ from common.market_feed import BinanceKlinesProvider, ReplayProvider
 from common.ohlcv import parse_ohlcv_csv
 from common.settings import load_settings
 from common.storage import S3ObjectStore
+from tests.conftest import versioned_bucket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = PROJECT_ROOT / "sample_data" / "ohlcv"
@@ -47,10 +46,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    with mock_aws():
-        client = boto3.client("s3")
-        client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as client:
         yield client
 
 

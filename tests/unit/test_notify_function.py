@@ -12,7 +12,8 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from moto import mock_aws
+
+from tests.conftest import versioned_bucket
 
 BUCKET = "retrain-notify-test"
 SECRET = "retrain/telegram-test"
@@ -98,10 +99,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     parameters.clear_caches()  # powertools caches secrets (and its client) per process
     get_settings.cache_clear()
-    with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as s3:
         yield s3
     parameters.clear_caches()
 

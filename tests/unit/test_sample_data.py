@@ -5,24 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from common.bar_store import OhlcvStore
 from common.storage import S3ObjectStore
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.sample_data import SAMPLE_DATA_END, seed
+from tests.conftest import versioned_bucket
 
 BUCKET = "seed-test"
 
 
 @pytest.fixture
 def objects() -> Iterator[S3ObjectStore]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with versioned_bucket(BUCKET) as s3:
         yield S3ObjectStore(BUCKET, client=s3)
 
 
