@@ -144,7 +144,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         echo(f"library logs (MLflow, the handlers' JSON) go to {log_path}")
     with (
         _quiet_libraries(log_path, verbose=args.verbose),
-        _stop_on_sigterm(),
         replay_stack(
             symbols=symbols, start=args.start, state_dir=state_dir, classifiers=classifiers or None, echo=echo
         ) as info,
@@ -177,8 +176,11 @@ def _wait_for_interrupt() -> None:
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so the stack's stop() runs (no orphaned MLflow server)."""
+def _stop_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a process manager, a container stop) unwinds like Ctrl-C, so whatever a command
+    started for itself stops with it: a stack's stop() runs, no daemon or MLflow server is left behind.
+    ``retrain serve``'s uvicorn takes SIGTERM while it serves, shuts down, and raises it again, which lands
+    here."""
     import signal
 
     def interrupt(signum: int, frame: object) -> None:
@@ -416,7 +418,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app = create_app(lambda: service)
         _log(f"serving the prediction API on http://{args.host}:{args.port} (OpenAPI docs at /docs); Ctrl-C stops")
         try:
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+            # Server.run, not uvicorn.run: uvicorn.run swallows the KeyboardInterrupt that a Ctrl-C or SIGTERM
+            # becomes once the server has shut down, and this command must unwind to stop its own stack.
+            uvicorn.Server(
+                uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+            ).run()
         finally:
             service.models.close()
     return 0
@@ -574,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with _stop_like_ctrl_c():
+            return args.run(args)
     except RetrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -324,10 +324,8 @@ def _predictor_under_calls(
 ) -> Iterator[PredictionClient]:
     """The predictor on loopback (uvicorn in a thread, the replay's clock, aliases re-resolved every half
     second) and a client calling it for every model until the block ends."""
-    import uvicorn
-
     from functions.predictor.app import Service, create_app
-    from retrain.stack.embedded import free_port
+    from retrain.loopback import serving
 
     settings = load_settings(
         symbols=symbols,
@@ -337,24 +335,16 @@ def _predictor_under_calls(
         predictor_feature_refresh_seconds=0.5,
     )
     service = Service.from_settings(settings, background=True, clock=lambda: clock[0])
-    port = free_port("127.0.0.1")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(lambda: service), host="127.0.0.1", port=port, log_level="warning")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the CLI owns the signals
-    server_thread = threading.Thread(target=server.run, name="replay-predictor", daemon=True)
-    server_thread.start()
-    client = PredictionClient(f"http://127.0.0.1:{port}", [(s, t) for s in symbols for t in TRENDS], timeline)
     try:
-        if not wait_until(lambda: server.started, 30):
-            raise RuntimeError(f"the predictor did not start on 127.0.0.1:{port} within 30 s")
-        client.start()
-        echo(f"predictor on http://127.0.0.1:{port}; a client calls /prediction for every model throughout")
-        yield client
+        with serving(create_app(lambda: service)) as url:
+            client = PredictionClient(url, [(s, t) for s in symbols for t in TRENDS], timeline)
+            client.start()
+            try:
+                echo(f"predictor on {url}; a client calls /prediction for every model throughout")
+                yield client
+            finally:
+                client.stop()
     finally:
-        client.stop()
-        server.should_exit = True
-        server_thread.join(timeout=10)
         service.models.close()
 
 

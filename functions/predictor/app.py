@@ -24,14 +24,17 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import DataNotFoundError
+from common.features import FEATURE_NAMES
 from common.predictor import ModelCache, RegistrySource, ServedModel
 from common.serving import FeatureCache, latest_features
 from common.settings import TRENDS, Settings, get_settings
 
 MAX_BATCH_ROWS = 1000
+FEATURE_FIELDS = {name: f"feature_{index}" for index, name in enumerate(FEATURE_NAMES)}
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
 TrendType = Literal["uptrend", "downtrend"]
 SymbolParam = Annotated[str, Query(pattern=SYMBOL_PATTERN, description="Ticker, e.g. BTC")]
@@ -40,6 +43,27 @@ TrendParam = Annotated[TrendType, Query(description="uptrend or downtrend")]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class ErrorBody(Strict):
+    """Every 4xx/5xx the API returns itself (404, 503, and the 422s it raises after validation)."""
+
+    detail: str = Field(description="What was wrong, in words")
+
+
+class ValidationIssue(Strict):
+    loc: list[str | int] = Field(description="Where: e.g. ['query', 'symbol'] or ['body', 'rows', 0, 'PPO']")
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(Strict):
+    """A request the schema refuses (422). ``detail`` is one line for people; ``errors`` lists each problem."""
+
+    detail: str = Field(description="The first few problems, joined into one line")
+    errors: list[ValidationIssue] = Field(
+        default_factory=list, description="Each problem; empty for a 422 raised after validation"
+    )
 
 
 class PerformanceMetrics(Strict):
@@ -63,17 +87,40 @@ class ModelSummary(Strict):
 
 
 class PredictionResponse(Strict):
-    prediction_probabilities: list[float] = Field(description="[P(no trend), P(trend)], as the original API")
+    """The original API's three fields, unchanged in name and type, then additions an old client ignores."""
+
+    prediction_probabilities: float = Field(
+        ge=0.0,
+        le=1.0,
+        description="P(trend): the probability that the trend follows, ONE number, exactly as the original API "
+        "(its predict_proba(x)[0][1])",
+    )
     symbol: str
     trend_type: TrendType
-    model_version: str
+    class_probabilities: list[float] = Field(
+        min_length=2, max_length=2, description="[P(no trend), P(trend)]: both classes, in predict_proba's order"
+    )
+    model_name: str = Field(description="Registered model that answered, e.g. BTC_uptrend_model")
+    model_version: str = Field(description="Registry version that answered (changes when a champion is swapped in)")
     as_of: datetime = Field(description="Open time of the closed bar the prediction is for")
+
+
+# The 19 features by their names (several start with a digit, so the fields go by alias): the schema lists
+# each as a required number, so a client and a schema-driven tester know what a row must hold.
+FeatureValues = create_model(
+    "FeatureValues",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=False),
+    __doc__="One row of the 19 features (SPEC.md), each a finite number.",
+    **{field: (float, Field(alias=name)) for name, field in FEATURE_FIELDS.items()},
+)
 
 
 class PredictRequest(Strict):
     symbol: str = Field(pattern=SYMBOL_PATTERN)
     trend_type: TrendType
-    rows: list[dict[str, float]] = Field(min_length=1, max_length=MAX_BATCH_ROWS, description="Feature rows")
+    rows: list[FeatureValues] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=MAX_BATCH_ROWS, description="Feature rows, scored as they are"
+    )
 
 
 class PredictResponse(Strict):
@@ -155,8 +202,16 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
             for e in exc.errors()
         ]
-        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5])
-        return JSONResponse(status_code=422, content={"detail": message or "invalid request", "errors": errors})
+        return JSONResponse(status_code=422, content={"detail": _one_line(errors), "errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # One body per status, as the OpenAPI document declares it: a 422 raised after validation carries
+        # the same keys as one raised by it.
+        content: dict[str, Any] = {"detail": str(exc.detail)}
+        if exc.status_code == 422:
+            content["errors"] = []
+        return JSONResponse(status_code=exc.status_code, content=content, headers=exc.headers)
 
     @app.get("/health", response_model=Health)
     async def health() -> Health:
@@ -181,7 +236,7 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         served = await asyncio.gather(*(asyncio.to_thread(svc.models.get, s, t) for s, t in pairs))
         return [_summary(model) for model in served if model is not None]
 
-    @app.get("/models/{symbol}/{trend_type}", response_model=ModelSummary)
+    @app.get("/models/{symbol}/{trend_type}", response_model=ModelSummary, responses=_errors(404, 422))
     async def model(
         symbol: Annotated[str, Path(pattern=SYMBOL_PATTERN)],
         trend_type: Annotated[TrendType, Path()],
@@ -189,7 +244,7 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         svc = service_factory()
         return _summary(await asyncio.to_thread(svc.model, symbol, trend_type))
 
-    @app.get("/prediction", response_model=PredictionResponse)
+    @app.get("/prediction", response_model=PredictionResponse, responses=_errors(404, 422, 503))
     async def prediction(request: Request, symbol: SymbolParam, trend_type: TrendParam) -> Any:
         _no_unknown_params(request, {"symbol", "trend_type"})
         svc = service_factory()
@@ -205,31 +260,31 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
                 raise HTTPException(503, f"no features for {symbol}: {exc}") from None
         probability = served.probability(row)
         answer = PredictionResponse(
-            prediction_probabilities=[1.0 - probability, probability],
+            prediction_probabilities=probability,
             symbol=symbol,
             trend_type=trend_type,
+            class_probabilities=[1.0 - probability, probability],
+            model_name=served.name,
             model_version=served.version,
             as_of=row.bar,
         )
         # Already validated by its construction: serialise once instead of FastAPI's validate-then-dump.
         return Response(answer.model_dump_json(), media_type="application/json")
 
-    @app.post("/predict", response_model=PredictResponse)
+    @app.post("/predict", response_model=PredictResponse, responses=_errors(400, 404, 422, 503))
     async def predict(body: PredictRequest) -> Any:
         svc = service_factory()
         served = svc.loaded_model(body.symbol, body.trend_type) or await asyncio.to_thread(
             svc.model, body.symbol, body.trend_type
         )
-        names = served.feature_names
-        expected = set(names)
-        for index, row in enumerate(body.rows):
-            if row.keys() != expected:
-                missing, unexpected = sorted(expected - row.keys()), sorted(row.keys() - expected)
-                detail = f"rows[{index}]: missing features {missing}" if missing else f"rows[{index}]:"
-                if unexpected:
-                    detail += f" unexpected features {unexpected}"
-                raise HTTPException(422, detail)
-        probabilities = served.score(np.array([[row[name] for name in names] for row in body.rows], dtype="float64"))
+        unknown = [name for name in served.feature_names if name not in FEATURE_FIELDS]
+        if unknown:  # a version trained on columns this API does not take: it cannot be asked here
+            raise HTTPException(
+                503, f"{served.name} v{served.version} scores features this API does not take: {unknown}"
+            )
+        fields = [FEATURE_FIELDS[name] for name in served.feature_names]
+        matrix = np.array([[getattr(row, field) for field in fields] for row in body.rows], dtype="float64")
+        probabilities = served.score(matrix)
         if not np.all(np.isfinite(probabilities)):
             raise HTTPException(422, "the model returned a non-finite probability for these rows")
         answer = PredictResponse(
@@ -241,6 +296,38 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         return Response(answer.model_dump_json(), media_type="application/json")
 
     return app
+
+
+_ERROR_MEANINGS = {
+    400: "The body could not be read at all (e.g. bytes that are not UTF-8 text)",
+    404: "No model for this (symbol, trend): not in the configured pool, or no champion registered yet",
+    422: "The request does not fit the schema (the body says where), or the model could not score it",
+    503: "A configured pair has no features to score (no stored bars yet) or a model this endpoint cannot ask",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error statuses a route returns, each with the body it really has, for the OpenAPI document."""
+    return {
+        status: {"model": ValidationErrorBody if status == 422 else ErrorBody, "description": _ERROR_MEANINGS[status]}
+        for status in statuses
+    }
+
+
+def _one_line(errors: list[dict[str, Any]], shown: int = 5) -> str:
+    """The problems of a refused request in one line: missing fields grouped per place ("body.rows.0: missing
+    [...]", so a row without its 19 features reads as one problem), then the first few others."""
+    missing: dict[str, list[str]] = {}
+    others = []
+    for error in errors:
+        path = [str(part) for part in error["loc"]]
+        if error["type"] == "missing" and len(path) > 1:
+            missing.setdefault(".".join(path[:-1]), []).append(path[-1])
+        else:
+            others.append(f"{'.'.join(path)}: {error['msg']}")
+    parts = [f"{place}: missing {names}" for place, names in missing.items()] + others
+    text = "; ".join(parts[:shown]) + (f"; and {len(parts) - shown} more" if len(parts) > shown else "")
+    return text or "invalid request"
 
 
 def _no_unknown_params(request: Request, allowed: set[str]) -> None:

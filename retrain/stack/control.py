@@ -43,16 +43,20 @@ def start_daemon(config: LocalStackConfig, *, timeout: float = 120, progress: Pr
         )
     progress(f"starting the local stack (pid {daemon.pid}, log {log_path})")
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        info = running_stack(config)
-        if info is not None and info.pid == daemon.pid:
-            progress(f"local stack ready in {time.monotonic() - started:.1f}s")
-            return info
-        if daemon.poll() is not None:
-            tail = log_path.read_text(errors="replace").splitlines()[-12:]
-            message = next((line.split("error: ", 1)[1] for line in reversed(tail) if "error: " in line), None)
-            raise StackError(message or "the local stack did not start:\n  " + "\n  ".join(tail))
-        time.sleep(0.2)
+    try:
+        while time.monotonic() - started < timeout:
+            info = running_stack(config)
+            if info is not None and info.pid == daemon.pid:
+                progress(f"local stack ready in {time.monotonic() - started:.1f}s")
+                return info
+            if daemon.poll() is not None:
+                tail = log_path.read_text(errors="replace").splitlines()[-12:]
+                message = next((line.split("error: ", 1)[1] for line in reversed(tail) if "error: " in line), None)
+                raise StackError(message or "the local stack did not start:\n  " + "\n  ".join(tail))
+            time.sleep(0.2)
+    except BaseException:  # Ctrl-C or SIGTERM while it starts: a half-started daemon must not outlive us
+        _terminate(daemon.pid, timeout=30)
+        raise
     _terminate(daemon.pid, timeout=30)
     raise StackError(f"the local stack was not ready within {timeout:.0f}s (see {log_path})")
 

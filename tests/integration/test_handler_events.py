@@ -27,6 +27,7 @@ from common.ohlcv import parse_ohlcv_csv
 from common.settings import TRENDS, get_settings
 from common.storage import S3ObjectStore
 from tests.conftest import PROJECT_ROOT
+from tests.original_api import OriginalModel, OriginalPrediction
 
 pytestmark = pytest.mark.integration
 
@@ -206,12 +207,16 @@ def test_predictor_answers_every_route(day, predictor) -> None:
 
     prediction = answers["http_api_prediction.json"]
     assert prediction["symbol"] == SYMBOL and prediction["model_version"] == versions["uptrend"]
-    assert sum(prediction["prediction_probabilities"]) == pytest.approx(1.0)
+    # What an old client of the original API checks, on the answers of real champions through API Gateway.
+    OriginalPrediction.model_validate(prediction)
+    assert prediction["class_probabilities"] == pytest.approx(
+        [1 - prediction["prediction_probabilities"], prediction["prediction_probabilities"]]
+    )
     assert prediction["as_of"].startswith("2025-02-20")
     summaries = {m["trend_type"]: m for m in answers["http_api_models.json"]}
     assert {t: m["model_version"] for t, m in summaries.items()} == versions
-    original = {"symbol", "trend_type", "feature_importance", "performance_metrics", "target_pct"}
-    assert original | {"prediction_window_days"} <= set(answers["http_api_model.json"])
+    for summary in [*answers["http_api_models.json"], answers["http_api_model.json"]]:
+        OriginalModel.model_validate(summary)
     assert answers["http_api_model.json"] == summaries["uptrend"]
     predicted = answers["http_api_predict.json"]
     assert predicted["model_version"] == versions["uptrend"] and len(predicted["probabilities"]) == 1

@@ -188,3 +188,51 @@ def test_the_demo_command_end_to_end_on_a_tiny_replay(tmp_path):
         assert part in out, out
     assert not [line for line in out.splitlines() if line.startswith("{")], "library JSON on the console"
     assert "Traceback" not in out + result.stderr and (tmp_path / "demo" / "demo.log").stat().st_size > 0
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_serve_with_a_stack_of_its_own_stops_it_on_sigterm_or_ctrl_c(cli_env, tmp_path, signal_name):
+    """`retrain serve` with no stack running starts one for its own duration; `kill PID` stops both, as
+    Ctrl-C does: exit 130, no daemon, MLflow server or port left behind."""
+    import signal
+    import time
+
+    from retrain.stack.embedded import free_port
+
+    port = free_port("127.0.0.1")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "retrain.cli", "serve", "--port", str(port)],
+        cwd=PROJECT_ROOT,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal (see above)
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = child.stdout.readline()
+            lines.append(line)
+            if "serving the prediction API" in line or not line:
+                break
+        assert any("serving the prediction API" in line for line in lines), "".join(lines)
+        assert _processes_mentioning(str(tmp_path / "state")), "the command started a stack of its own"
+        deadline = time.monotonic() + 30
+        while not port_in_use("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert port_in_use("127.0.0.1", port), "uvicorn listens"
+        child.send_signal(getattr(signal, signal_name))
+        out, _ = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    output = "".join(lines) + out
+    assert child.returncode == 130, output
+    assert "stopping the local stack" in output and "interrupted: stopped cleanly" in output
+    assert "Traceback" not in output
+    time.sleep(0.5)
+    assert _processes_mentioning(str(tmp_path / "state")) == []
+    assert not port_in_use("127.0.0.1", port)
+    assert not (tmp_path / "state" / "stack.json").exists()

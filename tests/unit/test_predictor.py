@@ -23,6 +23,7 @@ from common.scorer import compile_scorer
 from common.serving import FeatureCache, FeatureRow
 from common.settings import load_settings
 from functions.predictor.app import MAX_BATCH_ROWS, Service, create_app
+from tests.original_api import OriginalModel, OriginalPrediction, is_original_prediction
 
 BAR = datetime(2025, 2, 19, tzinfo=UTC)
 
@@ -59,7 +60,14 @@ class FakeSource:
         tags = encode_tags(
             {
                 "feature_names": list(FEATURE_NAMES),
-                "metrics": {"accuracy": 0.6, "precision": 0.5, "overall_score": 0.62, "brier": 0.2},
+                "metrics": {
+                    "accuracy": 0.6,
+                    "precision": 0.5,
+                    "positive_accuracy": 0.55,
+                    "negative_accuracy": 0.7,
+                    "overall_score": 0.62,
+                    "brier": 0.2,
+                },
                 "feature_importance": {"PPO": 0.3, "MACD": 0.1},
                 "target_pct": 0.05,
                 "prediction_window": 10,
@@ -234,9 +242,28 @@ def test_prediction_keeps_the_original_shape_plus_version_and_bar(client: TestCl
     response = client.get("/prediction", params={"symbol": "BTC", "trend_type": "uptrend"})
     assert response.status_code == 200
     body = response.json()
-    assert body["prediction_probabilities"] == pytest.approx([0.3, 0.7])
+    # The original contract: ONE number, P(trend), exactly as the original's predict_proba(x)[0][1].
+    assert is_original_prediction(body) and body["prediction_probabilities"] == pytest.approx(0.7)
     assert body["symbol"] == "BTC" and body["trend_type"] == "uptrend"
-    assert body["model_version"] == "7" and body["as_of"].startswith("2025-02-19T00:00:00")
+    # Additions an old client ignores.
+    assert body["class_probabilities"] == pytest.approx([0.3, 0.7])
+    assert body["model_name"] == "BTC_uptrend_model" and body["model_version"] == "7"
+    assert body["as_of"].startswith("2025-02-19T00:00:00")
+
+
+def test_the_original_schemas_accept_live_answers_and_refuse_the_list_form(client: TestClient) -> None:
+    for trend in ("uptrend", "downtrend"):
+        OriginalPrediction.model_validate(
+            client.get("/prediction", params={"symbol": "BTC", "trend_type": trend}).json()
+        )
+    for entry in client.get("/models").json():
+        OriginalModel.model_validate(entry)
+    OriginalModel.model_validate(client.get("/models/BTC/uptrend").json())
+    # The documented answer passes; the two-element list this API once returned is what old clients choke on.
+    assert is_original_prediction({"prediction_probabilities": 0.4, "symbol": "SOL", "trend_type": "uptrend"})
+    assert not is_original_prediction(
+        {"prediction_probabilities": [0.6, 0.4], "symbol": "SOL", "trend_type": "uptrend"}
+    )
 
 
 def test_models_list_and_one_model(client: TestClient) -> None:
@@ -292,14 +319,16 @@ def test_predict_scores_explicit_rows(client: TestClient) -> None:
         ({"symbol": "BTC", "trend_type": "uptrend", "rows": _rows(), "extra": 1}, "extra"),
         ({"symbol": "BTC", "trend_type": "uptrend", "rows": []}, "rows"),
         ({"symbol": "BTC", "trend_type": "uptrend", "rows": _rows(MAX_BATCH_ROWS + 1)}, "rows"),
-        ({"symbol": "BTC", "trend_type": "uptrend", "rows": [{"PPO": 1.0}]}, "missing features"),
-        ({"symbol": "BTC", "trend_type": "uptrend", "rows": [{**_rows(1)[0], "x": 1.0}]}, "unexpected features"),
-        ({"symbol": "BTC", "trend_type": "uptrend", "rows": [{**_rows(1)[0], "PPO": "high"}]}, "PPO"),
+        ({"symbol": "BTC", "trend_type": "uptrend", "rows": [{"PPO": 1.0}]}, "body.rows.0: missing ['7_day_ADX', "),
+        ({"symbol": "BTC", "trend_type": "uptrend", "rows": [{**_rows(1)[0], "x": 1.0}]}, "rows.0.x: Extra inputs"),
+        ({"symbol": "BTC", "trend_type": "uptrend"}, "body: missing ['rows']"),
+        ({"symbol": "BTC", "trend_type": "uptrend", "rows": [{**_rows(1)[0], "PPO": "high"}]}, "rows.0.PPO"),
     ],
 )
 def test_predict_rejects_bad_bodies(client: TestClient, body: dict, needle: str) -> None:
     response = client.post("/predict", json=body)
-    assert response.status_code == 422 and needle in json.dumps(response.json())
+    assert response.status_code == 422 and needle in response.json()["detail"]
+    assert response.json()["errors"], "each problem is listed with where it is"
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
@@ -343,4 +372,4 @@ def test_lambda_handler_answers_an_http_api_v2_event(source: FakeSource) -> None
     response = Mangum(create_app(lambda: service), lifespan="off")(event, None)
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
-    assert body["model_version"] == "7" and body["prediction_probabilities"] == pytest.approx([0.3, 0.7])
+    assert body["model_version"] == "7" and body["prediction_probabilities"] == pytest.approx(0.7)
