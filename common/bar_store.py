@@ -4,7 +4,9 @@ One CSV object per series (``common.keys.ohlcv_key``). An append reads the objec
 does not hold yet, and writes it back with a conditional PUT (If-Match on the ETag it read), so:
 
 - re-running the same append changes nothing (no write at all);
-- a stored bar is never rewritten or dropped (the merge only adds; a check refuses to write otherwise);
+- a stored bar is never rewritten or dropped (the merge only adds; a check refuses to write otherwise); a
+  fetched bar that differs from the stored bar of its open time is refused and reported row by row;
+- older bars (a back-fill) are added the same way, before the stored ones;
 - a failed or concurrent write leaves the previous object intact (S3 PUTs are atomic, the condition
   makes a racing writer retry on top of the other's result instead of overwriting it), and the bucket
   is versioned, so every earlier state stays recoverable.
@@ -23,7 +25,19 @@ from common.keys import ohlcv_key
 from common.ohlcv import PRICE_COLUMNS, empty_bars, interval_length, parse_ohlcv_csv, to_ohlcv_csv
 from common.settings import GapPolicy
 from common.storage import S3ObjectStore
-from common.validation import ValidatedBars, ValidationReport, missing_bar_times, validate_bars
+from common.validation import (
+    MAX_EXAMPLES,
+    IssueKind,
+    RejectedRow,
+    Severity,
+    ValidatedBars,
+    ValidationIssue,
+    ValidationReport,
+    by_time,
+    differences,
+    missing_bar_times,
+    validate_bars,
+)
 
 AppendStatus = Literal["created", "appended", "unchanged"]
 WRITE_ATTEMPTS = 3
@@ -66,11 +80,37 @@ class AppendResult:
     version_id: str
     incoming: ValidationReport  # what validation made of the fetched bars
     conflicts: int  # fetched bars that disagree with a stored one (the stored one is kept)
-    boundary_gap: int  # bars missing between the stored history and the first appended bar
+    boundary_gap: int  # bars missing between the stored history and the bars added before or after it
+    conflict_rows: tuple[RejectedRow, ...] = ()  # each of the `conflicts`, with the values that differ
+    backfilled: int = 0  # of the bars added, those older than the newest stored bar
 
     @property
     def appended(self) -> int:
         return self.bars_after - self.bars_before
+
+    @property
+    def rejected_rows(self) -> int:
+        """Fetched rows refused: by validation, or because they differ from a stored bar."""
+        return self.incoming.rejected_rows + self.conflicts
+
+    @property
+    def findings(self) -> tuple[ValidationIssue, ...]:
+        """Validation's findings on the fetched bars, plus the conflicts with stored bars."""
+        if not self.conflict_rows:
+            return self.incoming.issues
+        conflict = ValidationIssue(
+            IssueKind.CONFLICTS_WITH_STORED,
+            Severity.ERROR,
+            len(self.conflict_rows),
+            "differs from the stored bar of its open time: refused, the stored bar kept",
+            tuple(row.label for row in self.conflict_rows[:MAX_EXAMPLES]),
+        )
+        return (*self.incoming.issues, conflict)
+
+    @property
+    def rejections(self) -> tuple[RejectedRow, ...]:
+        """Every refused row with its open time and reason, in time order."""
+        return by_time((*self.incoming.rejected, *self.conflict_rows))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +127,8 @@ class AppendResult:
             "rejected_rows": self.incoming.rejected_rows,
             "conflicts": self.conflicts,
             "boundary_gap": self.boundary_gap,
+            "backfilled": self.backfilled,
+            "rejections": [row.to_dict() for row in self.rejections],
             "validation": self.incoming.to_dict(),
         }
 
@@ -184,13 +226,20 @@ class OhlcvStore:
         existing = stored.bars if stored is not None else empty_bars()
         new = validated.bars
         overlap = new.index.intersection(existing.index)
-        conflicts = int(
-            (new.loc[overlap].to_numpy() != existing.loc[overlap, list(new.columns)].to_numpy()).any(axis=1).sum()
+        differ = (new.loc[overlap].to_numpy() != existing.loc[overlap, list(new.columns)].to_numpy()).any(axis=1)
+        conflict_rows = tuple(
+            RejectedRow(
+                time.to_pydatetime(),
+                IssueKind.CONFLICTS_WITH_STORED,
+                "differs from the stored bar, which is kept: " + differences(new.loc[time], existing.loc[time]),
+            )
+            for time in overlap[differ]
         )
         additions = new.loc[~new.index.isin(existing.index)]
         boundary_gap = 0
         if len(existing) and len(additions):
             additions, boundary_gap = _bridge_gap(existing, additions, interval, gap_policy, symbol)
+        backfilled = int((additions.index < existing.index.max()).sum()) if len(existing) else 0
 
         def result(status: AppendStatus, merged_len: int, version_id: str) -> AppendResult:
             return AppendResult(
@@ -204,8 +253,10 @@ class OhlcvStore:
                 last_appended=additions.index.max().to_pydatetime() if len(additions) else None,
                 version_id=version_id,
                 incoming=validated.report,
-                conflicts=conflicts,
+                conflicts=len(conflict_rows),
                 boundary_gap=boundary_gap,
+                conflict_rows=conflict_rows,
+                backfilled=backfilled,
             )
 
         if additions.empty:
@@ -236,25 +287,49 @@ def newest_bar(stored: StoredBars | None) -> datetime | None:
 def _bridge_gap(
     existing: pd.DataFrame, additions: pd.DataFrame, interval: str, policy: GapPolicy, symbol: str
 ) -> tuple[pd.DataFrame, int]:
-    """Bars missing between the stored history and the first new bar, handled by the gap policy."""
+    """Bars missing between the stored history and the new bars after it (an append) or before it (a
+    back-fill), handled by the gap policy. Holes inside the stored range are the stored series' own."""
     step = interval_length(interval)
-    last_stored = existing.index.max()
+    first_stored, last_stored = existing.index.min(), existing.index.max()
+    bridged = 0
     after = additions.index[additions.index > last_stored]
-    if not len(after):
-        return additions, 0  # only a back-fill of older bars: nothing to bridge
-    missing = missing_bar_times(pd.DatetimeIndex([last_stored, after.min()]), step)
-    if not len(missing):
-        return additions, 0
-    if policy == "reject":
-        raise DataValidationError(
+    if len(after):
+        missing = missing_bar_times(pd.DatetimeIndex([last_stored, after.min()]), step)
+        additions = _bridge(
+            additions,
+            missing,
+            float(existing.loc[last_stored, "close"]),
+            policy,
             f"{symbol} {interval}: appending from {after.min():%Y-%m-%d %H:%M} would leave {len(missing)} "
-            f"missing bar(s) after the stored {last_stored:%Y-%m-%d %H:%M} (RETRAIN_GAP_POLICY=reject)"
+            f"missing bar(s) after the stored {last_stored:%Y-%m-%d %H:%M} (RETRAIN_GAP_POLICY=reject)",
         )
+        bridged += len(missing)
+    before = additions.index[additions.index < first_stored]
+    if len(before):
+        missing = missing_bar_times(pd.DatetimeIndex([before.max(), first_stored]), step)
+        additions = _bridge(
+            additions,
+            missing,
+            float(additions.loc[before.max(), "close"]),
+            policy,
+            f"{symbol} {interval}: back-filling up to {before.max():%Y-%m-%d %H:%M} would leave {len(missing)} "
+            f"missing bar(s) before the stored {first_stored:%Y-%m-%d %H:%M} (RETRAIN_GAP_POLICY=reject)",
+        )
+        bridged += len(missing)
+    return additions, bridged
+
+
+def _bridge(
+    additions: pd.DataFrame, missing: pd.DatetimeIndex, previous_close: float, policy: GapPolicy, refusal: str
+) -> pd.DataFrame:
+    if not len(missing):
+        return additions
+    if policy == "reject":
+        raise DataValidationError(refusal)
     if policy == "fill":
-        close = float(existing.loc[last_stored, "close"])
-        flat = pd.DataFrame({**dict.fromkeys(PRICE_COLUMNS, close), "volume": 0.0}, index=missing)
-        additions = pd.concat([flat, additions])
-    return additions, len(missing)
+        flat = pd.DataFrame({**dict.fromkeys(PRICE_COLUMNS, previous_close), "volume": 0.0}, index=missing)
+        return pd.concat([flat, additions]).sort_index(kind="stable")
+    return additions
 
 
 def _check_nothing_lost(existing: pd.DataFrame, merged: pd.DataFrame, key: str) -> None:

@@ -6,16 +6,13 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
-import re
-
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from common.notification import ModelOutcome
-from common.settings import Interval, Trend, UtcDatetime
+from common.settings import SYMBOL_PATTERN, SYMBOL_RULE, Interval, Trend, UtcDatetime, is_symbol
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,80}$"
-_SYMBOL = re.compile(r"^[A-Z0-9]{1,15}$")
 
 
 class ModelRequest(BaseModel):
@@ -23,7 +20,7 @@ class ModelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    symbol: str = Field(pattern=_SYMBOL.pattern)
+    symbol: str = Field(pattern=SYMBOL_PATTERN.pattern)
     trend: Trend
     reason: str = Field("manual", max_length=200)
 
@@ -56,9 +53,9 @@ class _SymbolsRequest(BaseModel):
     @field_validator("symbols")
     @classmethod
     def _tickers(cls, symbols: list[str] | None) -> list[str] | None:
-        bad = [s for s in symbols or [] if not _SYMBOL.match(s)]
+        bad = [s for s in symbols or [] if not is_symbol(s)]
         if bad:
-            raise ValueError(f"symbols must be upper-case tickers like BTC, got {bad}")
+            raise ValueError(f"symbols must be upper-case tickers ({SYMBOL_RULE}), got {bad}")
         return symbols
 
 

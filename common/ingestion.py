@@ -1,6 +1,12 @@
 """Daily ingestion: for every configured symbol, fetch the candles the store does not hold yet, validate
 them and append them. One symbol's failure is recorded and never stops the others.
 
+A new series gets ``backfill_bars`` bars from a vendor, or the whole history of a provider that holds it
+all (a replay folder). A back-fill (``backfill=True``) fetches everything from ``since`` (default: all the
+provider has) and adds every bar the store lacks, older ones included, through the same validation and
+conditional append: stored bars are compared, never rewritten, and re-running it changes nothing. Every
+row refused (by validation, or because it differs from a stored bar) is reported with its time and reason.
+
 Pure orchestration: the provider (HTTP vendor or replay) and the store are passed in.
 """
 
@@ -8,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -18,12 +24,16 @@ from common.ohlcv import interval_length
 from common.secrets import read_secret
 from common.settings import GapPolicy, Settings
 from common.storage import S3ObjectStore
-from common.validation import bars_behind
+from common.validation import RejectedRow, Severity, ValidationIssue, bars_behind, render_findings
 
 if TYPE_CHECKING:
     from common.market_feed import MarketDataProvider
 
 SymbolStatus = Literal["created", "appended", "unchanged", "up_to_date", "failed"]
+#: Bars a new series gets from a vendor unless RETRAIN_INGEST_BACKFILL_BARS says otherwise.
+DEFAULT_BACKFILL_BARS = 1000
+#: Start of a window that reaches back to whatever a provider holds (the Unix epoch).
+HISTORY_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -32,14 +42,31 @@ class SymbolIngestion:
     status: SymbolStatus
     appended: int = 0
     fetched: int = 0
-    rejected_rows: int = 0
+    rejected_rows: int = 0  # fetched rows refused: by validation, or differing from a stored bar
     last_bar: datetime | None = None
     stale: bool = False
     error_type: str | None = None
     error: str | None = None
     append: AppendResult | None = None
+    first_bar: datetime | None = None
+
+    @property
+    def findings(self) -> tuple[ValidationIssue, ...]:
+        """Counts per reason (validation's findings on the fetched rows, and conflicts with stored bars)."""
+        return self.append.findings if self.append is not None else ()
+
+    @property
+    def rejections(self) -> tuple[RejectedRow, ...]:
+        """Each refused row: its open time and the reason."""
+        return self.append.rejections if self.append is not None else ()
+
+    @property
+    def noteworthy(self) -> bool:
+        """Findings a reader should see (errors or warnings; the routine open bar is not one)."""
+        return any(issue.severity != Severity.INFO for issue in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
+        append = self.append
         return {
             "symbol": self.symbol,
             "status": self.status,
@@ -50,7 +77,16 @@ class SymbolIngestion:
             "stale": self.stale,
             "error_type": self.error_type,
             "error": self.error,
+            "first_bar": self.first_bar.isoformat() if self.first_bar else None,
+            "backfilled": append.backfilled if append is not None else 0,
+            "conflicts": append.conflicts if append is not None else 0,
+            "boundary_gap": append.boundary_gap if append is not None else 0,
+            "issues": [issue.to_dict() for issue in self.findings],
+            "rejections": [row.to_dict() for row in self.rejections],
         }
+
+    def render_findings(self, indent: str = "  ") -> list[str]:
+        return render_findings(self.findings, self.rejections, indent=indent)
 
 
 @dataclass(frozen=True)
@@ -59,6 +95,7 @@ class IngestionSummary:
     interval: str
     provider: str
     symbols: tuple[SymbolIngestion, ...]
+    backfill: bool = False
 
     @property
     def appended(self) -> int:
@@ -81,6 +118,7 @@ class IngestionSummary:
             "as_of": self.as_of.isoformat(),
             "interval": self.interval,
             "provider": self.provider,
+            "backfill": self.backfill,
             "appended": self.appended,
             "rejected_rows": self.rejected_rows,
             "failed": [item.symbol for item in self.failed],
@@ -99,22 +137,41 @@ class IngestionSummary:
             )
         lines.append(
             f"{self.appended} bar(s) appended for {len(self.symbols)} symbol(s) as of {self.as_of:%Y-%m-%d %H:%M} "
-            f"from {self.provider}; {len(self.failed)} failed, {len(self.stale)} stale"
+            f"from {self.provider}{' (back-fill)' if self.backfill else ''}; {len(self.failed)} failed, "
+            f"{len(self.stale)} stale, {self.rejected_rows} row(s) refused"
         )
+        for item in self.symbols:
+            if item.noteworthy:
+                what = f"{item.fetched} fetched row(s)"
+                if item.append is not None and item.append.backfilled:
+                    what += f"; {item.append.backfilled} older bar(s) back-filled"
+                lines += ["", f"{item.symbol}: {item.rejected_rows} row(s) refused, findings in the {what}:"]
+                lines += item.render_findings()
         return "\n".join(lines)
 
 
 def fetch_window(
-    last_stored: datetime | None, interval: str, as_of: datetime, backfill_bars: int
+    last_stored: datetime | None, interval: str, as_of: datetime, backfill_bars: int | None
 ) -> tuple[datetime, datetime]:
     """[start, end) of open times to fetch: after the newest stored bar (so a missed day is back-filled
-    on the next run), or ``backfill_bars`` back from the as-of time for a new series."""
+    on the next run), or for a new series ``backfill_bars`` back from the as-of time (None: the whole
+    history the provider holds)."""
     step = interval_length(interval)
     end = pd.Timestamp(as_of)
     if last_stored is not None:
         return (pd.Timestamp(last_stored) + step).to_pydatetime(), end.to_pydatetime()
+    if backfill_bars is None:
+        return HISTORY_START, end.to_pydatetime()
     grid_end = end.floor(step)
     return (grid_end - backfill_bars * step).to_pydatetime(), end.to_pydatetime()
+
+
+def new_series_bars(provider: MarketDataProvider, backfill_bars: int | None) -> int | None:
+    """Bars a new series gets: as configured, else all of a provider that holds the whole history (a
+    replay folder: a user loading years of their own data gets all of it), else the vendor default."""
+    if backfill_bars is not None:
+        return backfill_bars
+    return None if getattr(provider, "complete_history", False) else DEFAULT_BACKFILL_BARS
 
 
 def ingest_symbols(
@@ -126,55 +183,81 @@ def ingest_symbols(
     as_of: datetime,
     gap_policy: GapPolicy = "report",
     stale_after_bars: int = 2,
-    backfill_bars: int = 1000,
+    backfill_bars: int | None = None,
+    backfill: bool = False,
+    since: datetime | None = None,
     progress: Callable[[SymbolIngestion], None] | None = None,
 ) -> IngestionSummary:
+    """Ingest each symbol (see the module doc). ``backfill_bars`` None: :func:`new_series_bars`.
+    ``backfill``: fetch from ``since`` (default: all the provider holds) instead of after the newest bar."""
     step = interval_length(interval)
+    window = _Window(interval, as_of, new_series_bars(provider, backfill_bars), backfill, since, step)
     results = []
     for symbol in symbols:
         try:
-            item = _ingest_one(
-                store, provider, symbol, interval, as_of, gap_policy, stale_after_bars, backfill_bars, step
-            )
+            item = _ingest_one(store, provider, symbol, window, gap_policy, stale_after_bars)
         except Exception as exc:  # one symbol's failure (vendor, validation, storage) never blocks the others
             item = SymbolIngestion(symbol, "failed", error_type=type(exc).__name__, error=str(exc))
         results.append(item)
         if progress is not None:
             progress(item)
-    return IngestionSummary(as_of=as_of, interval=interval, provider=provider.name, symbols=tuple(results))
+    return IngestionSummary(
+        as_of=as_of, interval=interval, provider=provider.name, symbols=tuple(results), backfill=backfill
+    )
+
+
+@dataclass(frozen=True)
+class _Window:
+    interval: str
+    as_of: datetime
+    new_series_bars: int | None
+    backfill: bool
+    since: datetime | None
+    step: Any
+
+    def bounds(self, last_stored: datetime | None) -> tuple[datetime, datetime]:
+        if self.backfill:
+            start = pd.Timestamp(self.since).ceil(self.step).to_pydatetime() if self.since else HISTORY_START
+            return start, self.as_of
+        return fetch_window(last_stored, self.interval, self.as_of, self.new_series_bars)
 
 
 def _ingest_one(
     store: OhlcvStore,
     provider: MarketDataProvider,
     symbol: str,
-    interval: str,
-    as_of: datetime,
+    window: _Window,
     gap_policy: GapPolicy,
     stale_after_bars: int,
-    backfill_bars: int,
-    step: Any,
 ) -> SymbolIngestion:
+    interval, as_of, step = window.interval, window.as_of, window.step
     stored = store.read_if_exists(symbol, interval)
     last = newest_bar(stored)
-    start, end = fetch_window(last, interval, as_of, backfill_bars)
+    first = stored.bars.index.min().to_pydatetime() if stored is not None and len(stored.bars) else None
+    start, end = window.bounds(last)
     if pd.Timestamp(start) + step > pd.Timestamp(end):
         # The next bar has not closed yet: nothing to ask the vendor for.
         return SymbolIngestion(
-            symbol, "up_to_date", last_bar=last, stale=_is_stale(last, as_of, step, stale_after_bars)
+            symbol,
+            "up_to_date",
+            last_bar=last,
+            stale=_is_stale(last, as_of, step, stale_after_bars),
+            first_bar=first,
         )
     fetched = provider.fetch_bars(symbol, interval, start, end)
     result = store.append(symbol, interval, fetched, as_of=as_of, gap_policy=gap_policy, base=stored)
-    newest = result.last_appended or last
+    newest = max(filter(None, (result.last_appended, last)), default=None)
+    oldest = min(filter(None, (result.first_appended, first)), default=None)
     return SymbolIngestion(
         symbol,
         result.status,
         appended=result.appended,
         fetched=len(fetched),
-        rejected_rows=result.incoming.rejected_rows,
+        rejected_rows=result.rejected_rows,
         last_bar=newest,
         stale=_is_stale(newest, as_of, step, stale_after_bars),
         append=result,
+        first_bar=oldest,
     )
 
 
@@ -205,6 +288,8 @@ def run_ingestion(
     store: OhlcvStore | None = None,
     provider: MarketDataProvider | None = None,
     progress: Callable[[SymbolIngestion], None] | None = None,
+    backfill: bool = False,
+    since: datetime | None = None,
 ) -> IngestionSummary:
     """Ingestion with everything taken from settings unless given (the handler and the CLI share it)."""
     store = store or OhlcvStore(S3ObjectStore(settings.bucket))
@@ -220,6 +305,8 @@ def run_ingestion(
             gap_policy=settings.gap_policy,
             stale_after_bars=settings.stale_after_bars,
             backfill_bars=settings.ingest_backfill_bars,
+            backfill=backfill,
+            since=since,
             progress=progress,
         )
     finally:

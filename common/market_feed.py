@@ -33,7 +33,7 @@ from common.errors import (
     UnknownSymbolError,
 )
 from common.ohlcv import COLUMNS, empty_bars, interval_length, parse_ohlcv_csv
-from common.settings import as_utc
+from common.settings import SYMBOL_RULE, as_utc, is_symbol
 
 if TYPE_CHECKING:
     from common.settings import Settings
@@ -57,18 +57,22 @@ KLINE_FIELDS = 12
 # currency, and mixing units would put a ~1e5x step into every volume-based feature at the seam.
 _KLINE_POSITIONS: dict[str, int] = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 7}
 _RETRYABLE_STATUS = frozenset({418, 429})
-_SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
 
 
 @runtime_checkable
 class MarketDataProvider(Protocol):
-    """A source of OHLCV bars. Ingestion depends on this, not on a vendor."""
+    """A source of OHLCV bars. Ingestion depends on this, not on a vendor.
+
+    A provider may also say ``complete_history = True`` when it holds a series' whole history (a replay
+    folder): a new series then gets all of it rather than the last ``RETRAIN_INGEST_BACKFILL_BARS``.
+    """
 
     name: str
 
     def fetch_bars(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Bars whose open time is in ``[start, end)``, sorted, in :func:`common.ohlcv.parse_ohlcv_csv`'s
-        shape. May include the still-open current bar: validation drops it against the as-of clock."""
+        """Bars whose open time is in ``[start, end)``, in :func:`common.ohlcv.parse_ohlcv_csv`'s shape and
+        in the source's order (validation sorts them and reports disorder). May include the still-open
+        current bar: validation drops it against the as-of clock."""
         ...
 
 
@@ -121,6 +125,7 @@ class BinanceKlinesProvider:
     """
 
     name = "binance"
+    complete_history = False  # a new series gets RETRAIN_INGEST_BACKFILL_BARS bars; --backfill reaches further
 
     def __init__(
         self,
@@ -352,9 +357,16 @@ def _number(raw: object) -> float | None:
 
 class ReplayProvider:
     """Serves ``{directory}/{interval}/{SYMBOL}.csv`` (the sample_data/ohlcv layout) as if it were live, for
-    offline runs and the demo. Each file is parsed once per instance."""
+    offline runs, the demo and a user's own history. Each file is parsed once per instance.
+
+    A cell that is not a number refuses its row only (validation names the row and the cell), never the
+    file; rows are served in the file's order, so validation reports disorder and duplicates as it finds
+    them. A row without a timestamp is served with any window that reaches back to the file's first bar
+    (a first ingest or a back-fill), where validation refuses and reports it.
+    """
 
     name = "replay"
+    complete_history = True  # the file is the whole history: a first ingest takes all of it
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)
@@ -374,17 +386,54 @@ class ReplayProvider:
     def path(self, symbol: str, interval: str) -> Path:
         return self.directory / interval / f"{symbol}.csv"
 
+    def listing(self, interval: str) -> tuple[list[str], list[str]]:
+        """Symbols with a file for ``interval``, and the CSV files whose names are not symbol names."""
+        folder = self.directory / interval
+        names = sorted(path.name for path in folder.glob("*.csv") if path.is_file()) if folder.is_dir() else []
+        symbols = [name.removesuffix(".csv") for name in names if is_symbol(name.removesuffix(".csv"))]
+        return symbols, [name for name in names if not is_symbol(name.removesuffix(".csv"))]
+
     def fetch_bars(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
         """Bars opening in ``[start, end)``; a copy, so callers cannot alter the cached history."""
-        return _slice(self._bars(symbol, interval), start, end).copy()
+        bars = self._bars(symbol, interval)
+        window = _slice(bars, start, end)
+        timeless = bars.index.isna()
+        if timeless.any() and pd.Timestamp(as_utc(start)) <= bars.index.min():
+            window = pd.concat([window, bars.loc[timeless]])
+        return window.copy()
 
     def _bars(self, symbol: str, interval: str) -> pd.DataFrame:
         interval_length(interval)  # unknown interval -> DataFormatError, before touching the filesystem
         key = (interval, symbol)
         if key not in self._cache:
-            path = self.path(symbol, interval)
             # The symbol becomes a file name: refuse anything that is not a plain ticker (no "../").
-            if not _SYMBOL_PATTERN.match(symbol) or not path.is_file():
-                raise UnknownSymbolError(f"replay data has no {interval} bars for {symbol!r}: {path} does not exist")
-            self._cache[key] = parse_ohlcv_csv(path.read_bytes(), source=str(path)).sort_index(kind="stable")
+            if not is_symbol(symbol):
+                raise UnknownSymbolError(self._not_a_symbol(symbol, interval))
+            path = self.path(symbol, interval)
+            if not path.is_file():
+                raise UnknownSymbolError(
+                    f"replay data has no {interval} bars for {symbol!r}: {path} does not exist{self._holds(interval)}"
+                )
+            self._cache[key] = parse_ohlcv_csv(path.read_bytes(), source=str(path), invalid_cells="keep")
         return self._cache[key]
+
+    def _not_a_symbol(self, symbol: str, interval: str) -> str:
+        message = f"{symbol!r} is not a symbol name: {SYMBOL_RULE}"
+        if not any(part in symbol for part in ("/", "\\", "..")) and self.path(symbol, interval).is_file():
+            stem = re.match(r"[A-Za-z0-9]+", symbol)
+            example = f"{stem.group(0).upper()[:15]}.csv" if stem else "BTC.csv"
+            message += (
+                f"; the file {self.path(symbol, interval)} exists but cannot be ingested under that name: rename it "
+                f"(e.g. to {example}) and ingest that symbol"
+            )
+        return message
+
+    def _holds(self, interval: str) -> str:
+        folder = self.directory / interval
+        if not folder.is_dir():
+            return f" (the replay folder holds {{interval}}/{{SYMBOL}}.csv files, and {folder} is not a folder)"
+        symbols, misnamed = self.listing(interval)
+        text = f" ({folder} holds {', '.join(symbols) or 'no symbol'})"
+        if misnamed:
+            text += f"; {', '.join(misnamed)} never read, since {SYMBOL_RULE}"
+        return text

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 from common.errors import DataFormatError
 
@@ -28,11 +30,46 @@ def interval_length(interval: str) -> timedelta:
         raise DataFormatError(f"unknown interval {interval!r}; expected one of {sorted(INTERVALS)}") from None
 
 
-def parse_ohlcv_csv(payload: bytes, *, source: str = "<bytes>") -> pd.DataFrame:
+InvalidCells = Literal["raise", "keep"]
+#: Cells named in one error message; the rest are counted.
+_CELLS_NAMED = 5
+
+
+def number_cells(column: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """``column`` as float64, and a mask of its cells that are text but not a number (``abc``, ``12,5``).
+
+    Blank cells are NaN (a missing value, not a non-number). The one place that decides what a number is:
+    parsing uses it to name such cells, validation to refuse their rows.
+    """
+    if is_numeric_dtype(column.dtype) and not is_bool_dtype(column.dtype):
+        return column.astype("float64"), np.zeros(len(column), dtype=bool)
+    values = np.full(len(column), np.nan)
+    bad = np.zeros(len(column), dtype=bool)
+    for position, cell in enumerate(column.tolist()):
+        if isinstance(cell, bool | np.bool_):
+            bad[position] = True
+        elif isinstance(cell, int | float | np.number):
+            values[position] = float(cell)
+        elif cell is None or cell is pd.NA or cell is pd.NaT:
+            continue
+        else:
+            try:
+                # float() of the text: exact (round trip), unlike a vectorised parser.
+                values[position] = float(str(cell).strip())
+            except ValueError:
+                bad[position] = True
+    return pd.Series(values, index=column.index, name=column.name, dtype="float64"), bad
+
+
+def parse_ohlcv_csv(payload: bytes, *, source: str = "<bytes>", invalid_cells: InvalidCells = "raise") -> pd.DataFrame:
     """Parse ``datetime,open,high,low,close,volume`` CSV into a frame indexed by UTC bar open time.
 
-    Raises :class:`DataFormatError` naming ``source`` when columns are missing or values are not
-    numbers/timestamps. Content checks (gaps, duplicates, non-positive prices) belong to validation.
+    Raises :class:`DataFormatError` naming ``source`` when it is not a CSV or columns are missing, and naming
+    the line, the column and the text of any timestamp that is not one. A value cell that is not a number
+    does the same with ``invalid_cells="raise"``; with ``"keep"`` its column keeps the cell's text (the
+    others are floats) so that validation refuses that row, and only that row, naming the cell. Blank cells
+    are NaN/NaT: validation refuses those rows. Content checks (gaps, duplicates, non-positive prices)
+    belong to validation.
     """
     try:
         # round_trip: the default fast parser can be 1 ulp off, which would make rewrites drift.
@@ -42,13 +79,42 @@ def parse_ohlcv_csv(payload: bytes, *, source: str = "<bytes>") -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(f"{source}: missing columns {missing}; expected {list(COLUMNS)}")
+    lines = np.arange(len(frame)) + 2  # the header is line 1
+    stamps = frame["datetime"]
     try:
-        index = pd.to_datetime(frame["datetime"], utc=True, format="ISO8601")
-        values = frame[list(COLUMNS[1:])].astype("float64")
-    except (ValueError, TypeError) as exc:
-        raise DataFormatError(f"{source}: unparseable values ({exc})") from None
-    values.index = pd.DatetimeIndex(index, name="datetime")
-    return values
+        index = pd.DatetimeIndex(pd.to_datetime(stamps, utc=True, format="ISO8601", errors="coerce"), name="datetime")
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataFormatError(f"{source}: unparseable values (datetime: {exc})") from None
+    not_a_time = np.asarray(index.isna() & stamps.notna())
+    if not_a_time.any():
+        named = [f"line {lines[i]}: datetime {stamps.iloc[i]!r} is not a timestamp" for i in np.flatnonzero(not_a_time)]
+        raise DataFormatError(f"{source}: unparseable values: {_enumerate(named)} (ISO 8601 expected, e.g. 2024-01-31)")
+    values: dict[str, pd.Series] = {}
+    named = []
+    for column in COLUMNS[1:]:
+        numbers, bad = number_cells(frame[column])
+        if bad.any():
+            named += [
+                (lines[i], f"line {lines[i]} ({_label(index[i])}): {column} {frame[column].iloc[i]!r} is not a number")
+                for i in np.flatnonzero(bad)
+            ]
+            if invalid_cells == "keep":  # the text stays for validation to name; the other cells are floats
+                numbers = numbers.astype(object).where(~bad, frame[column])
+        values[column] = numbers
+    if named and invalid_cells == "raise":
+        raise DataFormatError(f"{source}: unparseable values: {_enumerate([text for _, text in sorted(named)])}")
+    result = pd.DataFrame(values)
+    result.index = index
+    return result
+
+
+def _label(stamp: pd.Timestamp) -> str:
+    return "no time" if pd.isna(stamp) else f"{stamp:%Y-%m-%d %H:%M}"
+
+
+def _enumerate(items: list[str]) -> str:
+    shown = "; ".join(items[:_CELLS_NAMED])
+    return shown + (f"; and {len(items) - _CELLS_NAMED} more" if len(items) > _CELLS_NAMED else "")
 
 
 def bar_labels(index: pd.DatetimeIndex, interval: str | None = None) -> pd.Index:

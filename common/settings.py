@@ -45,11 +45,18 @@ ALL_CLASSIFIERS: tuple[ClassifierName, ...] = (
 )  # fmt: skip
 ProviderName = Literal["binance", "replay"]
 
-_SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,15}$")
+#: The symbol rule in words, for every message that refuses a name.
+SYMBOL_RULE = "symbol names allow only the characters A-Z and 0-9, at most 15 of them: BTC, 1INCH"
 # Tracking URI schemes MLflow's client understands; anything else is a typo we should catch early.
 _TRACKING_SCHEMES = {"http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks"}
 # SageMaker-managed MLflow is addressed by the tracking server's ARN.
 _SAGEMAKER_MLFLOW_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[\w-]+$")
+
+
+def is_symbol(text: str) -> bool:
+    """A symbol name: also what a replay file may be called (``{SYMBOL}.csv``), so never a path."""
+    return bool(SYMBOL_PATTERN.match(text))
 
 
 def as_utc(value: datetime) -> datetime:
@@ -124,8 +131,12 @@ class Settings(BaseSettings):
     )
     http_timeout_s: float = Field(10.0, gt=0, le=120, description="Per-request timeout of the data vendor API.")
     http_max_attempts: int = Field(5, ge=1, le=20, description="Attempts per request (retries on 429/5xx/timeouts).")
-    ingest_backfill_bars: int = Field(
-        1000, ge=1, le=100_000, description="Bars fetched for a symbol with no stored history yet."
+    ingest_backfill_bars: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Bars fetched for a symbol with no stored history yet (unset: 1000 from a vendor, the "
+        "whole file from a replay folder).",
     )
 
     # --- training ---------------------------------------------------------------------------------
@@ -222,9 +233,9 @@ class Settings(BaseSettings):
     def _valid_symbols(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
         if not symbols:
             raise ValueError("at least one symbol is required")
-        bad = [s for s in symbols if not _SYMBOL_PATTERN.match(s)]
+        bad = [s for s in symbols if not is_symbol(s)]
         if bad:
-            raise ValueError(f"symbols must be upper-case tickers like BTC, got {bad}")
+            raise ValueError(f"symbols must be upper-case tickers ({SYMBOL_RULE}), got {bad}")
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"duplicate symbols in {list(symbols)}")
         return symbols

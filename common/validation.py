@@ -6,6 +6,7 @@ Every rule yields a typed :class:`ValidationIssue` with a count and example time
 ======================  ========  ==========================================================================
 kind                    severity  action
 ======================  ========  ==========================================================================
+non_numeric_value       error     row dropped (a cell that is text, not a number: ``abc``, ``12,5``)
 missing_value           error     row dropped (NaN/inf in an OHLCV column, or no timestamp)
 misaligned_timestamp    error     row dropped (open time not on the interval's grid, e.g. 00:00 UTC daily)
 non_positive_price      error     row dropped (open/high/low/close <= 0)
@@ -13,6 +14,7 @@ high_below_low          error     row dropped
 price_outside_range     error     row dropped (open or close outside [low, high])
 negative_volume         error     row dropped
 conflicting_duplicate   error     same open time with different values: the last one is kept
+conflicts_with_stored   error     (an append) differs from the stored bar of its open time: the stored one kept
 duplicate_timestamp     warning   identical repeated rows: one is kept
 out_of_order            warning   rows sorted by open time
 zero_volume             warning   kept (real feeds report it; volume-based features see a flat bar)
@@ -21,15 +23,17 @@ open_bar                info      bars not closed at the as-of time are never us
 stale                   warning   the last closed bar is ``stale_after_bars`` or more intervals old
 ======================  ========  ==========================================================================
 
-"error" means rows were refused; nothing here ever raises for a bad row. Only ``gap_policy=reject``
-raises (:class:`DataValidationError`), because refusing the whole series is what that policy asks for.
+"error" means rows were refused; after the counts, the report lists each refused row with its open time
+and the reason naming the cells at fault (:class:`RejectedRow`, e.g. ``high 90 < low 100``). Nothing here
+ever raises for a bad row. Only ``gap_policy=reject`` raises (:class:`DataValidationError`), because
+refusing the whole series is what that policy asks for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -37,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from common.errors import DataValidationError
-from common.ohlcv import COLUMNS, PRICE_COLUMNS, closed_mask, interval_length
+from common.ohlcv import COLUMNS, PRICE_COLUMNS, closed_mask, interval_length, number_cells
 from common.settings import GapPolicy, as_utc
 
 MAX_EXAMPLES = 5
@@ -50,6 +54,7 @@ class Severity(StrEnum):
 
 
 class IssueKind(StrEnum):
+    NON_NUMERIC_VALUE = "non_numeric_value"
     MISSING_VALUE = "missing_value"
     MISALIGNED_TIMESTAMP = "misaligned_timestamp"
     NON_POSITIVE_PRICE = "non_positive_price"
@@ -57,6 +62,7 @@ class IssueKind(StrEnum):
     PRICE_OUTSIDE_RANGE = "price_outside_range"
     NEGATIVE_VOLUME = "negative_volume"
     CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    CONFLICTS_WITH_STORED = "conflicts_with_stored"  # found by the store's append, not by validate_bars
     DUPLICATE_TIMESTAMP = "duplicate_timestamp"
     OUT_OF_ORDER = "out_of_order"
     ZERO_VOLUME = "zero_volume"
@@ -84,6 +90,27 @@ class ValidationIssue:
 
 
 @dataclass(frozen=True)
+class RejectedRow:
+    """One refused row: its open time (None when it has none) and why, naming the cells at fault."""
+
+    time: datetime | None
+    kind: IssueKind
+    reason: str
+
+    @property
+    def label(self) -> str:
+        return "no time" if self.time is None else _stamp(self.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"time": self.time.isoformat() if self.time else None, "kind": self.kind.value, "reason": self.reason}
+
+
+def by_time(rows: Sequence[RejectedRow]) -> tuple[RejectedRow, ...]:
+    """Rows in time order (stable: the rule order within one time); rows without a time last."""
+    return tuple(sorted(rows, key=lambda row: (row.time is None, row.time or datetime.min.replace(tzinfo=UTC))))
+
+
+@dataclass(frozen=True)
 class ValidationReport:
     symbol: str
     interval: str
@@ -94,6 +121,7 @@ class ValidationReport:
     first_bar: datetime | None
     last_closed_bar: datetime | None
     gap_policy: GapPolicy
+    rejected: tuple[RejectedRow, ...] = ()  # every refused row, in time order
 
     def count(self, kind: IssueKind) -> int:
         return sum(issue.count for issue in self.issues if issue.kind == kind)
@@ -131,7 +159,28 @@ class ValidationReport:
             "first_bar": self.first_bar.isoformat() if self.first_bar else None,
             "last_closed_bar": self.last_closed_bar.isoformat() if self.last_closed_bar else None,
             "issues": [issue.to_dict() for issue in self.issues],
+            "rejections": [row.to_dict() for row in self.rejected],
         }
+
+    def render_findings(self, indent: str = "  ") -> list[str]:
+        return render_findings(self.issues, self.rejected, indent=indent)
+
+
+def render_findings(
+    issues: Sequence[ValidationIssue], rejected: Sequence[RejectedRow], *, indent: str = "  "
+) -> list[str]:
+    """Counts per reason, then each refused row with its open time and reason (text for a console)."""
+    if not issues and not rejected:
+        return []
+    lines = [f"{indent}{'count':>6}  {'reason':<22} {'severity':<8} (error: rows refused)"]
+    lines += [
+        f"{indent}{issue.count:>6}  {issue.kind.value:<22} {issue.severity.value:<8} {issue.message}"
+        for issue in issues
+    ]
+    if rejected:
+        lines.append(f"{indent}refused rows:")
+        lines += [f"{indent}  {row.label:<17} {row.kind.value:<22} {row.reason}" for row in rejected]
+    return lines
 
 
 @dataclass(frozen=True)
@@ -145,15 +194,36 @@ class ValidatedBars:
 @dataclass
 class _Collector:
     issues: list[ValidationIssue] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
 
-    def add(self, kind: IssueKind, severity: Severity, index: Sequence[pd.Timestamp] | pd.Index, message: str) -> None:
+    def add(
+        self,
+        kind: IssueKind,
+        severity: Severity,
+        index: Sequence[pd.Timestamp] | pd.Index,
+        message: str,
+        reasons: Sequence[str] | None = None,
+    ) -> None:
+        """One finding over the rows at ``index``; an error also records each row with its reason
+        (``reasons``, one per row, default ``message``)."""
         if len(index):
             examples = tuple(_stamp(t) for t in list(index)[:MAX_EXAMPLES])
             self.issues.append(ValidationIssue(kind, severity, len(index), message, examples))
+            if severity == Severity.ERROR:
+                texts = reasons if reasons is not None else [message] * len(index)
+                self.rejected += [
+                    RejectedRow(None if pd.isna(t) else pd.Timestamp(t).to_pydatetime(), kind, text)
+                    for t, text in zip(index, texts, strict=True)
+                ]
 
 
 def _stamp(value: Any) -> str:
     return "NaT" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _num(value: float) -> str:
+    """A value as its shortest exact text (``100`` rather than ``100.0``)."""
+    return repr(float(value)).removesuffix(".0")
 
 
 def validate_bars(
@@ -176,26 +246,65 @@ def validate_bars(
     as_of_ts = pd.Timestamp(as_utc(as_of))
     rows_in = len(bars)
     issues = _Collector()
-    frame = bars.loc[:, list(COLUMNS[1:])].astype("float64")
+    raw = bars.loc[:, list(COLUMNS[1:])]
+    frame, non_numeric = _as_numbers(raw)
 
     # Rows that cannot be a bar at all.
+    bad_cells = non_numeric.any(axis=1)
+    issues.add(
+        IssueKind.NON_NUMERIC_VALUE,
+        Severity.ERROR,
+        frame.index[bad_cells],
+        "a cell is not a number",
+        [
+            "; ".join(f"{column} {raw.iloc[i][column]!r} is not a number" for column in _cells(non_numeric, i))
+            for i in np.flatnonzero(bad_cells)
+        ],
+    )
+    frame = frame.loc[~bad_cells]
+
     missing = ~np.isfinite(frame.to_numpy()).all(axis=1) | frame.index.isna()
-    issues.add(IssueKind.MISSING_VALUE, Severity.ERROR, frame.index[missing], "missing or infinite value or time")
+    issues.add(
+        IssueKind.MISSING_VALUE,
+        Severity.ERROR,
+        frame.index[missing],
+        "missing or infinite value or time",
+        [_missing_reason(frame.index[i], frame.iloc[i]) for i in np.flatnonzero(missing)],
+    )
     frame = frame.loc[~missing]
 
     misaligned = (frame.index - pd.Timestamp(0, tz="UTC")) % step != pd.Timedelta(0)
     issues.add(
-        IssueKind.MISALIGNED_TIMESTAMP, Severity.ERROR, frame.index[misaligned], f"open time not on the {interval} grid"
+        IssueKind.MISALIGNED_TIMESTAMP,
+        Severity.ERROR,
+        frame.index[misaligned],
+        f"open time not on the {interval} grid",
+        [f"opens at {t:%H:%M} UTC, off the {interval} grid" for t in frame.index[misaligned]],
     )
     frame = frame.loc[~misaligned]
 
     prices = frame[list(PRICE_COLUMNS)]
     non_positive = (prices <= 0).any(axis=1)
-    issues.add(IssueKind.NON_POSITIVE_PRICE, Severity.ERROR, frame.index[non_positive], "a price is zero or negative")
+    issues.add(
+        IssueKind.NON_POSITIVE_PRICE,
+        Severity.ERROR,
+        frame.index[non_positive],
+        "a price is zero or negative",
+        [
+            ", ".join(f"{c} {_num(getattr(row, c))}" for c in PRICE_COLUMNS if getattr(row, c) <= 0) + " (must be > 0)"
+            for row in frame.loc[non_positive].itertuples(index=False)
+        ],
+    )
     frame = frame.loc[~non_positive]
 
     high_below_low = frame["high"] < frame["low"]
-    issues.add(IssueKind.HIGH_BELOW_LOW, Severity.ERROR, frame.index[high_below_low], "high is below low")
+    issues.add(
+        IssueKind.HIGH_BELOW_LOW,
+        Severity.ERROR,
+        frame.index[high_below_low],
+        "high is below low",
+        [f"high {_num(r.high)} < low {_num(r.low)}" for r in frame.loc[high_below_low].itertuples(index=False)],
+    )
     frame = frame.loc[~high_below_low]
 
     outside = (
@@ -204,11 +313,23 @@ def validate_bars(
         | (frame["close"] > frame["high"])
         | (frame["close"] < frame["low"])
     )
-    issues.add(IssueKind.PRICE_OUTSIDE_RANGE, Severity.ERROR, frame.index[outside], "open or close outside [low, high]")
+    issues.add(
+        IssueKind.PRICE_OUTSIDE_RANGE,
+        Severity.ERROR,
+        frame.index[outside],
+        "open or close outside [low, high]",
+        [_outside_reason(row) for row in frame.loc[outside].itertuples(index=False)],
+    )
     frame = frame.loc[~outside]
 
     negative_volume = frame["volume"] < 0
-    issues.add(IssueKind.NEGATIVE_VOLUME, Severity.ERROR, frame.index[negative_volume], "volume is negative")
+    issues.add(
+        IssueKind.NEGATIVE_VOLUME,
+        Severity.ERROR,
+        frame.index[negative_volume],
+        "volume is negative",
+        [f"volume {_num(v)} < 0" for v in frame.loc[negative_volume, "volume"]],
+    )
     frame = frame.loc[~negative_volume]
 
     # Order and uniqueness.
@@ -228,13 +349,18 @@ def validate_bars(
             "identical bar repeated: one kept",
         )
         conflicting = repeated & ~identical
+        kept = frame.loc[~repeated]
         issues.add(
             IssueKind.CONFLICTING_DUPLICATE,
             Severity.ERROR,
             frame.index[conflicting],
             "same open time with different values: the last one kept",
+            [
+                "differs from the later row of this open time, which is kept: " + differences(row, kept.loc[time])
+                for time, row in frame.loc[conflicting].iterrows()
+            ],
         )
-        frame = frame.loc[~repeated]
+        frame = kept
 
     # The open bar (and anything after the as-of time) is never a closed bar.
     not_closed = ~closed_mask(frame.index, interval, as_of_ts)
@@ -268,8 +394,51 @@ def validate_bars(
         first_bar=frame.index[0].to_pydatetime() if len(frame) else None,
         last_closed_bar=frame.index[-1].to_pydatetime() if len(frame) else None,
         gap_policy=gap_policy,
+        rejected=by_time(issues.rejected),
     )
     return ValidatedBars(frame, report)
+
+
+def _as_numbers(raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The value columns as float64 (non-numbers as NaN) and a mask of the cells that were not numbers."""
+    numbers, masks = {}, {}
+    for column in raw.columns:
+        numbers[column], masks[column] = number_cells(raw[column])
+    return pd.DataFrame(numbers, index=raw.index), pd.DataFrame(masks, index=raw.index)
+
+
+def _cells(mask: pd.DataFrame, position: int) -> list[str]:
+    return [str(column) for column in mask.columns if mask.iloc[position][column]]
+
+
+def _missing_reason(time: Any, row: pd.Series) -> str:
+    parts = ["no timestamp"] if pd.isna(time) else []
+    parts += [
+        f"{column} is {'missing' if np.isnan(value) else 'infinite'}"
+        for column, value in row.items()
+        if not np.isfinite(value)
+    ]
+    return ", ".join(parts)
+
+
+def _outside_reason(row: Any) -> str:
+    parts = []
+    for column in ("open", "close"):
+        value = getattr(row, column)
+        if value > row.high:
+            parts.append(f"{column} {_num(value)} > high {_num(row.high)}")
+        elif value < row.low:
+            parts.append(f"{column} {_num(value)} < low {_num(row.low)}")
+    return ", ".join(parts)
+
+
+def differences(row: pd.Series, other: pd.Series) -> str:
+    """``close 101 vs 100``: the columns where two bars of one open time disagree (``row`` first)."""
+    return ", ".join(
+        f"{column} {_num(row[column])} vs {_num(other[column])}"
+        for column in COLUMNS[1:]
+        if not (row[column] == other[column] or (pd.isna(row[column]) and pd.isna(other[column])))
+    )
 
 
 def bars_behind(last_open: datetime | pd.Timestamp, as_of: datetime | pd.Timestamp, step: Any) -> int:

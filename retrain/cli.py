@@ -4,7 +4,7 @@
     retrain down     stop it, leaving no process or port behind
     retrain status   what runs where, and what the bucket, state machine and registry hold
     retrain demo     the whole loop replayed day by day on the sample data (its own embedded stack)
-    retrain ingest   fetch the newest closed candles, validate, append to the store
+    retrain ingest   fetch the newest closed candles (or, --backfill, older ones too), validate, append
     retrain validate validation report of the stored OHLCV (gaps, bad rows, staleness)
     retrain features the 19-feature table of a symbol (printed, or written with --csv)
     retrain train    train, register and promote one model (SYMBOL TREND) or the pool (--all)
@@ -227,12 +227,16 @@ def _quiet_libraries(log_path: Path, *, verbose: bool) -> Iterator[None]:
 def _data_connection(args: argparse.Namespace) -> Any:
     """The store to read: configured, the running stack, or a moto-only stack for this command."""
     from retrain.stack.config import load_local_config
+    from retrain.stack.sample_data import available
     from retrain.stack.session import connect
 
     symbols = getattr(args, "symbols", None)
     overrides: dict[str, Any] = {"with_mlflow": False}  # data commands never need the registry
-    if symbols:
-        overrides["symbols"] = symbols
+    # A stack started for this command seeds the sample data of the symbols that have some; the others
+    # come from elsewhere (a vendor, the user's replay folder) or are already stored, as with `retrain up`.
+    seeded = tuple(s for s in symbols or () if s in available(load_local_config().sample_data_dir))
+    if seeded:
+        overrides["symbols"] = seeded
     return connect(load_local_config(**overrides), progress=lambda message: _log(message, err=True))
 
 
@@ -243,19 +247,30 @@ def _symbols(text: str | None) -> tuple[str, ...] | None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from common.errors import ConfigurationError
     from common.ingestion import run_ingestion
+    from common.settings import SYMBOL_RULE, is_symbol
     from retrain.market import describe_symbol
 
     overrides: dict[str, Any] = {}
     if args.provider:
         overrides["market_data_provider"] = args.provider
     if args.replay_dir:
-        overrides["market_data_replay_dir"] = str(args.replay_dir)
+        if not args.replay_dir.is_dir():
+            raise ConfigurationError(
+                f"--replay-dir {args.replay_dir}: not a folder (it holds {{interval}}/{{SYMBOL}}.csv)"
+            )
+        overrides["market_data_replay_dir"] = str(args.replay_dir.resolve())
     elif args.provider == "replay":
         from retrain.stack.config import load_local_config
 
         overrides["market_data_replay_dir"] = str(load_local_config().sample_data_dir)
+    if args.since and not args.backfill:
+        raise RetrainError("--since goes with --backfill (a plain ingest fetches after the newest stored bar)")
     args.symbols = _symbols(args.symbols)
+    misnamed = [s for s in args.symbols or () if not is_symbol(s)]
+    if misnamed:  # before anything starts; a replay file is named after its symbol (1d/ETC.csv)
+        raise ConfigurationError(f"--symbols {','.join(misnamed)}: {SYMBOL_RULE}")
     with _data_connection(args):
         settings = load_settings(**overrides)
         as_of = args.as_of or settings.now()
@@ -265,6 +280,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             interval=args.interval or settings.interval,
             as_of=as_of,
             progress=lambda item: _log(describe_symbol(item), err=True),
+            backfill=args.backfill,
+            since=args.since,
         )
     print(json.dumps(summary.to_dict(), indent=2) if args.json else summary.render())
     return 1 if summary.failed else 0
@@ -510,14 +527,33 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=cmd_demo)
 
     as_of_help = "as-of time YYYY-MM-DD[THH:MM] UTC (default: RETRAIN_AS_OF or now)"
-    ingest = commands.add_parser("ingest", help="fetch, validate and append the newest closed candles")
+    ingest = commands.add_parser(
+        "ingest",
+        help="fetch, validate and append the newest closed candles (--backfill: older ones too)",
+        description="Fetch the closed candles the store does not hold yet, validate them and append them. "
+        "Every refused row is listed with its time and reason, after the counts per reason.",
+    )
     ingest.add_argument("--symbols", help="comma-separated symbols (default: RETRAIN_SYMBOLS)")
     ingest.add_argument("--interval", choices=["1d", "1h"], help="default: RETRAIN_INTERVAL")
     ingest.add_argument("--as-of", type=_as_of, default=None, help=as_of_help)
     ingest.add_argument(
         "--provider", choices=["binance", "replay"], help="default: RETRAIN_MARKET_DATA_PROVIDER (binance)"
     )
-    ingest.add_argument("--replay-dir", type=Path, help="replay: {interval}/{SYMBOL}.csv folder (default: sample data)")
+    ingest.add_argument(
+        "--replay-dir",
+        type=Path,
+        help="replay: {interval}/{SYMBOL}.csv folder (default: sample data); a new series takes the whole file",
+    )
+    ingest.add_argument(
+        "--backfill",
+        action="store_true",
+        help="fetch the whole history (from --since, default: all the provider has) and add every bar the store "
+        "lacks, older ones included; stored bars are compared, never rewritten (a differing one is refused and "
+        "listed); re-running changes nothing",
+    )
+    ingest.add_argument(
+        "--since", type=_as_of, default=None, help="with --backfill: the oldest bar to fetch, YYYY-MM-DD"
+    )
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
     ingest.set_defaults(run=cmd_ingest)
 

@@ -84,6 +84,11 @@ def render_reports(checks: list[SeriesCheck], interval: str) -> str:
             f"{item.symbol + ' ' + item.interval:<10}{item.rows_out:>7}{item.rejected_rows:>9}  {first:<17}{last:<17}"
             f"{findings or 'clean'}"
         )
+    for check in checks:  # then, per series with refused rows: counts per reason, each row and why
+        if check.report is not None and check.report.rejected:
+            item = check.report
+            lines += ["", f"{item.symbol} {item.interval}: {item.rejected_rows} row(s) refused:"]
+            lines += item.render_findings()
     return "\n".join(lines)
 
 
@@ -91,7 +96,12 @@ def describe_symbol(item: SymbolIngestion) -> str:
     if item.status == "failed":
         return f"{item.symbol}: failed ({item.error_type}: {item.error})"
     last = f", last bar {item.last_bar:%Y-%m-%d %H:%M}" if item.last_bar else ""
-    return f"{item.symbol}: {item.status}, {item.appended} bar(s) appended{last}" + (" (stale)" if item.stale else "")
+    text = f"{item.symbol}: {item.status}, {item.appended} bar(s) appended{last}"
+    if item.append is not None and item.append.backfilled:
+        text += f", {item.append.backfilled} of them older than the newest stored bar"
+    if item.rejected_rows:
+        text += f", {item.rejected_rows} row(s) refused (listed with the summary)"
+    return text + (" (stale)" if item.stale else "")
 
 
 def write_csv(table: pd.DataFrame, path: Path) -> None:

@@ -25,9 +25,7 @@ metrics = Metrics()
 
 
 def _log_symbol(item: SymbolIngestion) -> None:
-    details = item.to_dict()
-    if item.append is not None:
-        details["issues"] = [issue.to_dict() for issue in item.append.incoming.issues]
+    details = item.to_dict()  # with the counts per reason ("issues") and each refused row ("rejections")
     if item.status == "failed":
         logger.error("symbol ingestion failed", extra=details)
     elif item.stale or item.rejected_rows:
