@@ -14,6 +14,9 @@ does not hold yet, and writes it back with a conditional PUT (If-Match on the ET
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -41,6 +44,38 @@ from common.validation import (
 
 AppendStatus = Literal["created", "appended", "unchanged"]
 WRITE_ATTEMPTS = 3
+
+
+class _Memo:
+    """A small least-recently-used memo, safe across threads (the predictor's refreshes run on several).
+
+    Parsing and validating a stored series are pure functions of its bytes (identified by key and ETag) and
+    of the load's arguments; a warm Lambda, the predictor's refreshes, and a backtest that loads the same
+    series for several policies on the same day skip the work. Cached frames are shared: callers never
+    modify a loaded frame in place (every step builds new frames)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_PARSED = _Memo(8)  # (key, etag) -> parsed frame
+_VALIDATED = _Memo(32)  # (key, etag, load arguments) -> ValidatedBars
 
 
 @dataclass(frozen=True)
@@ -153,7 +188,10 @@ class OhlcvStore:
             stored = self.objects.get_object(key)
         except DataNotFoundError:
             return None
-        bars = parse_ohlcv_csv(stored.body, source=f"s3://{self.objects.bucket}/{key}")
+        bars = _PARSED.get((key, stored.etag))
+        if bars is None:
+            bars = parse_ohlcv_csv(stored.body, source=f"s3://{self.objects.bucket}/{key}")
+            _PARSED.put((key, stored.etag), bars)
         return StoredBars(key, bars, stored.version_id, stored.etag, stored.body)
 
     def symbols(self, interval: str) -> list[str]:
@@ -172,14 +210,18 @@ class OhlcvStore:
     ) -> LoadedBars:
         """The closed, validated bars at ``as_of``; :class:`DataNotFoundError` when none are usable."""
         stored = self.read(symbol, interval)
-        validated = validate_bars(
-            stored.bars,
-            symbol=symbol,
-            interval=interval,
-            as_of=as_of,
-            gap_policy=gap_policy,
-            stale_after_bars=stale_after_bars,
-        )
+        memo_key = (stored.key, stored.etag, symbol, interval, as_of, gap_policy, stale_after_bars)
+        validated = _VALIDATED.get(memo_key)
+        if validated is None:
+            validated = validate_bars(
+                stored.bars,
+                symbol=symbol,
+                interval=interval,
+                as_of=as_of,
+                gap_policy=gap_policy,
+                stale_after_bars=stale_after_bars,
+            )
+            _VALIDATED.put(memo_key, validated)
         if validated.bars.empty:
             raise DataNotFoundError(
                 f"{symbol} {interval}: no valid closed bar at or before {as_of:%Y-%m-%d %H:%M} in s3://"

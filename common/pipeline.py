@@ -49,9 +49,58 @@ def _noop(_: str) -> None:
 
 
 # --- TrainModel --------------------------------------------------------------------------------------
+class TrainingMemo:
+    """Walk-forward evaluations and final fits, computed once per (model, data, as-of, training settings).
+
+    Both are deterministic functions of those (seeded), so a backtest that replays several policies over
+    the same history trains each (model, day) once and shares it: every policy then runs its own gate,
+    selection and promotion on the shared result. The live loop passes none."""
+
+    def __init__(self) -> None:
+        self._evaluations: dict[str, Any] = {}
+        self._finals: dict[tuple[str, str], Any] = {}
+        self.computed = 0  # evaluations computed
+        self.reused = 0  # evaluations answered from the memo
+
+    def evaluation(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key in self._evaluations:
+            self.reused += 1
+        else:
+            self._evaluations[key] = compute()
+            self.computed += 1
+        return self._evaluations[key]
+
+    def final(self, key: str, classifier: str, compute: Callable[[], Any]) -> Any:
+        if (key, classifier) not in self._finals:
+            self._finals[(key, classifier)] = compute()
+        return self._finals[(key, classifier)]
+
+
+def training_key(settings: Settings, *, symbol: str, trend: str, interval: str, as_of: datetime, data: Any) -> str:
+    """What a training's evaluation depends on: the model, the labelled rows it saw, every training setting."""
+    fields = {
+        "symbol": symbol,
+        "trend": trend,
+        "interval": interval,
+        "as_of": as_of.isoformat(),
+        "rows": int(data.rows),
+        "first": data.X.index[0].isoformat(),
+        "last": data.X.index[-1].isoformat(),
+        "prediction_window": settings.prediction_window,
+        "target_pct": settings.target_pct(trend),
+        "classifiers": list(settings.train_classifiers),
+        "splits": settings.train_splits,
+        "test_size": settings.train_test_size,
+        "purge": settings.purge_bars,
+        "seed": settings.train_seed,
+        "cost_per_trade": settings.cost_per_trade,
+    }
+    return json.dumps(fields, sort_keys=True)
+
+
 def train_model(
     settings: Settings,
-    registry: Registry,
+    registry: Any,
     store: OhlcvStore,
     *,
     execution_id: str,
@@ -61,19 +110,21 @@ def train_model(
     as_of: datetime,
     interval: str | None = None,
     progress: Progress = _noop,
+    memo: TrainingMemo | None = None,
 ) -> TrainResult:
-    import mlflow
-
-    from common.training import evaluate_candidates, periods_per_year, select_candidate, training_data
+    """One model's training step. ``registry`` is :class:`common.registry.Registry` (MLflow) in the live loop
+    and :class:`common.memory_registry.MemoryRegistry` in the backtest: the same steps, the same decisions;
+    plots and SHAP are made only where the registry keeps them for people (``records_plots``)."""
+    from common.training import evaluate_candidates, fit_final, periods_per_year, select_candidate, training_data
 
     started = time.monotonic()
     interval = interval or settings.interval
     name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
     experiment_id = registry.experiment_id(experiment_name(symbol, trend))
-    finished = registry.finished_run(experiment_id, execution_id)
-    if finished is not None:
-        progress(f"{name}: execution {execution_id} already trained (run {finished.info.run_id}); reusing it")
-        return TrainResult.model_validate_json(finished.data.tags[RESULT_TAG])
+    recorded = registry.recorded_result(experiment_id, execution_id)
+    if recorded is not None:
+        progress(f"{name}: execution {execution_id} already trained (run {recorded[0]}); reusing it")
+        return TrainResult.model_validate_json(recorded[1])
 
     loaded = store.load(
         symbol, interval, as_of=as_of, gap_policy=settings.gap_policy, stale_after_bars=settings.stale_after_bars
@@ -82,19 +133,29 @@ def train_model(
         loaded.bars, trend=trend, horizon=settings.prediction_window, target_pct=settings.target_pct(trend)
     )
     progress(f"{name}: {len(data.y)} labelled bars up to {loaded.report.last_closed_bar:%Y-%m-%d %H:%M}")
-    evaluation = evaluate_candidates(
-        data,
-        classifiers=settings.train_classifiers,
-        n_splits=settings.train_splits,
-        test_size=settings.train_test_size,
-        purge=settings.purge_bars,
-        seed=settings.train_seed,
-        cost_per_trade=settings.cost_per_trade,
-        periods_per_year=periods_per_year(interval),
-        progress=progress,
-    )
+
+    def evaluate() -> Any:
+        return evaluate_candidates(
+            data,
+            classifiers=settings.train_classifiers,
+            n_splits=settings.train_splits,
+            test_size=settings.train_test_size,
+            purge=settings.purge_bars,
+            seed=settings.train_seed,
+            cost_per_trade=settings.cost_per_trade,
+            periods_per_year=periods_per_year(interval),
+            progress=progress,
+        )
+
+    key = training_key(settings, symbol=symbol, trend=trend, interval=interval, as_of=as_of, data=data)
+    evaluation = memo.evaluation(key, evaluate) if memo is not None else evaluate()
+
+    def final_model(classifier: Any) -> Any:
+        if memo is None:
+            return fit_final(classifier, data, settings.train_seed)
+        return memo.final(key, classifier, lambda: fit_final(classifier, data, settings.train_seed))
+
     selection = select_candidate(evaluation, settings)
-    mlflow.set_tracking_uri(registry.tracking_uri)
     data_range = {"first": data.X.index[0].isoformat(), "last": data.X.index[-1].isoformat()}
     run_tags = {
         EXECUTION_TAG: execution_id,
@@ -104,8 +165,8 @@ def train_model(
         "as_of": as_of.isoformat(),
         "source": f"s3://{store.objects.bucket}/{loaded.key}?versionId={loaded.version_id}",
     }
-    with mlflow.start_run(experiment_id=experiment_id, run_name=execution_id, tags=run_tags) as parent:
-        mlflow.log_params(
+    with registry.start_run(experiment_id=experiment_id, run_name=execution_id, tags=run_tags) as parent:  # run id
+        registry.log_params(
             {
                 "interval": interval,
                 "prediction_window": settings.prediction_window,
@@ -120,33 +181,37 @@ def train_model(
                 "dropped_rows": evaluation.dropped_rows,
             }
         )
-        mlflow.log_metrics({f"baseline_{k}": v for k, v in evaluation.baseline.metrics.items() if _finite(v)})
-        Registry.log_json(loaded.report.to_dict(), "data/validation.json")
+        registry.log_metrics({f"baseline_{k}": v for k, v in evaluation.baseline.metrics.items() if _finite(v)})
+        registry.log_json(loaded.report.to_dict(), "data/validation.json")
         chosen = selection.candidate.name if selection.candidate else None
         selected_importance: dict[str, float] = {}
         selected_direction: dict[str, float] = {}
         candidate_runs: dict[str, tuple[str, str | None]] = {}
         for candidate in evaluation.candidates:
-            with mlflow.start_run(
+            if candidate.name != chosen and not registry.records_plots:
+                continue  # a run per candidate is for people browsing the tracking server
+            with registry.start_run(
                 experiment_id=experiment_id,
                 run_name=candidate.name,
                 nested=True,
                 tags={**run_tags, "classifier": candidate.name},
             ) as child:
-                model = _log_candidate(candidate, data, settings, title=f"{name} {candidate.name}")
-                model_uri = Registry.log_model(model, candidate.name, data.X.tail(5))
+                _log_candidate(registry, candidate, data, settings, title=f"{name} {candidate.name}")
+                model = final_model(candidate.name)
+                model_uri = registry.log_model(model, candidate.name, data.X.tail(5))
                 if candidate.name == chosen:
-                    shap = _log_selected(model, candidate, data, settings, title=f"{name} {candidate.name}")
-                    progress(f"{name}: SHAP ({shap.method}) on {shap.rows} rows in {shap.seconds:.1f}s")
-                    selected_importance, selected_direction = shap.importance, shap.correlation
-                candidate_runs[candidate.name] = (child.info.run_id, model_uri)
+                    shap = _log_selected(registry, model, candidate, data, settings, title=f"{name} {candidate.name}")
+                    if shap is not None:
+                        progress(f"{name}: SHAP ({shap.method}) on {shap.rows} rows in {shap.seconds:.1f}s")
+                        selected_importance, selected_direction = shap.importance, shap.correlation
+                candidate_runs[candidate.name] = (child, model_uri)
 
         result_fields: dict[str, Any] = {
             "symbol": symbol,
             "trend": trend,
             "registered_model": name,
             "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
-            "mlflow_run_id": parent.info.run_id,
+            "mlflow_run_id": parent,
             "data_last_bar": data_range["last"],
             "candidates": {c.name: round(c.metrics["overall_score"], 6) for c in evaluation.candidates},
         }
@@ -190,60 +255,64 @@ def train_model(
                 **result_fields,
             )
         result = result.model_copy(update={"duration_s": round(time.monotonic() - started, 2)})
-        mlflow.set_tag(RESULT_TAG, result.model_dump_json())  # marks the execution as done (re-runs reuse it)
+        registry.set_run_tag(RESULT_TAG, result.model_dump_json())  # marks the execution as done (re-runs reuse it)
     return result
 
 
-def _log_candidate(candidate: Any, data: Any, settings: Settings, *, title: str) -> Any:
-    """Params, per-fold (as steps) and aggregate metrics, the equity curve and confusion matrix of one
-    candidate into the active nested run; returns the candidate refitted on every row."""
-    import mlflow
+def _log_candidate(registry: Any, candidate: Any, data: Any, settings: Settings, *, title: str) -> None:
+    """Params, per-fold (as steps) and aggregate metrics of one candidate into the active nested run, and
+    (where the registry keeps plots) its walk-forward equity curve and confusion matrix."""
+    from common.training import strategy_returns
 
-    from common.plots import confusion_matrix_png, equity_curve_png
-    from common.training import fit_final, strategy_returns
-
-    mlflow.log_params({k: _param(v) for k, v in candidate.params.items()})
+    registry.log_params({k: _param(v) for k, v in candidate.params.items()})
     for step, fold in enumerate(candidate.fold_metrics):
-        mlflow.log_metrics({k: v for k, v in fold.items() if isinstance(v, float) and _finite(v)}, step=step)
-    mlflow.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
+        registry.log_metrics({k: v for k, v in fold.items() if isinstance(v, float) and _finite(v)}, step=step)
+    registry.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
+    if not registry.records_plots:
+        return
+    from common.plots import confusion_matrix_png, equity_curve_png
+
     oos = candidate.oos
     next_returns = data.next_returns.loc[oos.index]
     returns = strategy_returns(
         oos["proba"], next_returns=next_returns, trend=data.trend, cost_per_trade=settings.cost_per_trade
     )
-    Registry.log_bytes(
+    registry.log_bytes(
         equity_curve_png(returns, buy_and_hold=next_returns, title=f"{title}: walk-forward equity"),
         "plots/equity_curve.png",
     )
     predicted = (oos["proba"] > 0.5).astype(int).to_numpy()  # the metrics' threshold rule
-    Registry.log_bytes(confusion_matrix_png(oos["y"].to_numpy(), predicted, title=title), "plots/confusion_matrix.png")
-    return fit_final(candidate.name, data, settings.train_seed)
+    registry.log_bytes(confusion_matrix_png(oos["y"].to_numpy(), predicted, title=title), "plots/confusion_matrix.png")
 
 
-def _log_selected(model: Any, candidate: Any, data: Any, settings: Settings, *, title: str) -> Any:
-    """What only the selected candidate carries: SHAP, the drift reference of its training features, and
-    the checks promotion runs (recorded probabilities of a sample, out-of-sample predictions)."""
+def _log_selected(registry: Any, model: Any, candidate: Any, data: Any, settings: Settings, *, title: str) -> Any:
+    """What only the selected candidate carries: the drift reference of its training features, the checks
+    promotion runs (recorded probabilities of a sample, out-of-sample predictions) and, where the registry
+    keeps them, SHAP and its plot (returned; None otherwise)."""
     from common.drift_reference import build_reference
-    from common.explain import shap_importance
-    from common.plots import shap_summary_png
 
-    shap = shap_importance(
-        model,
-        data.X,
-        max_rows=settings.shap_max_rows,
-        background_rows=settings.shap_background_rows,
-        seed=settings.train_seed,
-        time_budget_s=settings.shap_time_budget_s,
-    )
-    Registry.log_json(shap.to_dict(), "shap/importance.json")
-    Registry.log_bytes(shap_summary_png(shap, title=f"{title}: SHAP"), "plots/shap_summary.png")
+    shap = None
+    if registry.records_plots:
+        from common.explain import shap_importance
+        from common.plots import shap_summary_png
+
+        shap = shap_importance(
+            model,
+            data.X,
+            max_rows=settings.shap_max_rows,
+            background_rows=settings.shap_background_rows,
+            seed=settings.train_seed,
+            time_budget_s=settings.shap_time_budget_s,
+        )
+        registry.log_json(shap.to_dict(), "shap/importance.json")
+        registry.log_bytes(shap_summary_png(shap, title=f"{title}: SHAP"), "plots/shap_summary.png")
     reference = build_reference(
         data.X, bins=settings.psi_bins, first_bar=data.X.index[0].isoformat(), last_bar=data.X.index[-1].isoformat()
     )
-    Registry.log_json(reference.to_dict(), DRIFT_ARTIFACT)
-    Registry.log_load_back_sample(model, data.X.tail(SAMPLE_ROWS))
+    registry.log_json(reference.to_dict(), DRIFT_ARTIFACT)
+    registry.log_load_back_sample(model, data.X.tail(SAMPLE_ROWS))
     oos = candidate.oos
-    Registry.log_json(
+    registry.log_json(
         {
             "index": [t.isoformat() for t in oos.index],
             "y": oos["y"].astype(int).tolist(),
@@ -299,7 +368,7 @@ def promote_model(
 
     same_bars = None
     recorded = None
-    if champion is not None and champion.version != trained.version:
+    if champion is not None and champion.version != trained.version and settings.promotion_rule != "always":
         champion_tags = decode_tags(champion.tags)
         recorded = (champion_tags.get("metrics") or {}).get("overall_score")
         same_bars = _same_bars_scores(
@@ -312,6 +381,7 @@ def promote_model(
         champion_recorded_score=recorded,
         same_bars_scores=same_bars,
         min_bars=settings.promotion_min_compare_bars,
+        rule=settings.promotion_rule,
     )
     registry.set_version_tags(name, trained.version, {"retrain.promotion": json.dumps(decision.to_dict())})
     if not decision.promote:

@@ -352,3 +352,76 @@ def _png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
+
+
+# --- backtest ----------------------------------------------------------------------------------------------------
+POLICY_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+
+
+def policy_pareto_png(points: Mapping[str, tuple[float, float, float, float]], *, title: str) -> bytes:
+    """Cost against worth per policy: trainings per model (x) and pooled live overall_score (y) with its
+    interval (low, high). ``points``: policy -> (trainings per model, score, low, high)."""
+    if not points:
+        raise ValueError("points is empty")
+    fig = _figure(8, 5.5)
+    axes = fig.subplots()
+    for (name, (x, y, low, high)), color in zip(points.items(), _cycle(POLICY_COLORS, len(points)), strict=True):
+        if not all(math.isfinite(v) for v in (x, y)):
+            continue
+        err = [[max(y - low, 0.0)], [max(high - y, 0.0)]] if math.isfinite(low) and math.isfinite(high) else None
+        axes.errorbar([x], [y], yerr=err, fmt="o", color=color, capsize=4, markersize=7, label=name)
+        axes.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9, color=color)
+    axes.set_xscale("symlog", linthresh=1.0)
+    axes.set_xlabel("trainings per model (log scale)")
+    axes.set_ylabel("live overall_score, pooled (95 % block-bootstrap interval)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    return _png(fig)
+
+
+def policy_equity_png(curves: Mapping[str, pd.Series], *, title: str) -> bytes:
+    """Pooled equity (equal weight across models, start = 1) of following each policy's served signals."""
+    if not curves:
+        raise ValueError("curves is empty")
+    fig = _figure(10, 5.5)
+    axes = fig.subplots()
+    for (name, equity), color in zip(curves.items(), _cycle(POLICY_COLORS, len(curves)), strict=True):
+        if equity.empty:
+            continue
+        total = float(equity.iloc[-1]) - 1.0
+        axes.plot(_x(equity.index), equity.to_numpy(), color=color, linewidth=1.6, label=f"{name} ({total:+.1%})")
+    axes.axhline(1.0, color="black", linewidth=0.6, alpha=0.5)
+    axes.set_ylabel("equity of the pooled strategy (start = 1)")
+    axes.set_title(title)
+    axes.legend(loc="upper left", frameon=False)
+    axes.grid(alpha=0.3)
+    return _png(fig)
+
+
+def estimate_vs_live_png(points: Mapping[str, Sequence[tuple[float, float]]], *, title: str, metric: str) -> bytes:
+    """Per served version: what the gate estimated (x) against what it realized live (y), one colour per
+    policy; points below the diagonal promised more than they delivered."""
+    fig = _figure(7, 6.5)
+    axes = fig.subplots()
+    values: list[float] = []
+    for (name, pairs), color in zip(points.items(), _cycle(POLICY_COLORS, len(points)), strict=True):
+        finite = [(x, y) for x, y in pairs if math.isfinite(x) and math.isfinite(y)]
+        if not finite:
+            continue
+        xs, ys = zip(*finite, strict=True)
+        values += [*xs, *ys]
+        axes.scatter(xs, ys, color=color, alpha=0.7, s=28, label=f"{name} ({len(finite)} versions)")
+    if values:
+        low, high = min(values), max(values)
+        pad = (high - low) * 0.05 or 0.05
+        axes.plot([low - pad, high + pad], [low - pad, high + pad], color="black", linewidth=0.8, alpha=0.6)
+    axes.set_xlabel(f"{metric} estimated at training (walk-forward)")
+    axes.set_ylabel(f"{metric} realized while served")
+    axes.set_title(title)
+    axes.legend(loc="upper left", frameon=False, fontsize=9)
+    axes.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _cycle(colors: Sequence[str], n: int) -> list[str]:
+    return [colors[i % len(colors)] for i in range(n)]

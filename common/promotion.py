@@ -41,7 +41,7 @@ VERSION_TAGS: tuple[str, ...] = (
     "trained_as_of",
 )
 
-Comparison = Literal["no_champion", "same_bars", "recorded_score", "same_version"]
+Comparison = Literal["no_champion", "same_bars", "recorded_score", "same_version", "always"]
 
 
 def encode_tags(values: Mapping[str, Any]) -> dict[str, str]:
@@ -84,8 +84,10 @@ def decide_promotion(
     same_bars_scores: tuple[float, float, int] | None,
     min_bars: int,
     metric: str = "overall_score",
+    rule: str = "not_worse",
 ) -> PromotionDecision:
-    """Promote when the challenger is not worse than the champion (see module docstring).
+    """Promote when the challenger is not worse than the champion (see module docstring); with
+    ``rule="always"`` (``RETRAIN_PROMOTION_RULE``) every challenger that passed the gate replaces it.
 
     ``same_bars_scores`` is (challenger, champion, bars) on the bars the champion never trained on.
     """
@@ -95,6 +97,9 @@ def decide_promotion(
         )
     if champion_version == challenger_version:
         return PromotionDecision(True, "same_version", f"v{challenger_version} is already the champion")
+    if rule == "always":
+        why = f"the promotion rule is always: it passed the gate ({metric} {challenger_cv_score:.3f})"
+        return PromotionDecision(True, "always", why, challenger_cv_score)
     if same_bars_scores is not None and same_bars_scores[2] >= min_bars:
         challenger, champion, bars = same_bars_scores
         return _verdict("same_bars", challenger, champion, bars, champion_version, metric, f"on the same {bars} bars")

@@ -8,12 +8,13 @@ The live version is the ``champion`` alias; the one it replaced keeps the ``prev
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,6 @@ from common.scorer import positive_probability
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
-    from mlflow.entities import Run
     from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION = "champion"
@@ -81,6 +81,11 @@ def _info(version: ModelVersion) -> VersionInfo:
 
 
 class Registry:
+    """MLflow: tracking (runs, params, metrics, artifacts, logged models) and the model registry.
+    :class:`common.memory_registry.MemoryRegistry` answers the same calls from memory (the backtest)."""
+
+    records_plots = True  # equity curves, confusion matrices and SHAP are logged for people to browse
+
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
         self._client: MlflowClient | None = None
@@ -117,8 +122,8 @@ class Registry:
                 raise
             return experiment.experiment_id
 
-    def finished_run(self, experiment_id: str, execution_id: str) -> Run | None:
-        """The parent run an earlier attempt of this execution completed (it carries the result)."""
+    def recorded_result(self, experiment_id: str, execution_id: str) -> tuple[str, str] | None:
+        """(run id, result JSON) of the parent run an earlier attempt of this execution completed."""
         runs = self.client.search_runs(
             [experiment_id],
             filter_string=f"tags.`{EXECUTION_TAG}` = '{execution_id}' and attributes.status = 'FINISHED'",
@@ -126,8 +131,37 @@ class Registry:
         )
         for run in runs:
             if RESULT_TAG in run.data.tags and "mlflow.parentRunId" not in run.data.tags:
-                return run
+                return run.info.run_id, run.data.tags[RESULT_TAG]
         return None
+
+    @contextlib.contextmanager
+    def start_run(
+        self, *, experiment_id: str, run_name: str, tags: dict[str, str], nested: bool = False
+    ) -> Iterator[str]:
+        """A run (nested in the active one with ``nested``) that the log_* calls below write into; yields its id."""
+        import mlflow
+
+        self.client  # noqa: B018 - sets the tracking URI for the fluent calls
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags, nested=nested) as run:
+            yield run.info.run_id
+
+    @staticmethod
+    def log_params(params: dict[str, Any]) -> None:
+        import mlflow
+
+        mlflow.log_params(params)
+
+    @staticmethod
+    def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics(metrics, step=step)
+
+    @staticmethod
+    def set_run_tag(key: str, value: str) -> None:
+        import mlflow
+
+        mlflow.set_tag(key, value)
 
     def last_training(self, experiment_name: str, *, before: datetime, scan: int = 100) -> datetime | None:
         """The data-clock as-of time of the latest training attempt that completed (any outcome: a version

@@ -35,6 +35,9 @@ NotificationChannel = Literal["outbox", "telegram"]
 DriftRule = Literal["adaptive", "fixed"]
 GapPolicy = Literal["report", "fill", "reject"]
 GateRule = Literal["original", "risk"]
+TriggerName = Literal["schedule", "performance", "drift"]
+TRIGGER_NAMES: tuple[TriggerName, ...] = ("schedule", "performance", "drift")
+PromotionRule = Literal["not_worse", "always"]
 ClassifierName = Literal[
     "random_forest", "svc", "xgboost", "hist_gradient_boosting", "ada_boost",
     "ridge", "k_neighbors", "mlp", "lightgbm",
@@ -162,6 +165,11 @@ class Settings(BaseSettings):
     gate_min_accuracy: float = Field(0.5, ge=0, le=1, description="Risk gate: accuracy at least this.")
     gate_min_sharpe: float = Field(0.0, description="Risk gate: strategy Sharpe ratio at least this.")
     gate_max_drawdown: float = Field(0.5, gt=0, le=1, description="Risk gate: max drawdown at most this (0.5 = -50 %).")
+    promotion_rule: PromotionRule = Field(
+        "not_worse",
+        description="not_worse: a challenger that passed the gate replaces the champion only if it is not worse "
+        "on the same bars (or their walk-forward estimates); always: every challenger that passed the gate does.",
+    )
     promotion_min_compare_bars: int = Field(
         30, ge=1, description="Fewest bars unseen by the champion to compare it with a challenger directly."
     )
@@ -191,7 +199,18 @@ class Settings(BaseSettings):
     psi_feature_threshold: float = Field(0.2, gt=0, description="Fixed rule: a feature drifted if PSI > x.")
     psi_max_threshold: float = Field(0.25, gt=0, description="Fixed rule: retrain if max PSI > x.")
     psi_max_drifted_features: int = Field(3, ge=0, description="Fixed rule: retrain if more drifted.")
+    triggers: Annotated[tuple[TriggerName, ...], NoDecode] = Field(
+        TRIGGER_NAMES,
+        description="Triggers that may start a retrain (comma-separated: schedule, performance, drift); the "
+        "others are recorded as off. A model without a champion is trained whatever this says.",
+    )
     max_model_age_days: int = Field(7, ge=1, description="Schedule trigger: champion older than this.")
+    no_model_retry_days: float = Field(
+        7,
+        gt=0,
+        description="A model without a champion whose last training produced none (nothing passed the gate) "
+        "is tried again after this many days, not every day.",
+    )
     cooldown_days: float = Field(
         3,
         ge=0,
@@ -223,7 +242,7 @@ class Settings(BaseSettings):
         None, description="Explicit as-of time (ISO 8601, UTC) for replays; unset means now."
     )
 
-    @field_validator("symbols", "notify_channels", "train_classifiers", mode="before")
+    @field_validator("symbols", "notify_channels", "train_classifiers", "triggers", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
@@ -261,6 +280,11 @@ class Settings(BaseSettings):
         if parsed.scheme in {"http", "https"} and not parsed.hostname:
             raise ValueError(f"{uri!r} has no host")
         return uri
+
+    @field_validator("triggers")
+    @classmethod
+    def _distinct_triggers(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(names))
 
     @field_validator("train_classifiers")
     @classmethod

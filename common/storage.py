@@ -1,15 +1,21 @@
-"""The object-store adapter: the one place that talks to S3.
+"""The object-store adapters: the one place that talks to S3, and its in-memory twin.
 
 boto3 reads its endpoint, region and credentials from the environment (``AWS_ENDPOINT_URL`` points it at
 the embedded moto server locally), so this code is identical on AWS and on a laptop.
+
+:class:`MemoryObjectStore` keeps the same contract (versions, ETags, conditional writes, sorted listings)
+in a dict: the backtest runs years of the live loop's own code (bars, prediction log, decisions) on it,
+with no server in between.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from common.errors import ConcurrentWriteError, DataNotFoundError
 
@@ -22,6 +28,41 @@ class StoredObject:
     body: bytes
     version_id: str  # "" where the bucket is not versioned
     etag: str  # what a conditional write (If-Match) compares against
+
+
+class ObjectStore(Protocol):
+    """What the domain code needs of an object store (S3 in the live loop, memory in the backtest)."""
+
+    bucket: str
+
+    def get_object(self, key: str) -> StoredObject: ...
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def put_bytes(
+        self,
+        key: str,
+        payload: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str: ...
+
+    def get_json(self, key: str) -> Any: ...
+
+    def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]: ...
+
+
+def encode_json(document: Any) -> bytes:
+    """How every JSON object is stored (sorted keys: the same document is the same bytes)."""
+    return json.dumps(document, indent=2, sort_keys=True, default=str).encode()
 
 
 class S3ObjectStore:
@@ -88,8 +129,9 @@ class S3ObjectStore:
 
     def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str:
         """JSON as :meth:`put_bytes` writes bytes, with the same conditions."""
-        payload = json.dumps(document, indent=2, sort_keys=True, default=str).encode()
-        return self.put_bytes(key, payload, content_type="application/json", if_match=if_match, if_absent=if_absent)
+        return self.put_bytes(
+            key, encode_json(document), content_type="application/json", if_match=if_match, if_absent=if_absent
+        )
 
     def exists(self, key: str) -> bool:
         try:
@@ -105,3 +147,69 @@ class S3ObjectStore:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 yield item["Key"]
+
+
+class MemoryObjectStore:
+    """An :class:`ObjectStore` in a dict, with S3's semantics where the domain code relies on them: a write
+    is atomic and gets a new version id, the ETag is the MD5 of the body (as S3's for a single PUT), a
+    conditional write that fails raises :class:`ConcurrentWriteError`, listings are in key order."""
+
+    def __init__(self, bucket: str = "memory") -> None:
+        self.bucket = bucket
+        self._objects: dict[str, StoredObject] = {}
+        self._keys: list[str] = []  # sorted, for prefix listings
+        self._writes = 0
+
+    def get_object(self, key: str) -> StoredObject:
+        stored = self._objects.get(key)
+        if stored is None:
+            raise DataNotFoundError(f"memory://{self.bucket}/{key} does not exist")
+        return stored
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        stored = self.get_object(key)
+        return stored.body, stored.version_id
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.get_object(key).body
+
+    def put_bytes(
+        self,
+        key: str,
+        payload: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        current = self._objects.get(key)
+        if (if_absent and current is not None) or (
+            if_match is not None and (current is None or current.etag != if_match)
+        ):
+            raise ConcurrentWriteError(f"memory://{self.bucket}/{key} changed while it was being updated")
+        self._writes += 1
+        version = str(self._writes)
+        self._objects[key] = StoredObject(
+            bytes(payload), version, f'"{hashlib.md5(payload, usedforsecurity=False).hexdigest()}"'
+        )
+        if current is None:
+            bisect.insort(self._keys, key)
+        return version
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str:
+        return self.put_bytes(
+            key, encode_json(document), content_type="application/json", if_match=if_match, if_absent=if_absent
+        )
+
+    def exists(self, key: str) -> bool:
+        return key in self._objects
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        start = bisect.bisect_left(self._keys, prefix)
+        for key in self._keys[start:]:
+            if not key.startswith(prefix):
+                return
+            yield key

@@ -20,7 +20,7 @@ from common.promotion import decode_tags
 from common.registry import CHAMPION, Registry, VersionInfo
 from common.settings import TRENDS, Settings, experiment_name, registered_model_name
 from common.storage import S3ObjectStore
-from common.triggers import Decision, TriggerResult, cooldown, performance_trigger, schedule_trigger
+from common.triggers import Decision, TriggerResult, cooldown, off, performance_trigger, schedule_trigger
 
 
 class AlreadyDecided(Exception):
@@ -111,12 +111,21 @@ def check_model(
             f"champion v{champion.version} was trained as of {trained:%Y-%m-%d %H:%M}, not before this check"
         )
     last_attempt = registry.last_training(experiment_name(symbol, trend), before=as_of)
-    results = [schedule_trigger(trained, as_of, settings.max_model_age_days, last_attempt)]
+    on = settings.triggers
+    max_age = settings.max_model_age_days if "schedule" in on else None
+    results = [schedule_trigger(trained, as_of, max_age, last_attempt, settings.no_model_retry_days)]
     drift_report = None
     if champion is not None:
-        results.append(_performance(settings, objects, symbol, trend, as_of, int(tags.get("prediction_window", 0))))
-        drift_result, drift_report = _drift(settings, registry, bars, champion, tags, symbol, as_of, interval)
-        results.append(drift_result)
+        if "performance" in on:
+            horizon = int(tags.get("prediction_window", 0))
+            results.append(_performance(settings, objects, symbol, trend, as_of, horizon))
+        else:
+            results.append(off("performance"))
+        if "drift" in on:
+            drift_result, drift_report = _drift(settings, registry, bars, champion, tags, symbol, as_of, interval)
+            results.append(drift_result)
+        else:
+            results.append(off("drift"))
     decision = Decision(
         symbol=symbol,
         trend=trend,

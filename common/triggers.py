@@ -3,7 +3,8 @@
 Each gives a :class:`TriggerResult` with a status that is never ambiguous:
 ``fired`` (retrain), ``ok``, ``insufficient_data`` (not enough evidence either way: never a retrain),
 ``no_model`` (nothing to watch: train one), ``backoff`` (no champion, and the last attempt to train one
-is too recent to try again) or ``not_checked`` (the trigger could not run, with why).
+is too recent to try again), ``not_checked`` (the trigger could not run, with why) or ``off`` (the
+configuration leaves this trigger out: ``RETRAIN_TRIGGERS``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-TriggerName = Literal["schedule", "performance", "drift"]
-TriggerStatus = Literal["fired", "ok", "insufficient_data", "no_model", "backoff", "not_checked"]
+from common.settings import TriggerName
+
+TriggerStatus = Literal["fired", "ok", "insufficient_data", "no_model", "backoff", "not_checked", "off"]
 FIRING: frozenset[str] = frozenset({"fired", "no_model"})
 
 
@@ -37,28 +39,32 @@ class TriggerResult:
 def schedule_trigger(
     champion_trained: datetime | None,
     as_of: datetime,
-    max_age_days: int,
+    max_age_days: int | None,
     last_attempt: datetime | None = None,
+    retry_days: float | None = None,
 ) -> TriggerResult:
     """Fires when the model has gone ``max_age_days`` without a training attempt on fresh data.
 
     The age runs from the later of the champion's training and the last completed retrain: a challenger
     that lost to the champion confirmed it on newer data, so the next scheduled attempt is a full period
     later, not every day until a challenger wins. Without a champion, ``no_model`` fires at once, and
-    after an attempt that produced none (nothing passed the gate) again only once the period has passed:
-    a gate that rejects today's data would reject it tomorrow too, at the price of a training each day.
+    after an attempt that produced none (nothing passed the gate) again only once ``retry_days`` (default:
+    ``max_age_days``) have passed: a gate that rejects today's data would reject it tomorrow too, at the
+    price of a training each day. ``max_age_days=None`` turns the age rule off (a champion is then never
+    "too old"); a model without a champion is still trained.
     """
     if champion_trained is None:
+        retry = retry_days if retry_days is not None else max_age_days
         if last_attempt is None:
             return TriggerResult("schedule", "no_model", "no champion yet: train one")
         waited = _days(as_of, last_attempt)
-        if waited > max_age_days:
+        if retry is None or waited > retry:
             detail = f"no champion; the last attempt {waited:.1f} days ago produced none: try again"
-            return TriggerResult("schedule", "no_model", detail, waited, max_age_days)
-        detail = (
-            f"no champion; the last attempt {waited:.1f} days ago produced none: next attempt after {max_age_days} days"
-        )
-        return TriggerResult("schedule", "backoff", detail, waited, max_age_days)
+            return TriggerResult("schedule", "no_model", detail, waited, retry)
+        detail = f"no champion; the last attempt {waited:.1f} days ago produced none: next attempt after {retry:g} days"
+        return TriggerResult("schedule", "backoff", detail, waited, retry)
+    if max_age_days is None:
+        return off("schedule")
     since = champion_trained if last_attempt is None else max(champion_trained, last_attempt)
     confirmed = since != champion_trained
     age_days = _days(as_of, since)
@@ -70,6 +76,11 @@ def schedule_trigger(
     else:
         detail = f"champion is {age} days old {bound}"
     return TriggerResult("schedule", status, detail, age_days, max_age_days)
+
+
+def off(trigger: TriggerName) -> TriggerResult:
+    """The verdict of a trigger the configuration leaves out."""
+    return TriggerResult(trigger, "off", f"the {trigger} trigger is off (not in RETRAIN_TRIGGERS)")
 
 
 def cooldown(last_attempt: datetime | None, as_of: datetime, cooldown_days: float) -> str | None:

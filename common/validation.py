@@ -31,7 +31,7 @@ refusing the whole series is what that policy asks for.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -202,19 +202,24 @@ class _Collector:
         severity: Severity,
         index: Sequence[pd.Timestamp] | pd.Index,
         message: str,
-        reasons: Sequence[str] | None = None,
+        reasons: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         """One finding over the rows at ``index``; an error also records each row with its reason
-        (``reasons``, one per row, default ``message``)."""
+        (``reasons()``, one per row, default ``message``: only worked out when there is a finding)."""
         if len(index):
             examples = tuple(_stamp(t) for t in list(index)[:MAX_EXAMPLES])
             self.issues.append(ValidationIssue(kind, severity, len(index), message, examples))
             if severity == Severity.ERROR:
-                texts = reasons if reasons is not None else [message] * len(index)
+                texts = reasons() if reasons is not None else [message] * len(index)
                 self.rejected += [
                     RejectedRow(None if pd.isna(t) else pd.Timestamp(t).to_pydatetime(), kind, text)
                     for t, text in zip(index, texts, strict=True)
                 ]
+
+
+def _drop(frame: pd.DataFrame, mask: Any) -> pd.DataFrame:
+    """``frame`` without the rows of ``mask`` (the frame itself when there are none: clean series skip the copy)."""
+    return frame.loc[~mask] if np.any(mask) else frame
 
 
 def _stamp(value: Any) -> str:
@@ -256,12 +261,12 @@ def validate_bars(
         Severity.ERROR,
         frame.index[bad_cells],
         "a cell is not a number",
-        [
+        lambda: [
             "; ".join(f"{column} {raw.iloc[i][column]!r} is not a number" for column in _cells(non_numeric, i))
             for i in np.flatnonzero(bad_cells)
         ],
     )
-    frame = frame.loc[~bad_cells]
+    frame = _drop(frame, bad_cells)
 
     missing = ~np.isfinite(frame.to_numpy()).all(axis=1) | frame.index.isna()
     issues.add(
@@ -269,9 +274,9 @@ def validate_bars(
         Severity.ERROR,
         frame.index[missing],
         "missing or infinite value or time",
-        [_missing_reason(frame.index[i], frame.iloc[i]) for i in np.flatnonzero(missing)],
+        lambda: [_missing_reason(frame.index[i], frame.iloc[i]) for i in np.flatnonzero(missing)],
     )
-    frame = frame.loc[~missing]
+    frame = _drop(frame, missing)
 
     misaligned = (frame.index - pd.Timestamp(0, tz="UTC")) % step != pd.Timedelta(0)
     issues.add(
@@ -279,9 +284,9 @@ def validate_bars(
         Severity.ERROR,
         frame.index[misaligned],
         f"open time not on the {interval} grid",
-        [f"opens at {t:%H:%M} UTC, off the {interval} grid" for t in frame.index[misaligned]],
+        lambda: [f"opens at {t:%H:%M} UTC, off the {interval} grid" for t in frame.index[misaligned]],
     )
-    frame = frame.loc[~misaligned]
+    frame = _drop(frame, misaligned)
 
     prices = frame[list(PRICE_COLUMNS)]
     non_positive = (prices <= 0).any(axis=1)
@@ -290,12 +295,12 @@ def validate_bars(
         Severity.ERROR,
         frame.index[non_positive],
         "a price is zero or negative",
-        [
+        lambda: [
             ", ".join(f"{c} {_num(getattr(row, c))}" for c in PRICE_COLUMNS if getattr(row, c) <= 0) + " (must be > 0)"
             for row in frame.loc[non_positive].itertuples(index=False)
         ],
     )
-    frame = frame.loc[~non_positive]
+    frame = _drop(frame, non_positive)
 
     high_below_low = frame["high"] < frame["low"]
     issues.add(
@@ -303,9 +308,9 @@ def validate_bars(
         Severity.ERROR,
         frame.index[high_below_low],
         "high is below low",
-        [f"high {_num(r.high)} < low {_num(r.low)}" for r in frame.loc[high_below_low].itertuples(index=False)],
+        lambda: [f"high {_num(r.high)} < low {_num(r.low)}" for r in frame.loc[high_below_low].itertuples(index=False)],
     )
-    frame = frame.loc[~high_below_low]
+    frame = _drop(frame, high_below_low)
 
     outside = (
         (frame["open"] > frame["high"])
@@ -318,9 +323,9 @@ def validate_bars(
         Severity.ERROR,
         frame.index[outside],
         "open or close outside [low, high]",
-        [_outside_reason(row) for row in frame.loc[outside].itertuples(index=False)],
+        lambda: [_outside_reason(row) for row in frame.loc[outside].itertuples(index=False)],
     )
-    frame = frame.loc[~outside]
+    frame = _drop(frame, outside)
 
     negative_volume = frame["volume"] < 0
     issues.add(
@@ -328,9 +333,9 @@ def validate_bars(
         Severity.ERROR,
         frame.index[negative_volume],
         "volume is negative",
-        [f"volume {_num(v)} < 0" for v in frame.loc[negative_volume, "volume"]],
+        lambda: [f"volume {_num(v)} < 0" for v in frame.loc[negative_volume, "volume"]],
     )
-    frame = frame.loc[~negative_volume]
+    frame = _drop(frame, negative_volume)
 
     # Order and uniqueness.
     open_times = frame.index.to_series()
@@ -355,7 +360,7 @@ def validate_bars(
             Severity.ERROR,
             frame.index[conflicting],
             "same open time with different values: the last one kept",
-            [
+            lambda: [
                 "differs from the later row of this open time, which is kept: " + differences(row, kept.loc[time])
                 for time, row in frame.loc[conflicting].iterrows()
             ],
@@ -367,7 +372,7 @@ def validate_bars(
     issues.add(
         IssueKind.OPEN_BAR, Severity.INFO, frame.index[not_closed], f"not closed at {as_of_ts:%Y-%m-%d %H:%M}: dropped"
     )
-    frame = frame.loc[~not_closed]
+    frame = _drop(frame, not_closed)
 
     zero_volume = frame["volume"] == 0
     issues.add(IssueKind.ZERO_VOLUME, Severity.WARNING, frame.index[zero_volume], "zero volume: kept")

@@ -12,6 +12,7 @@
     retrain predict-batch  log every champion's prediction for the last closed bar; fill in due outcomes
     retrain serve    the prediction API on loopback (uvicorn)
     retrain drift    PSI drift of one feature table against another (CSV files, no stack needed)
+    retrain backtest the loop's decisions replayed over years of history, policy against policy (no stack needed)
 
 Commands that need AWS or MLflow use the configured endpoints when ``RETRAIN_DATA_BUCKET`` is set
 (real AWS: also ``RETRAIN_STATE_MACHINE_ARN`` and ``MLFLOW_TRACKING_URI``), else the stack started by
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -445,6 +447,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from common.backtest_report import report_files
+    from retrain import backtest
+
+    began = time.monotonic()
+
+    def echo(message: str) -> None:
+        print(f"{time.monotonic() - began:7.1f}s {message}", file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    plan = backtest.plan(
+        symbols=args.symbols,
+        start=backtest.parse_day(args.start),
+        end=backtest.parse_day(args.end),
+        policies=args.policies,
+        classifiers=args.classifiers,
+        interval=args.interval,
+        data_dir=args.data_dir or _sample_dir(),
+    )
+    jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(plan.units)))
+    echo(
+        f"backtest {plan.start:%Y-%m-%d} .. {plan.end:%Y-%m-%d}: {len(plan.units)} model(s) x "
+        f"{len(plan.policies)} policies ({', '.join(p.name for p in plan.policies)}), "
+        f"{', '.join(plan.settings.train_classifiers)}, {jobs} job(s)"
+    )
+    models, timings = backtest.run(plan, jobs=jobs, echo=echo)
+    wall = time.monotonic() - began
+    echo(f"replayed in {wall:.1f}s; summarising ({args.bootstrap} bootstrap replicates)")
+    summary = backtest.summarize_run(plan, models, replicates=args.bootstrap)
+    meta = plan.meta()
+    times = backtest.timing_summary(timings, wall, jobs)
+    backtest.write_report(args.report, report_files(models, summary, meta, times))
+    if args.json:
+        print(json.dumps({"meta": meta, "summary": summary, "timings": times}, indent=1, sort_keys=True))
+    else:
+        print()
+        print(backtest.render_console(summary, meta))
+        print()
+        print(
+            f"{times['trainings_computed']} trainings computed for {times['trainings_asked']} asked "
+            f"({times['shared_share']:.0%} shared across policies), {times['trainings_per_second']} per second"
+        )
+        print(f"report: {args.report / 'report.md'} (tables, JSON, pareto.png, equity.png, estimate_vs_live.png)")
+    return 0
+
+
+def _sample_dir() -> Path:
+    from retrain.stack.config import LocalStackConfig
+
+    return Path(LocalStackConfig().sample_data_dir)
+
+
 def _print_drift_row(name: str, feature: Any, missing: str) -> None:
     psi = f"{feature.psi:.4f}" if feature.psi is not None else "-"
     threshold = f"{feature.threshold:.4f}" if feature.threshold is not None else "-"
@@ -600,6 +653,46 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--png", type=Path, help="also write the PSI bar chart here")
     drift.add_argument("--json", action="store_true", help="per-feature `psi` and a top-level `drift_detected`")
     drift.set_defaults(run=cmd_drift)
+
+    from retrain import backtest as bt
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="replay years of history through the loop's own decisions, policy against policy",
+        description="Day by day over a period, for each (symbol, trend) and each policy, the live loop's own "
+        "trigger check, training, gate, promotion and batch predictions, on the bars each decision could have "
+        "seen; then what the served predictions were worth, every difference from the default policy with a "
+        "block-bootstrap interval. Policies: default, never, every-Nd, schedule, performance, drift, each "
+        "optionally +always (promote every challenger that passes the gate).",
+    )
+    backtest.add_argument(
+        "--symbols", default=bt.DEFAULT_SYMBOLS, help=f"comma-separated (default {bt.DEFAULT_SYMBOLS})"
+    )
+    backtest.add_argument(
+        "--start", default=bt.DEFAULT_START, help=f"initial training day (default {bt.DEFAULT_START})"
+    )
+    backtest.add_argument("--end", default=bt.DEFAULT_END, help=f"last replayed day (default {bt.DEFAULT_END})")
+    backtest.add_argument(
+        "--policies",
+        default=bt.DEFAULT_POLICIES,
+        help=f"comma-separated (default {bt.DEFAULT_POLICIES}; default is always added)",
+    )
+    backtest.add_argument(
+        "--classifiers",
+        default=bt.DEFAULT_CLASSIFIERS,
+        help=f"the zoo (default {bt.DEFAULT_CLASSIFIERS}; '' for RETRAIN_TRAIN_CLASSIFIERS)",
+    )
+    backtest.add_argument("--interval", choices=["1d", "1h"], default="1d", help="bar interval (default 1d)")
+    backtest.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
+    backtest.add_argument(
+        "--report", type=Path, default=Path(".local/backtest"), help="report folder (default .local/backtest)"
+    )
+    backtest.add_argument("--data-dir", type=Path, help="folder of {interval}/{SYMBOL}.csv (default: the sample data)")
+    backtest.add_argument(
+        "--bootstrap", type=int, default=bt.BOOTSTRAP_REPLICATES, help="bootstrap replicates (default 1000)"
+    )
+    backtest.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
+    backtest.set_defaults(run=cmd_backtest)
 
     from retrain.batch import add_parser as add_predict_batch_parser
 

@@ -1,0 +1,90 @@
+"""Retraining policies: named configurations of the real settings, compared by the backtest.
+
+A policy is never special code: it is a set of setting overrides (``RETRAIN_TRIGGERS``,
+``RETRAIN_MAX_MODEL_AGE_DAYS``, ``RETRAIN_PROMOTION_RULE``, ...) applied to the configured settings, and the
+backtest then runs the live loop's own decisions under it. What a policy name means:
+
+- ``default``: the configured settings as they are (what the deployed loop does);
+- ``never``: train once; a model without a champion is tried again every ``RETRAIN_NO_MODEL_RETRY_DAYS``
+  until one passes the gate, and then never retrained;
+- ``every-Nd``: the schedule trigger alone, retraining a champion older than N days (``every-30d``);
+- ``schedule``, ``performance``, ``drift``: that trigger alone, with its configured thresholds;
+- ``NAME+always``: NAME with every challenger that passes the gate replacing the champion
+  (``RETRAIN_PROMOTION_RULE=always``) instead of only one that is not worse (``default+always``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import ConfigurationError
+from common.settings import TRIGGER_NAMES, Settings
+
+DEFAULT_POLICY = "default"
+_EVERY = re.compile(r"^every-(\d{1,4})d$")
+ALWAYS_SUFFIX = "+always"
+EXAMPLES = ("default", "never", "every-7d", "every-30d", "every-90d", *TRIGGER_NAMES, "default+always")
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    overrides: dict[str, Any]
+
+    def settings(self, base: Settings) -> Settings:
+        """``base`` with this policy's overrides, validated as the environment would be."""
+        if not self.overrides:
+            return base
+        values = {**base.model_dump(), **self.overrides}
+        return Settings.model_validate(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "overrides": _jsonable(self.overrides)}
+
+
+def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in overrides.items()}
+
+
+def parse_policy(name: str) -> Policy:
+    """The policy a name stands for (module docstring); :class:`ConfigurationError` for anything else."""
+    text = name.strip()
+    always = text.endswith(ALWAYS_SUFFIX)
+    base = text.removesuffix(ALWAYS_SUFFIX)
+    overrides: dict[str, Any]
+    if base == DEFAULT_POLICY:
+        description, overrides = "the configured settings", {}
+    elif base == "never":
+        description, overrides = "train once; retry only while no model passes the gate", {"triggers": ()}
+    elif base in TRIGGER_NAMES:
+        description, overrides = f"the {base} trigger alone", {"triggers": (base,)}
+    elif match := _EVERY.match(base):
+        days = int(match.group(1))
+        if days < 1:
+            raise ConfigurationError(f"policy {name!r}: the period must be at least 1 day")
+        description = f"retrain every {days} days (the schedule trigger alone)"
+        overrides = {"triggers": ("schedule",), "max_model_age_days": days}
+    else:
+        raise ConfigurationError(
+            f"unknown policy {name!r}: use default, never, every-Nd (e.g. every-30d), "
+            f"{', '.join(TRIGGER_NAMES)}, each optionally with {ALWAYS_SUFFIX} (e.g. default+always)"
+        )
+    if always:
+        description += "; every challenger that passes the gate is promoted"
+        overrides = {**overrides, "promotion_rule": "always"}
+    return Policy(text, description, overrides)
+
+
+def parse_policies(text: str) -> list[Policy]:
+    """Comma-separated policy names, each once; the default policy is always among them (every difference is
+    reported against it)."""
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ConfigurationError("--policies is empty: name at least one policy (e.g. never,every-30d,default)")
+    policies = [parse_policy(name) for name in dict.fromkeys(names)]
+    if DEFAULT_POLICY not in {p.name for p in policies}:
+        policies.append(parse_policy(DEFAULT_POLICY))
+    return policies

@@ -1,0 +1,291 @@
+"""``retrain backtest``: the loop's own decisions replayed over years of history, policy against policy.
+
+Each (symbol, trend) is an independent unit (:func:`common.backtest.backtest_model`), run on a process pool
+(``--jobs``); the summary, intervals and plots come from :mod:`common.backtest_stats` and
+:mod:`common.backtest_report`. The same unit runs as one Map iteration of the backtest state machine on AWS
+(``functions/backtest``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from common.backtest import ModelUnit, backtest_model
+from common.errors import ConfigurationError, RetrainError
+from common.policies import DEFAULT_POLICY, Policy, parse_policies
+from common.settings import TRENDS, Settings, is_symbol, load_settings
+
+DEFAULT_SYMBOLS = "BTC,ETH"
+DEFAULT_START = "2022-01-01"
+DEFAULT_END = "2025-02-05"
+DEFAULT_POLICIES = "never,every-30d,default"
+DEFAULT_CLASSIFIERS = "lightgbm"
+BOOTSTRAP_REPLICATES = 1000
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BacktestPlan:
+    """Everything a run needs, validated before any work starts."""
+
+    units: list[ModelUnit]
+    policies: list[Policy]
+    start: datetime
+    end: datetime
+    data_dir: Path
+    overrides: dict[str, Any]  # settings every unit applies (the classifiers)
+    settings: Settings
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "models": [u.name for u in self.units],
+            "interval": self.units[0].interval,
+            "classifiers": list(self.settings.train_classifiers),
+            "cost_per_trade": self.settings.cost_per_trade,
+            "horizon": self.settings.prediction_window,
+            "default_policy": DEFAULT_POLICY,
+            "policies": [p.to_dict() for p in self.policies],
+        }
+
+
+def series_path(data_dir: Path, interval: str, symbol: str) -> Path:
+    return data_dir / interval / f"{symbol}.csv"
+
+
+def read_series(data_dir: Path, interval: str, symbol: str) -> pd.DataFrame:
+    from common.ohlcv import parse_ohlcv_csv
+
+    path = series_path(data_dir, interval, symbol)
+    return parse_ohlcv_csv(path.read_bytes(), source=str(path), invalid_cells="keep")
+
+
+def plan(
+    *,
+    symbols: str,
+    start: datetime,
+    end: datetime,
+    policies: str,
+    classifiers: str,
+    interval: str,
+    data_dir: Path,
+) -> BacktestPlan:
+    """The run's units and settings; :class:`ConfigurationError` (one line) for anything it cannot run."""
+    from common.training import training_data, walk_forward_splits
+
+    if end <= start:
+        raise ConfigurationError(f"--end {end:%Y-%m-%d} must be after --start {start:%Y-%m-%d}")
+    if not data_dir.is_dir():
+        raise ConfigurationError(f"--data-dir {data_dir}: not a folder (it holds {{interval}}/{{SYMBOL}}.csv)")
+    names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    if not names:
+        raise ConfigurationError("--symbols is empty")
+    bad = [s for s in names if not is_symbol(s)]
+    if bad:
+        raise ConfigurationError(f"--symbols {','.join(bad)}: not symbol names (A-Z and 0-9 only)")
+    missing = [s for s in names if not series_path(data_dir, interval, s).is_file()]
+    if missing:
+        held = sorted(p.stem for p in (data_dir / interval).glob("*.csv")) if (data_dir / interval).is_dir() else []
+        raise ConfigurationError(
+            f"no {interval} data for {', '.join(missing)} in {data_dir / interval} (it holds: {', '.join(held) or 'nothing'})"
+        )
+    overrides: dict[str, Any] = {"interval": interval}
+    zoo = tuple(c.strip() for c in classifiers.split(",") if c.strip())
+    if zoo:
+        overrides["train_classifiers"] = zoo
+    settings = load_settings(symbols=tuple(names), **overrides)
+    chosen = parse_policies(policies)
+    for policy in chosen:
+        policy.settings(settings)  # every policy's settings validate before anything runs
+    for symbol in names:
+        bars = read_series(data_dir, interval, symbol)
+        last = bars.index.max()
+        if pd.Timestamp(end) > last + pd.Timedelta(days=1):
+            raise ConfigurationError(
+                f"{symbol}: --end {end:%Y-%m-%d} is after its last bar ({last:%Y-%m-%d}); end on {last + pd.Timedelta(days=1):%Y-%m-%d} at the latest"
+            )
+        before = bars.loc[bars.index < pd.Timestamp(start)]
+        for trend in TRENDS:
+            rows = (
+                len(
+                    training_data(
+                        before, trend=trend, horizon=settings.prediction_window, target_pct=settings.target_pct(trend)
+                    ).y
+                )
+                if len(before)
+                else 0
+            )
+            try:
+                walk_forward_splits(
+                    rows, n_splits=settings.train_splits, test_size=settings.train_test_size, purge=settings.purge_bars
+                )
+            except RetrainError as exc:
+                raise ConfigurationError(
+                    f"{symbol}: not enough history before --start {start:%Y-%m-%d} to train ({exc}); start later"
+                ) from None
+    units = [ModelUnit(symbol, trend, interval) for symbol in names for trend in TRENDS]
+    return BacktestPlan(units, chosen, start, end, data_dir, overrides, settings)
+
+
+def run_unit(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One (symbol, trend) under every policy: the unit a worker process (or a Lambda) runs."""
+    from common.policies import parse_policy
+
+    unit = ModelUnit(job["symbol"], job["trend"], job["interval"])
+    began = job.get("began", time.time())
+
+    def say(message: str) -> None:
+        print(f"{time.time() - began:7.1f}s   {message}", flush=True)
+
+    settings = load_settings(symbols=(unit.symbol,), **job["overrides"])
+    bars = read_series(Path(job["data_dir"]), unit.interval, unit.symbol)
+    result, timings = backtest_model(
+        unit,
+        bars,
+        base=settings,
+        policies=[parse_policy(name) for name in job["policies"]],
+        start=datetime.fromisoformat(job["start"]),
+        end=datetime.fromisoformat(job["end"]),
+        progress=say,
+    )
+    return result, {"model": unit.name, **timings.to_dict()}
+
+
+def run(plan_: BacktestPlan, *, jobs: int, echo: Echo) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every unit, ``jobs`` at a time; results in the plan's order (the same JSON whatever ``jobs`` is)."""
+    began = time.time()
+    work = [
+        {
+            "symbol": u.symbol,
+            "trend": u.trend,
+            "interval": u.interval,
+            "start": plan_.start.isoformat(),
+            "end": plan_.end.isoformat(),
+            "policies": [p.name for p in plan_.policies],
+            "overrides": plan_.overrides,
+            "data_dir": str(plan_.data_dir),
+            "began": began,
+        }
+        for u in plan_.units
+    ]
+    results: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    if jobs <= 1:
+        for index, job in enumerate(work):
+            results[index] = run_unit(job)
+            echo(f"[{len(results)}/{len(work)}] {plan_.units[index].name} done")
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(run_unit, job): index for index, job in enumerate(work)}
+            for future in as_completed(futures):
+                index = futures[future]
+                results[index] = future.result()
+                echo(f"[{len(results)}/{len(work)}] {plan_.units[index].name} done")
+    ordered = [results[i] for i in range(len(work))]
+    return [r for r, _ in ordered], [t for _, t in ordered]
+
+
+def summarize_run(
+    plan_: BacktestPlan, models: list[dict[str, Any]], *, replicates: int = BOOTSTRAP_REPLICATES
+) -> dict[str, Any]:
+    from common.backtest_stats import summarize
+
+    return summarize(
+        models,
+        policies=[p.name for p in plan_.policies],
+        default=DEFAULT_POLICY,
+        interval=plan_.units[0].interval,
+        horizon=plan_.settings.prediction_window,
+        cost_per_trade=plan_.settings.cost_per_trade,
+        replicates=replicates,
+    )
+
+
+def timing_summary(timings: list[dict[str, Any]], wall_s: float, jobs: int) -> dict[str, Any]:
+    computed = sum(t["trainings_computed"] for t in timings)
+    reused = sum(t["trainings_reused"] for t in timings)
+    asked = computed + reused
+    return {
+        "wall_s": round(wall_s, 1),
+        "jobs": jobs,
+        "cpu_count": os.cpu_count(),
+        "trainings_asked": asked,
+        "trainings_computed": computed,
+        "shared_share": round(reused / asked, 4) if asked else 0.0,
+        "trainings_per_second": round(computed / wall_s, 3) if wall_s else None,
+        "units": timings,
+    }
+
+
+def write_report(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, payload in files.items():
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(payload)
+        tmp.replace(folder / name)
+
+
+def render_console(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The pooled table and the differences from the default, for the terminal."""
+    lines = [
+        f"{'policy':<18}{'trainings/model':>16}{'promotions':>11}{'accuracy':>10}{'overall_score [95%]':>26}"
+        f"{'mean Sharpe':>12}{'Sharpe<0':>10}{'total return':>14}"
+    ]
+    for name, p in summary["policies"].items():
+        pooled, level = p["pooled"], p["levels"]["overall_score"]
+        score = f"{_num(pooled['overall_score'])} [{_num(level.get('low'))}, {_num(level.get('high'))}]"
+        total = pooled["portfolio_total_return"]
+        lines.append(
+            f"{name:<18}{pooled['trainings_per_model']:>16.1f}{pooled['promotions']:>11}{_num(pooled['accuracy']):>10}"
+            f"{score:>26}{_num(pooled['mean_sharpe'], 2):>12}"
+            f"{pooled['models_with_negative_sharpe']:>5} of {len(meta['models']):<3}"
+            f"{(f'{total:+.1%}' if total is not None else '-'):>12}"
+        )
+    lines.append("")
+    lines.append(f"difference from {DEFAULT_POLICY} (95 % block-bootstrap interval; * excludes 0):")
+    for name, p in summary["policies"].items():
+        d = p["differences_from_default"]
+        if not d:
+            continue
+        parts = []
+        for key, label in (("overall_score", "overall_score"), ("mean_sharpe", "mean Sharpe")):
+            entry = d.get(key) or {}
+            if entry.get("estimate") is None:
+                continue
+            star = " *" if (entry.get("low") or 0) > 0 or (entry.get("high") or 0) < 0 else ""
+            parts.append(f"{label} {entry['estimate']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]{star}")
+        lines.append(f"  {name:<16}{'; '.join(parts)}")
+    lines.append("")
+    lines.append("gate estimate minus live overall_score of the served versions (outcome-weighted):")
+    for name, p in summary["policies"].items():
+        gap = p["gap"]
+        text = (
+            "-"
+            if gap.get("estimate") is None
+            else f"{gap['estimate']:+.3f} [{_num(gap.get('low'))}, {_num(gap.get('high'))}]"
+        )
+        lines.append(f"  {name:<16}{text}")
+    return "\n".join(lines)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def parse_day(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigurationError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
