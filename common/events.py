@@ -1,4 +1,4 @@
-"""Payloads that cross the state machine: what the training workflow passes between its tasks.
+"""Payloads that cross the state machines: what the training and backtest workflows pass between their tasks.
 
 Strict pydantic models: unknown fields and wrong types are rejected with a clear message rather than
 silently ignored, so a typo in an execution input fails at the first task that reads it.
@@ -6,11 +6,24 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Literal
 
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from common.errors import ConfigurationError
 from common.notification import ModelOutcome
-from common.settings import SYMBOL_PATTERN, SYMBOL_RULE, Interval, Trend, UtcDatetime, is_symbol
+from common.policies import Policy, parse_policies
+from common.settings import (
+    ALL_CLASSIFIERS,
+    SYMBOL_PATTERN,
+    SYMBOL_RULE,
+    ClassifierName,
+    Interval,
+    Trend,
+    UtcDatetime,
+    is_symbol,
+)
 
 _NAME = r"^[A-Za-z0-9_.:-]{1,80}$"
 
@@ -124,3 +137,94 @@ class CheckEvent(ScheduledEvent):
 
 class BatchPredictEvent(ScheduledEvent):
     detail: BatchPredictRequest
+
+
+# --- the backtest state machine (infra/backtest.asl.json) -----------------------------------------------------
+class BacktestRequest(BaseModel):
+    """What every task of one backtest run shares: the run, the period, the policies and the zoo.
+
+    ``start`` is the initial training day and ``end`` the last replayed day, both days (00:00 UTC), as
+    ``retrain backtest --start/--end``. ``policies`` are normalised as the CLI normalises them (each name once,
+    ``default`` added), so every Map iteration and the summary replay and compare the same list.
+    ``interval`` and ``classifiers`` left null mean the function's configuration (RETRAIN_INTERVAL,
+    RETRAIN_TRAIN_CLASSIFIERS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    run_id: str = Field(pattern=_NAME)
+    start: UtcDatetime
+    end: UtcDatetime
+    policies: tuple[str, ...] = Field(min_length=1, max_length=20)
+    interval: Interval | None = None
+    classifiers: tuple[ClassifierName, ...] | None = Field(None, min_length=1, max_length=len(ALL_CLASSIFIERS))
+
+    @field_validator("start", "end")
+    @classmethod
+    def _a_day(cls, value: UtcDatetime) -> UtcDatetime:
+        if value != value.replace(hour=0, minute=0, second=0, microsecond=0):
+            raise ValueError(f"must be a day (YYYY-MM-DD, 00:00 UTC), got {value.isoformat()}")
+        return value
+
+    @field_validator("policies")
+    @classmethod
+    def _known_policies(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in names if not name.strip() or "," in name]
+        if bad:
+            raise ValueError(f"one policy name per item, got {bad}")
+        try:
+            return tuple(policy.name for policy in parse_policies(",".join(names)))
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> BacktestRequest:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end:%Y-%m-%d}) must be after start ({self.start:%Y-%m-%d})")
+        return self
+
+    def parsed_policies(self) -> list[Policy]:
+        return parse_policies(",".join(self.policies))
+
+
+class BacktestModelEvent(BacktestRequest):
+    """One Map iteration: the (symbol, trend) it replays, with the run's shared fields."""
+
+    symbol: str = Field(pattern=SYMBOL_PATTERN.pattern)
+    trend: Trend
+
+
+class BacktestModelResult(BaseModel):
+    """One Map iteration's result: what the unit wrote (``done``), or its failure as the ``Catch`` records it
+    (``failed``, with the Step Functions error and cause; symbol and trend as the item gave them, maybe null)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    symbol: str | None = None
+    trend: str | None = None
+    status: Literal["done", "failed"]
+    key: str | None = None  # the unit's JSON: {"result": ..., "timings": ...}
+    trainings: dict[str, int] = Field(default_factory=dict)  # policy -> trainings
+    promotions: dict[str, int] = Field(default_factory=dict)  # policy -> promotions
+    final_champion: dict[str, str | None] = Field(default_factory=dict)  # policy -> version
+    replay_errors: dict[str, int] = Field(default_factory=dict)  # policy -> steps that raised during the replay
+    wall_s: float | None = None
+    error: str | None = None
+    cause: str | None = None
+
+    @model_validator(mode="after")
+    def _status_has_its_fields(self) -> BacktestModelResult:
+        if self.status == "done" and not (self.key and self.symbol and self.trend):
+            raise ValueError("a done result names its symbol, trend and key")
+        if self.status == "failed" and not self.error:
+            raise ValueError("a failed result names its error")
+        return self
+
+
+class BacktestSummarizeEvent(BacktestRequest):
+    """The last step: the Map's results (in the order of the execution input's models) and the run's fields.
+    ``started_at`` is the execution's start (the run's wall time in timings.json), ``max_concurrency`` its Map's."""
+
+    results: list[BacktestModelResult] = Field(min_length=1, max_length=1000)
+    replicates: int | None = Field(None, ge=1, le=100_000)
+    started_at: UtcDatetime | None = None
+    max_concurrency: int | None = Field(None, ge=1)

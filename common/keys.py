@@ -9,6 +9,8 @@ key                                                    what
 ``predictions/model={SYMBOL}_{trend}/bar={YYYY-MM-DDTHH:MM}/v{version}.json``  one prediction record per bar, model and version
 ``decisions/date={YYYY-MM-DD}/{SYMBOL}_{trend}.json``      the trigger checker's decision record (one per model per day)
 ``decisions/date={YYYY-MM-DD}/{SYMBOL}_{trend}_psi.png``   its PSI bar chart
+``backtests/{run_id}/units/{SYMBOL}_{trend}.json``          one model's backtest result and timings (a Map iteration)
+``backtests/{run_id}/report/{name}``                      the backtest's report (report.md, backtest.json, plots)
 ``mlflow/``                                            MLflow artifacts (local stack's tracking server)
 =====================================================  ===============================================
 
@@ -25,6 +27,7 @@ NOTIFICATIONS_PREFIX = "notifications/"
 MLFLOW_ARTIFACTS_PREFIX = "mlflow/"
 PREDICTIONS_PREFIX = "predictions/"
 DECISIONS_PREFIX = "decisions/"
+BACKTESTS_PREFIX = "backtests/"
 
 
 def ohlcv_key(symbol: str, interval: str) -> str:
@@ -50,3 +53,17 @@ def prediction_key(symbol: str, trend: str, bar: datetime, version: str) -> str:
 
 def decision_key(symbol: str, trend: str, day: datetime, suffix: str = ".json") -> str:
     return f"{DECISIONS_PREFIX}date={day:%Y-%m-%d}/{symbol}_{trend}{suffix}"
+
+
+def backtest_prefix(run_id: str) -> str:
+    """Everything one backtest run (one execution of the backtest state machine) writes."""
+    return f"{BACKTESTS_PREFIX}{run_id}/"
+
+
+def backtest_unit_key(run_id: str, symbol: str, trend: str) -> str:
+    return f"{backtest_prefix(run_id)}units/{symbol}_{trend}.json"
+
+
+def backtest_report_key(run_id: str, name: str) -> str:
+    """One file of the run's report, by its name (``report.md``, ``backtest.json``, ``pareto.png``, ...)."""
+    return f"{backtest_prefix(run_id)}report/{name}"

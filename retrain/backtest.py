@@ -22,7 +22,7 @@ import pandas as pd
 from common.backtest import ModelUnit, backtest_model
 from common.errors import ConfigurationError, RetrainError
 from common.policies import DEFAULT_POLICY, Policy, parse_policies
-from common.settings import TRENDS, Settings, is_symbol, load_settings
+from common.settings import ALL_CLASSIFIERS, TRENDS, Settings, is_symbol, load_settings
 
 DEFAULT_SYMBOLS = "BTC,ETH"
 DEFAULT_START = "2022-01-01"
@@ -102,6 +102,9 @@ def plan(
         )
     overrides: dict[str, Any] = {"interval": interval}
     zoo = tuple(c.strip() for c in classifiers.split(",") if c.strip())
+    unknown = [c for c in zoo if c not in ALL_CLASSIFIERS]
+    if unknown:
+        raise ConfigurationError(f"--classifiers {','.join(unknown)}: unknown; choose from {','.join(ALL_CLASSIFIERS)}")
     if zoo:
         overrides["train_classifiers"] = zoo
     settings = load_settings(symbols=tuple(names), **overrides)

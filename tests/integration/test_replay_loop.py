@@ -168,3 +168,58 @@ def test_replaying_the_same_days_again_changes_nothing(first_replay, stack):
             assert after[what] == before[what], f"{what}: {sorted(set(after[what]) ^ set(before[what]))}"
     assert again.executions == [] and again.notifications_sent == 0
     assert again.failed_requests == 0 and again.swaps_observed == 0
+
+
+def test_the_backtest_makes_the_same_decisions_as_the_live_loop(first_replay, stack):
+    """The same two weeks through `retrain backtest`'s engine (the pure functions on in-memory twins, no moto,
+    no MLflow) and through the embedded stack (Lambdas, the real state machine, MLflow, S3): the same trigger
+    decisions every day, the same versions promoted or rejected, the same probabilities served."""
+    import json
+    import re
+    from datetime import timedelta
+
+    from common.backtest import ModelUnit, backtest_model
+    from common.ohlcv import parse_ohlcv_csv
+    from common.policies import parse_policies
+    from common.prediction_log import read_records
+    from common.settings import load_settings
+    from common.storage import S3ObjectStore
+    from tests.conftest import PROJECT_ROOT
+
+    summary, state = first_replay
+    settings = load_settings(symbols=SYMBOLS)  # the handlers' settings: the stack's environment
+    store = S3ObjectStore(stack.info.bucket)
+    end = START + timedelta(days=DAYS)
+    compared = 0
+    for symbol in SYMBOLS:
+        bars = parse_ohlcv_csv((PROJECT_ROOT / "sample_data" / "ohlcv" / "1d" / f"{symbol}.csv").read_bytes())
+        for trend in TRENDS:
+            result, _ = backtest_model(
+                ModelUnit(symbol, trend), bars, base=settings, policies=parse_policies("default"), start=START, end=end
+            )
+            run = result["policies"]["default"]
+            # Trigger decisions, day by day, against the records the live check wrote.
+            for decision in run["decisions"]:
+                day = datetime.fromisoformat(decision["day"]).replace(tzinfo=UTC)
+                live = json.loads(state["decisions"][decision_key(symbol, trend, day)])
+                assert decision["retrain"] == live["retrain"], (symbol, trend, decision, live["reasons"])
+                assert {k: v["status"] for k, v in live["triggers"].items()} == decision["triggers"]
+                compared += 1
+            # Trainings: the same day, outcome and version ("11-09 promoted: v2 ...").
+            live_outcomes = []
+            for entry in summary.models[f"{symbol} {trend}"].outcomes:
+                match = re.match(r"(\d\d-\d\d) (\w+): (?:v(\d+) )?", entry)
+                assert match, entry
+                live_outcomes.append((match.group(1), match.group(2), match.group(3)))
+            ours = [(t["day"][5:], t["status"], t["version"]) for t in run["trainings"]]
+            assert ours == live_outcomes, (symbol, trend)
+            # Served probabilities: the live prediction log against the backtest's served predictions.
+            logged = {
+                (r.bar.isoformat(), r.model_version): r.prediction_prob
+                for r in read_records(store, symbol, trend, since=START, until=end + timedelta(days=1))
+            }
+            served = {(s["bar"], s["version"]): s["probability"] for s in run["served"]}
+            assert served.keys() == logged.keys(), (symbol, trend)
+            for key, probability in served.items():
+                assert abs(probability - logged[key]) < 1e-9, (symbol, trend, key)
+    assert compared == len(SYMBOLS) * len(TRENDS) * DAYS

@@ -86,6 +86,25 @@ def test_state_machine_definition_is_substituted(resources: LocalResources) -> N
     assert notify["Parameters"]["FunctionName"] == resources.function("NotifyFunction").arn
 
 
+def test_backtest_state_machine_and_functions_resolve(resources: LocalResources) -> None:
+    machine = resources.state_machine("BacktestStateMachine")
+    assert machine.name == "retrain-local-backtest"
+    definition = json.loads(machine.definition)
+    task = definition["States"]["BacktestEachModel"]["ItemProcessor"]["States"]["BacktestModel"]
+    assert task["Parameters"]["FunctionName"] == resources.function("BacktestModelFunction").arn
+    assert definition["States"]["Summarize"]["Parameters"]["FunctionName"] == (
+        resources.function("BacktestSummarizeFunction").arn
+    )
+    assert '"max_concurrency": 8}' in definition["States"]["ApplyDefaults"]["Parameters"]["merged.$"]
+    for logical_id, attribute in (
+        ("BacktestModelFunction", "run_model_handler"),
+        ("BacktestSummarizeFunction", "summarize_handler"),
+    ):
+        spec = resources.function(logical_id)
+        assert (spec.module, spec.attribute) == ("functions.backtest.app", attribute)
+        assert callable(getattr(importlib.import_module(spec.module), spec.attribute))
+
+
 def test_lookup_of_unknown_resource_raises_key_error(resources: LocalResources) -> None:
     with pytest.raises(KeyError):
         resources.function("NoSuchFunction")

@@ -53,6 +53,8 @@ SCOPED_SAM_POLICY_TEMPLATES = {"LambdaInvokePolicy"}
 REQUIRED_ALARMS: list[tuple[str, list[tuple[str, str, str, str]]]] = [
     ("training run failed", [("AWS/States", "ExecutionsFailed", "StateMachineArn", "TrainingStateMachine")]),
     ("training run timed out", [("AWS/States", "ExecutionsTimedOut", "StateMachineArn", "TrainingStateMachine")]),
+    ("backtest run failed", [("AWS/States", "ExecutionsFailed", "StateMachineArn", "BacktestStateMachine")]),
+    ("backtest run timed out", [("AWS/States", "ExecutionsTimedOut", "StateMachineArn", "BacktestStateMachine")]),
     (
         "prediction API errors",
         [
@@ -610,6 +612,10 @@ def _no_trigger_checker_alarm(t: Template) -> None:
     del t["Resources"]["TriggerCheckerErrorsAlarm"]
 
 
+def _no_backtest_alarm(t: Template) -> None:
+    del t["Resources"]["BacktestExecutionsFailedAlarm"]
+
+
 def _silent_alarm(t: Template) -> None:
     del _resource(t, "DeadLetterQueueMessagesAlarm")["AlarmActions"]
 
@@ -686,6 +692,7 @@ BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None
     (schedule_violations, _queue_unencrypted, "DeadLetterQueue: not encrypted"),
     (concurrency_violations, _concurrent_trigger_checks, "TriggerCheckerFunction"),
     (alarm_violations, _no_trigger_checker_alarm, "no alarm for: trigger checker failed"),
+    (alarm_violations, _no_backtest_alarm, "no alarm for: backtest run failed"),
     (alarm_violations, _silent_alarm, "DeadLetterQueueMessagesAlarm: does not notify"),
     (secret_violations, _token_default, "TelegramSecretName: default looks like a secret"),
     (secret_violations, _token_parameter, "TelegramBotToken"),
