@@ -16,6 +16,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import bench_append  # noqa: E402
+import bench_backtest  # noqa: E402
 import bench_drift  # noqa: E402
 import bench_features  # noqa: E402
 import bench_predictor  # noqa: E402
@@ -28,6 +29,7 @@ BENCHMARKS = (
     ("training", bench_training.main),
     ("drift", bench_drift.main),
     ("predictor", bench_predictor.main),
+    ("backtest", bench_backtest.main),
 )
 
 

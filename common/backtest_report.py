@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from common.backtest import ModelUnit
 from common.plots import estimate_vs_live_png, policy_equity_png, policy_pareto_png
+from common.policies import DEFAULT_POLICY, Policy
+from common.settings import Settings
+
+DEFAULT_REPLICATES = 1000  # bootstrap replicates of the summary (retrain backtest --bootstrap)
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -183,3 +190,58 @@ def report_files(
 
 def _num(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else math.nan
+
+
+# --- what retrain backtest and the backtest state machine both state about a run -----------------------------
+def report_meta(
+    *, start: datetime, end: datetime, units: Sequence[ModelUnit], settings: Settings, policies: Sequence[Policy]
+) -> dict[str, Any]:
+    """The report's ``meta``: the period, the models, the zoo and cost, the policies."""
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "models": [u.name for u in units],
+        "interval": units[0].interval,
+        "classifiers": list(settings.train_classifiers),
+        "cost_per_trade": settings.cost_per_trade,
+        "horizon": settings.prediction_window,
+        "default_policy": DEFAULT_POLICY,
+        "policies": [p.to_dict() for p in policies],
+    }
+
+
+def summarize_models(
+    models: list[dict[str, Any]], *, policies: Sequence[Policy], settings: Settings, interval: str, replicates: int
+) -> dict[str, Any]:
+    """:func:`common.backtest_stats.summarize` with the run's settings."""
+    from common.backtest_stats import summarize
+
+    return summarize(
+        models,
+        policies=[p.name for p in policies],
+        default=DEFAULT_POLICY,
+        interval=interval,
+        horizon=settings.prediction_window,
+        cost_per_trade=settings.cost_per_trade,
+        replicates=replicates,
+    )
+
+
+def timing_summary(
+    timings: list[dict[str, Any]], wall_s: float, jobs: int, *, cpu_count: int | None = None
+) -> dict[str, Any]:
+    """timings.json: ``jobs`` units at a time on ``cpu_count`` CPUs
+    (None on a Map, whose units each run on their own Lambda)."""
+    computed = sum(t["trainings_computed"] for t in timings)
+    reused = sum(t["trainings_reused"] for t in timings)
+    asked = computed + reused
+    return {
+        "wall_s": round(wall_s, 1),
+        "jobs": jobs,
+        "cpu_count": cpu_count,
+        "trainings_asked": asked,
+        "trainings_computed": computed,
+        "shared_share": round(reused / asked, 4) if asked else 0.0,
+        "trainings_per_second": round(computed / wall_s, 3) if wall_s else None,
+        "units": timings,
+    }

@@ -12,31 +12,28 @@ A unit's settings are built as ``retrain backtest`` builds them (the configured 
 the unit's symbol, the request's interval and zoo), so one request gives the same JSON on AWS, on the embedded
 stack and on a laptop's process pool.
 
-The helpers under "shared with retrain backtest" state what the CLI decides too (the history a run needs, the
-report's meta, the summary's arguments, timings.json); they belong next to the engine, with ``retrain/backtest.py``
-calling them, so that each decision has one implementation.
+What the CLI decides too (the history a run needs, the report's meta, the summary's arguments, timings.json)
+comes from the same functions (:func:`common.backtest.check_history`, :mod:`common.backtest_report`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-import pandas as pd
-
-from common.backtest import ModelUnit, backtest_model
+from common.backtest import ModelUnit, backtest_model, check_history
+from common.backtest_report import DEFAULT_REPLICATES, report_meta, summarize_models, timing_summary
 from common.bar_store import OhlcvStore
-from common.errors import ConfigurationError, RetrainError
+from common.errors import RetrainError
 from common.events import BacktestModelEvent, BacktestModelResult, BacktestRequest, BacktestSummarizeEvent
 from common.keys import backtest_prefix, backtest_report_key, backtest_unit_key
-from common.policies import DEFAULT_POLICY, Policy
 from common.settings import Settings, load_settings
 from common.storage import S3ObjectStore
 
-DEFAULT_REPLICATES = 1000  # bootstrap replicates of the summary (retrain backtest --bootstrap)
 CONTENT_TYPES = {".md": "text/markdown; charset=utf-8", ".json": "application/json", ".png": "image/png"}
 
 Progress = Callable[[str], None]
@@ -62,7 +59,9 @@ def request_settings(request: BacktestRequest, symbols: Sequence[str]) -> Settin
     return load_settings(symbols=tuple(dict.fromkeys(symbols)), **overrides)
 
 
-def run_unit(objects: S3ObjectStore, request: BacktestModelEvent, *, progress: Progress = _quiet) -> BacktestModelResult:
+def run_unit(
+    objects: S3ObjectStore, request: BacktestModelEvent, *, progress: Progress = _quiet
+) -> BacktestModelResult:
     """Replay one (symbol, trend) under every policy of the request; write its result; say what it did.
 
     :class:`common.errors.DataNotFoundError` when the symbol has no stored series, :class:`ConfigurationError`
@@ -70,7 +69,9 @@ def run_unit(objects: S3ObjectStore, request: BacktestModelEvent, *, progress: P
     settings = request_settings(request, [request.symbol])
     unit = ModelUnit(request.symbol, request.trend, settings.interval)
     bars = OhlcvStore(objects).read(unit.symbol, unit.interval).bars
-    check_history(bars, symbol=unit.symbol, trends=[unit.trend], start=request.start, end=request.end, settings=settings)
+    check_history(
+        bars, symbol=unit.symbol, trends=[unit.trend], start=request.start, end=request.end, settings=settings
+    )
     result, timings = backtest_model(
         unit,
         bars,
@@ -123,7 +124,7 @@ def summarize_units(
     listed in its meta. :class:`BacktestRunError` when none completed or a unit is not this run's."""
     done = [r for r in request.results if r.status == "done"]
     failed = [
-        {"model": f"{r.symbol} {r.trend}", "error": r.error, "cause": r.cause}
+        {"model": f"{r.symbol} {r.trend}", "error": r.error, "message": _error_message(r.cause)}
         for r in request.results
         if r.status == "failed"
     ]
@@ -164,7 +165,9 @@ def summarize_units(
     files = {}
     for name, payload in report_files(models, summary, meta, times).items():
         key = backtest_report_key(request.run_id, name)
-        objects.put_bytes(key, payload, content_type=CONTENT_TYPES.get(PurePosixPath(name).suffix, "application/octet-stream"))
+        objects.put_bytes(
+            key, payload, content_type=CONTENT_TYPES.get(PurePosixPath(name).suffix, "application/octet-stream")
+        )
         files[name] = key
     pooled = {
         name: {k: p["pooled"].get(k) for k in ("trainings_per_model", "promotions", "overall_score", "mean_sharpe")}
@@ -173,105 +176,19 @@ def summarize_units(
     return BacktestReport(request.run_id, files, [u.name for u in units], failed, pooled)
 
 
+def _error_message(cause: str | None) -> str | None:
+    """The message of a failed iteration's cause: a Lambda error's ``errorMessage`` (its stack trace left out),
+    or the cause as Step Functions gave it (States.Timeout, States.Runtime)."""
+    try:
+        error = json.loads(cause or "")
+    except ValueError:
+        return cause
+    return str(error.get("errorMessage", cause)) if isinstance(error, dict) else cause
+
+
 def _check_unit(result: dict[str, Any], request: BacktestRequest, key: str) -> None:
     """A unit written for another period or other policies would make the summary compare unlike things."""
     expected = (request.start.isoformat(), request.end.isoformat(), sorted(request.policies))
     found = (result.get("start"), result.get("end"), sorted(result.get("policies", {})))
     if found != expected:
         raise BacktestRunError(f"{key} holds start, end, policies {found}, not this run's {expected}")
-
-
-# --- shared with retrain backtest ----------------------------------------------------------------------------
-def check_history(
-    bars: pd.DataFrame,
-    *,
-    symbol: str,
-    trends: Sequence[str],
-    start: datetime,
-    end: datetime,
-    settings: Settings,
-) -> None:
-    """The bars cover the period: they reach the end, and each trend has enough labelled history before the
-    start for the walk-forward training (:class:`ConfigurationError` naming what to change otherwise).
-    The same checks as ``retrain.backtest.plan`` makes per symbol."""
-    from common.training import training_data, walk_forward_splits
-
-    last = bars.index.max()
-    if pd.Timestamp(end) > last + pd.Timedelta(days=1):
-        raise ConfigurationError(
-            f"{symbol}: end {end:%Y-%m-%d} is after its last bar ({last:%Y-%m-%d}); "
-            f"end on {last + pd.Timedelta(days=1):%Y-%m-%d} at the latest"
-        )
-    before = bars.loc[bars.index < pd.Timestamp(start)]
-    for trend in trends:
-        rows = (
-            len(
-                training_data(
-                    before, trend=trend, horizon=settings.prediction_window, target_pct=settings.target_pct(trend)
-                ).y
-            )
-            if len(before)
-            else 0
-        )
-        try:
-            walk_forward_splits(
-                rows, n_splits=settings.train_splits, test_size=settings.train_test_size, purge=settings.purge_bars
-            )
-        except RetrainError as exc:
-            raise ConfigurationError(
-                f"{symbol}: not enough history before start {start:%Y-%m-%d} to train ({exc}); start later"
-            ) from None
-
-
-def report_meta(
-    *, start: datetime, end: datetime, units: Sequence[ModelUnit], settings: Settings, policies: Sequence[Policy]
-) -> dict[str, Any]:
-    """The report's ``meta`` (``retrain.backtest.BacktestPlan.meta``) from plain values."""
-    return {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "models": [u.name for u in units],
-        "interval": units[0].interval,
-        "classifiers": list(settings.train_classifiers),
-        "cost_per_trade": settings.cost_per_trade,
-        "horizon": settings.prediction_window,
-        "default_policy": DEFAULT_POLICY,
-        "policies": [p.to_dict() for p in policies],
-    }
-
-
-def summarize_models(
-    models: list[dict[str, Any]], *, policies: Sequence[Policy], settings: Settings, interval: str, replicates: int
-) -> dict[str, Any]:
-    """:func:`common.backtest_stats.summarize` with the run's settings (``retrain.backtest.summarize_run``)."""
-    from common.backtest_stats import summarize
-
-    return summarize(
-        models,
-        policies=[p.name for p in policies],
-        default=DEFAULT_POLICY,
-        interval=interval,
-        horizon=settings.prediction_window,
-        cost_per_trade=settings.cost_per_trade,
-        replicates=replicates,
-    )
-
-
-def timing_summary(
-    timings: list[dict[str, Any]], wall_s: float, jobs: int, *, cpu_count: int | None = None
-) -> dict[str, Any]:
-    """timings.json (``retrain.backtest.timing_summary``): ``jobs`` units at a time on ``cpu_count`` CPUs
-    (None on a Map, whose units each run on their own Lambda)."""
-    computed = sum(t["trainings_computed"] for t in timings)
-    reused = sum(t["trainings_reused"] for t in timings)
-    asked = computed + reused
-    return {
-        "wall_s": round(wall_s, 1),
-        "jobs": jobs,
-        "cpu_count": cpu_count,
-        "trainings_asked": asked,
-        "trainings_computed": computed,
-        "shared_share": round(reused / asked, 4) if asked else 0.0,
-        "trainings_per_second": round(computed / wall_s, 3) if wall_s else None,
-        "units": timings,
-    }

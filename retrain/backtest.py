@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from common.backtest import ModelUnit, backtest_model
-from common.errors import ConfigurationError, RetrainError
+from common.backtest import ModelUnit, backtest_model, check_history
+from common.backtest_report import DEFAULT_REPLICATES, report_meta, summarize_models, timing_summary
+from common.errors import ConfigurationError
 from common.policies import DEFAULT_POLICY, Policy, parse_policies
 from common.settings import ALL_CLASSIFIERS, TRENDS, Settings, is_symbol, load_settings
 
@@ -29,7 +30,6 @@ DEFAULT_START = "2022-01-01"
 DEFAULT_END = "2025-02-05"
 DEFAULT_POLICIES = "never,every-30d,default"
 DEFAULT_CLASSIFIERS = "lightgbm"
-BOOTSTRAP_REPLICATES = 1000
 
 Echo = Callable[[str], None]
 
@@ -47,17 +47,9 @@ class BacktestPlan:
     settings: Settings
 
     def meta(self) -> dict[str, Any]:
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "models": [u.name for u in self.units],
-            "interval": self.units[0].interval,
-            "classifiers": list(self.settings.train_classifiers),
-            "cost_per_trade": self.settings.cost_per_trade,
-            "horizon": self.settings.prediction_window,
-            "default_policy": DEFAULT_POLICY,
-            "policies": [p.to_dict() for p in self.policies],
-        }
+        return report_meta(
+            start=self.start, end=self.end, units=self.units, settings=self.settings, policies=self.policies
+        )
 
 
 def series_path(data_dir: Path, interval: str, symbol: str) -> Path:
@@ -82,8 +74,6 @@ def plan(
     data_dir: Path,
 ) -> BacktestPlan:
     """The run's units and settings; :class:`ConfigurationError` (one line) for anything it cannot run."""
-    from common.training import training_data, walk_forward_splits
-
     if end <= start:
         raise ConfigurationError(f"--end {end:%Y-%m-%d} must be after --start {start:%Y-%m-%d}")
     if not data_dir.is_dir():
@@ -112,31 +102,19 @@ def plan(
     for policy in chosen:
         policy.settings(settings)  # every policy's settings validate before anything runs
     for symbol in names:
-        bars = read_series(data_dir, interval, symbol)
-        last = bars.index.max()
-        if pd.Timestamp(end) > last + pd.Timedelta(days=1):
+        try:
+            check_history(
+                read_series(data_dir, interval, symbol),
+                symbol=symbol,
+                trends=TRENDS,
+                start=start,
+                end=end,
+                settings=settings,
+            )
+        except ConfigurationError as exc:  # the same check as the Lambda's, in the CLI's words
             raise ConfigurationError(
-                f"{symbol}: --end {end:%Y-%m-%d} is after its last bar ({last:%Y-%m-%d}); end on {last + pd.Timedelta(days=1):%Y-%m-%d} at the latest"
-            )
-        before = bars.loc[bars.index < pd.Timestamp(start)]
-        for trend in TRENDS:
-            rows = (
-                len(
-                    training_data(
-                        before, trend=trend, horizon=settings.prediction_window, target_pct=settings.target_pct(trend)
-                    ).y
-                )
-                if len(before)
-                else 0
-            )
-            try:
-                walk_forward_splits(
-                    rows, n_splits=settings.train_splits, test_size=settings.train_test_size, purge=settings.purge_bars
-                )
-            except RetrainError as exc:
-                raise ConfigurationError(
-                    f"{symbol}: not enough history before --start {start:%Y-%m-%d} to train ({exc}); start later"
-                ) from None
+                str(exc).replace("end ", "--end ", 1).replace("before start", "before --start")
+            ) from None
     units = [ModelUnit(symbol, trend, interval) for symbol in names for trend in TRENDS]
     return BacktestPlan(units, chosen, start, end, data_dir, overrides, settings)
 
@@ -199,35 +177,19 @@ def run(plan_: BacktestPlan, *, jobs: int, echo: Echo) -> tuple[list[dict[str, A
 
 
 def summarize_run(
-    plan_: BacktestPlan, models: list[dict[str, Any]], *, replicates: int = BOOTSTRAP_REPLICATES
+    plan_: BacktestPlan, models: list[dict[str, Any]], *, replicates: int = DEFAULT_REPLICATES
 ) -> dict[str, Any]:
-    from common.backtest_stats import summarize
-
-    return summarize(
+    return summarize_models(
         models,
-        policies=[p.name for p in plan_.policies],
-        default=DEFAULT_POLICY,
+        policies=plan_.policies,
+        settings=plan_.settings,
         interval=plan_.units[0].interval,
-        horizon=plan_.settings.prediction_window,
-        cost_per_trade=plan_.settings.cost_per_trade,
         replicates=replicates,
     )
 
 
-def timing_summary(timings: list[dict[str, Any]], wall_s: float, jobs: int) -> dict[str, Any]:
-    computed = sum(t["trainings_computed"] for t in timings)
-    reused = sum(t["trainings_reused"] for t in timings)
-    asked = computed + reused
-    return {
-        "wall_s": round(wall_s, 1),
-        "jobs": jobs,
-        "cpu_count": os.cpu_count(),
-        "trainings_asked": asked,
-        "trainings_computed": computed,
-        "shared_share": round(reused / asked, 4) if asked else 0.0,
-        "trainings_per_second": round(computed / wall_s, 3) if wall_s else None,
-        "units": timings,
-    }
+def run_timings(timings: list[dict[str, Any]], wall_s: float, jobs: int) -> dict[str, Any]:
+    return timing_summary(timings, wall_s, jobs, cpu_count=os.cpu_count())
 
 
 def write_report(folder: Path, files: dict[str, bytes]) -> None:

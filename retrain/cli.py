@@ -476,7 +476,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     echo(f"replayed in {wall:.1f}s; summarising ({args.bootstrap} bootstrap replicates)")
     summary = backtest.summarize_run(plan, models, replicates=args.bootstrap)
     meta = plan.meta()
-    times = backtest.timing_summary(timings, wall, jobs)
+    times = backtest.run_timings(timings, wall, jobs)
     backtest.write_report(args.report, report_files(models, summary, meta, times))
     if args.json:
         print(json.dumps({"meta": meta, "summary": summary, "timings": times}, indent=1, sort_keys=True))
@@ -689,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backtest.add_argument("--data-dir", type=Path, help="folder of {interval}/{SYMBOL}.csv (default: the sample data)")
     backtest.add_argument(
-        "--bootstrap", type=int, default=bt.BOOTSTRAP_REPLICATES, help="bootstrap replicates (default 1000)"
+        "--bootstrap", type=int, default=bt.DEFAULT_REPLICATES, help="bootstrap replicates (default 1000)"
     )
     backtest.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
     backtest.set_defaults(run=cmd_backtest)

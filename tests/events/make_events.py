@@ -14,6 +14,12 @@ no Docker, nothing leaves the machine) and records each Lambda's payload as the 
 The execution retrains BTC uptrend (full zoo, about a minute) and asks for SOL downtrend, which has no
 data in that stack, so NotifyOperator receives one promoted and one failed result (PrepareDataset's
 ``DataNotFoundError`` as the ``Catch`` recorded it).
+
+``backtest-inputs``: the same for ``infra/backtest.asl.json`` (no MLflow needed): BTC uptrend replayed over 20
+days with LightGBM under ``never`` and ``default`` (a few seconds), and SOL downtrend, which has no data in that
+stack, so Summarize receives one done and one failed result.
+
+    .venv/bin/python tests/events/make_events.py backtest-inputs [--out tests/events]
 """
 
 from __future__ import annotations
@@ -48,6 +54,22 @@ TASK_FILES = {
 }
 
 
+BACKTEST_EXECUTION_NAME = "sample-backtest-2024-11"
+BACKTEST_EXECUTION_INPUT: dict[str, Any] = {
+    "models": [{"symbol": "BTC", "trend": "uptrend"}, {"symbol": "SOL", "trend": "downtrend"}],
+    "start": "2024-11-01",
+    "end": "2024-11-21",
+    "policies": ["never", "default"],
+    "classifiers": ["lightgbm"],
+    "replicates": 200,
+}
+# Logical id in template.yaml -> file holding the payload it received (the model function: BTC uptrend's).
+BACKTEST_FILES = {
+    "BacktestModelFunction": "backtest_model.json",
+    "BacktestSummarizeFunction": "backtest_summarize.json",
+}
+
+
 def predict_body() -> dict[str, Any]:
     from common.features import FEATURE_NAMES, compute_features
     from common.ohlcv import closed_bars, parse_ohlcv_csv
@@ -58,7 +80,11 @@ def predict_body() -> dict[str, Any]:
     return {"symbol": "BTC", "trend_type": "uptrend", "rows": [{name: float(row[name]) for name in FEATURE_NAMES}]}
 
 
-def capture_task_inputs(out: Path) -> dict[str, Any]:
+def run_and_record(
+    machine: str, name: str, execution_input: dict[str, Any], *, with_mlflow: bool = True
+) -> list[tuple[str, Any]]:
+    """Execute the template's state machine ``machine`` once on a fresh embedded stack holding BTC's bars;
+    return every Lambda payload in the order the interpreter sent them, as (function logical id, payload)."""
     import boto3
 
     from retrain.stack.config import LocalStackConfig
@@ -66,7 +92,9 @@ def capture_task_inputs(out: Path) -> dict[str, Any]:
 
     captured: list[tuple[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="retrain-events-") as state_dir:
-        config = LocalStackConfig(moto_port=0, mlflow_port=0, state_dir=Path(state_dir), symbols=("BTC",))
+        config = LocalStackConfig(
+            moto_port=0, mlflow_port=0, state_dir=Path(state_dir), symbols=("BTC",), with_mlflow=with_mlflow
+        )
         with EmbeddedStack(config, progress=lambda message: print(message, file=sys.stderr)) as stack:
             assert stack.router is not None and stack.info is not None
             by_name = {name: logical_id for logical_id, name in stack.info.functions.items()}
@@ -80,14 +108,17 @@ def capture_task_inputs(out: Path) -> dict[str, Any]:
             stack.router.invoke = recording  # type: ignore[method-assign]
             sfn = boto3.client("stepfunctions")
             arn = sfn.start_execution(
-                stateMachineArn=stack.info.state_machines["TrainingStateMachine"],
-                name=EXECUTION_NAME,
-                input=json.dumps(EXECUTION_INPUT),
+                stateMachineArn=stack.info.state_machines[machine], name=name, input=json.dumps(execution_input)
             )["executionArn"]
             while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
                 time.sleep(1)
             if execution["status"] != "SUCCEEDED":
                 raise SystemExit(f"execution {execution['status']}: {execution.get('cause')}")
+    return captured
+
+
+def capture_task_inputs(out: Path) -> dict[str, Any]:
+    captured = run_and_record("TrainingStateMachine", EXECUTION_NAME, EXECUTION_INPUT)
     files = {"sfn_execution_input.json": EXECUTION_INPUT}
     for logical_id, name in TASK_FILES.items():
         payloads = [payload for function, payload in captured if function == logical_id]
@@ -96,6 +127,35 @@ def capture_task_inputs(out: Path) -> dict[str, Any]:
         files[name] = payloads[0]
     for result in files["sfn_notify.json"]["results"]:
         if "cause" in result:
+            result["cause"] = _without_stack_trace(result["cause"])
+    for name, content in files.items():
+        (out / name).write_text(json.dumps(content, indent=2) + "\n")
+        print(f"wrote {out / name}", file=sys.stderr)
+    return files
+
+
+def capture_backtest_inputs(out: Path) -> dict[str, Any]:
+    captured = run_and_record(
+        "BacktestStateMachine", BACKTEST_EXECUTION_NAME, BACKTEST_EXECUTION_INPUT, with_mlflow=False
+    )
+    first = BACKTEST_EXECUTION_INPUT["models"][0]
+    files: dict[str, Any] = {"backtest_execution_input.json": BACKTEST_EXECUTION_INPUT}
+    for logical_id, name in BACKTEST_FILES.items():
+        # Map iterations run concurrently: the model function's file is the first model's payload, whatever ran first.
+        payloads = [
+            payload
+            for function, payload in captured
+            if function == logical_id
+            and (
+                logical_id != "BacktestModelFunction"
+                or (payload.get("symbol"), payload.get("trend")) == tuple(first.values())
+            )
+        ]
+        if not payloads:
+            raise SystemExit(f"{logical_id} was never invoked as expected; captured: {[f for f, _ in captured]}")
+        files[name] = payloads[0]
+    for result in files["backtest_summarize.json"]["results"]:
+        if result.get("cause"):
             result["cause"] = _without_stack_trace(result["cause"])
     for name, content in files.items():
         (out / name).write_text(json.dumps(content, indent=2) + "\n")
@@ -119,9 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("predict-body", help="print the POST /predict body (BTC uptrend, 2025-02-19 bar)")
     tasks = commands.add_parser("task-inputs", help="record the state machine's task payloads on the local stack")
     tasks.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
+    backtest = commands.add_parser("backtest-inputs", help="the same for the backtest state machine")
+    backtest.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args(argv)
     if args.command == "predict-body":
         print(json.dumps(predict_body(), indent=2))
+    elif args.command == "backtest-inputs":
+        capture_backtest_inputs(args.out)
     else:
         capture_task_inputs(args.out)
     return 0

@@ -243,6 +243,8 @@ MALFORMED: dict[str, tuple[dict[str, Any], str]] = {
     "TrainModelFunction": (_without("sfn_train_model.json", "model"), "model"),
     "PromoteModelFunction": (_without("sfn_promote_model.json", "trained"), "trained"),
     "NotifyFunction": ({**load("sfn_notify.json"), "run_id": "no spaces allowed"}, "run_id"),
+    "BacktestModelFunction": ({**load("backtest_model.json"), "symbol": SYMBOL.lower()}, "symbol"),
+    "BacktestSummarizeFunction": (_without("backtest_summarize.json", "results"), "results"),
 }
 
 

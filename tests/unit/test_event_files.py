@@ -1,5 +1,5 @@
 """The events in tests/events (what `sam local invoke <Function> -e <file>` feeds a handler), checked without
-AWS against template.yaml, infra/training.asl.json and the handlers' own event models; and every handler,
+AWS against template.yaml, infra/*.asl.json and the handlers' own event models; and every handler,
 given a malformed event with a Lambda context, fails with a typed error naming the field before any I/O.
 
 The same events invoked for real, on the embedded stack, are tests/integration/test_handler_events.py.
@@ -18,6 +18,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from common.events import (
+    BacktestModelEvent,
+    BacktestSummarizeEvent,
     BatchPredictEvent,
     CheckEvent,
     IngestEvent,
@@ -34,6 +36,7 @@ from tests.conftest import PROJECT_ROOT
 EVENTS = PROJECT_ROOT / "tests" / "events"
 TEMPLATE = PROJECT_ROOT / "template.yaml"
 ASL = json.loads((PROJECT_ROOT / "infra" / "training.asl.json").read_text())
+BACKTEST_ASL = json.loads((PROJECT_ROOT / "infra" / "backtest.asl.json").read_text())
 
 # Function (template logical id) -> the events it is invoked with, and the model its handler parses them with.
 FUNCTION_EVENTS: dict[str, tuple[tuple[str, ...], type[BaseModel] | None]] = {
@@ -44,6 +47,8 @@ FUNCTION_EVENTS: dict[str, tuple[tuple[str, ...], type[BaseModel] | None]] = {
     "TrainModelFunction": (("sfn_train_model.json",), TrainModelEvent),
     "PromoteModelFunction": (("sfn_promote_model.json",), PromoteModelEvent),
     "NotifyFunction": (("sfn_notify.json",), NotifyEvent),
+    "BacktestModelFunction": (("backtest_model.json",), BacktestModelEvent),
+    "BacktestSummarizeFunction": (("backtest_summarize.json",), BacktestSummarizeEvent),
     "PredictorFunction": (
         (
             "http_api_prediction.json",
@@ -55,8 +60,8 @@ FUNCTION_EVENTS: dict[str, tuple[tuple[str, ...], type[BaseModel] | None]] = {
         None,  # Mangum: API Gateway HTTP API payload v2
     ),
 }
-# The file holding the execution input, and the request body the POST /predict event carries.
-OTHER_FILES = {"sfn_execution_input.json", "predict_body.json"}
+# The files holding the execution inputs, and the request body the POST /predict event carries.
+OTHER_FILES = {"sfn_execution_input.json", "backtest_execution_input.json", "predict_body.json"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -132,6 +137,33 @@ def test_task_inputs_are_one_run() -> None:
     assert json.loads(notify["results"][1]["cause"])["errorType"] == notify["results"][1]["error"]
 
 
+def test_backtest_task_input_files_have_exactly_the_asl_payload_fields() -> None:
+    each_model = BACKTEST_ASL["States"]["BacktestEachModel"]
+    selector = each_model["ItemSelector"]
+    task = each_model["ItemProcessor"]["States"]["BacktestModel"]["Parameters"]
+    assert task["Payload.$"] == "States.JsonMerge($.model, $.request, false)"
+    item_defaults = json.loads(re.search(r"StringToJson\('([^']*)'\)", selector["model.$"]).group(1))  # type: ignore[union-attr]
+    fields = set(item_defaults) | {key.removesuffix(".$") for key in selector["request"]}
+    assert set(load("backtest_model.json")) == fields
+    summarize = BACKTEST_ASL["States"]["Summarize"]["Parameters"]["Payload"]
+    assert set(load("backtest_summarize.json")) == {key.removesuffix(".$") for key in summarize}
+
+
+def test_backtest_task_inputs_are_one_run() -> None:
+    execution = load("backtest_execution_input.json")
+    model, summarize = load("backtest_model.json"), load("backtest_summarize.json")
+    assert {"symbol": model["symbol"], "trend": model["trend"]} == execution["models"][0]
+    assert model["run_id"] == summarize["run_id"]
+    for field in ("start", "end", "policies", "classifiers"):
+        assert model[field] == summarize[field] == execution[field], field
+    done, failed = summarize["results"]
+    assert done["status"] == "done" and done["key"] == f"backtests/{model['run_id']}/units/BTC_uptrend.json"
+    assert failed["status"] == "failed" and (failed["symbol"], failed["trend"]) == tuple(
+        execution["models"][1].values()
+    )
+    assert json.loads(failed["cause"])["errorType"] == failed["error"] == "DataNotFoundError"
+
+
 # --- HTTP API events ---------------------------------------------------------------------------------------
 def test_http_events_are_what_the_api_route_sends() -> None:
     api = load_template(TEMPLATE)["Resources"]["PredictorFunction"]["Properties"]["Events"]["Api"]["Properties"]
@@ -184,6 +216,12 @@ MALFORMED: dict[str, tuple[dict[str, Any], str, str]] = {
     "TrainModelFunction": (_without("sfn_train_model.json", "model"), "model", "Field required"),
     "PromoteModelFunction": (_without("sfn_promote_model.json", "trained"), "trained", "Field required"),
     "NotifyFunction": ({**load("sfn_notify.json"), "results": "none"}, "results", "valid list"),
+    "BacktestModelFunction": ({**load("backtest_model.json"), "end": "2024-11-21T12:00:00Z"}, "end", "must be a day"),
+    "BacktestSummarizeFunction": (
+        {**load("backtest_summarize.json"), "policies": ["sometimes"]},
+        "policies",
+        "unknown policy 'sometimes'",
+    ),
 }
 
 
@@ -234,3 +272,7 @@ def test_make_events_writes_the_predict_body_it_documents() -> None:
     spec.loader.exec_module(module)
     assert module.predict_body() == load("predict_body.json")
     assert set(module.TASK_FILES.values()) | {"sfn_execution_input.json"} == {p.name for p in EVENTS.glob("sfn_*.json")}
+    assert set(module.BACKTEST_FILES.values()) | {"backtest_execution_input.json"} == {
+        p.name for p in EVENTS.glob("backtest_*.json")
+    }
+    assert load("backtest_execution_input.json") == module.BACKTEST_EXECUTION_INPUT
