@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from common.bar_store import OhlcvStore
 from common.batch_predict import run_batch
@@ -111,6 +112,7 @@ class PolicyRun:
         return OhlcvStore(self.objects)
 
 
+@threadpool_limits.wrap(limits=1, user_api="blas")
 def backtest_model(
     unit: ModelUnit,
     bars: pd.DataFrame,
@@ -129,22 +131,6 @@ def backtest_model(
     BLAS runs on one thread here: the matrices are small (19 features), and with several backtest processes
     on a machine, idle BLAS threads spinning for a core made a 5 ms residual fit take 110 ms (measured on
     the 2-core dev machine)."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _backtest_model(unit, bars, base=base, policies=policies, start=start, end=end, progress=progress)
-
-
-def _backtest_model(
-    unit: ModelUnit,
-    bars: pd.DataFrame,
-    *,
-    base: Settings,
-    policies: list[Policy],
-    start: datetime,
-    end: datetime,
-    progress: Progress,
-) -> tuple[dict[str, Any], Timings]:
     began, cpu_began = time.monotonic(), time.process_time()
     step = interval_length(unit.interval)
     days = _days(start, end)

@@ -65,7 +65,42 @@ def encode_json(document: Any) -> bytes:
     return json.dumps(document, indent=2, sort_keys=True, default=str).encode()
 
 
-class S3ObjectStore:
+class _DerivedCalls:
+    """What both stores derive from ``get_object`` and ``put_bytes``: one implementation of each."""
+
+    def get_object(self, key: str) -> StoredObject:
+        raise NotImplementedError
+
+    def put_bytes(
+        self,
+        key: str,
+        payload: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+    ) -> str:
+        raise NotImplementedError
+
+    def get_versioned(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and its version id ("" where the bucket is not versioned)."""
+        stored = self.get_object(key)
+        return stored.body, stored.version_id
+
+    def get_bytes(self, key: str) -> bytes:
+        return self.get_object(key).body
+
+    def get_json(self, key: str) -> Any:
+        return json.loads(self.get_bytes(key))
+
+    def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str:
+        """JSON as :meth:`put_bytes` writes bytes, with the same conditions."""
+        return self.put_bytes(
+            key, encode_json(document), content_type="application/json", if_match=if_match, if_absent=if_absent
+        )
+
+
+class S3ObjectStore(_DerivedCalls):
     """Bytes and JSON in one bucket. The boto3 client is created on first use, not at import."""
 
     def __init__(self, bucket: str, client: S3Client | None = None) -> None:
@@ -86,14 +121,6 @@ class S3ObjectStore:
         except self.client.exceptions.NoSuchKey:
             raise DataNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
         return StoredObject(response["Body"].read(), response.get("VersionId") or "", response["ETag"])
-
-    def get_versioned(self, key: str) -> tuple[bytes, str]:
-        """The object's bytes and its version id ("" where the bucket is not versioned)."""
-        stored = self.get_object(key)
-        return stored.body, stored.version_id
-
-    def get_bytes(self, key: str) -> bytes:
-        return self.get_versioned(key)[0]
 
     def put_bytes(
         self,
@@ -124,15 +151,6 @@ class S3ObjectStore:
             raise
         return response.get("VersionId") or ""
 
-    def get_json(self, key: str) -> Any:
-        return json.loads(self.get_bytes(key))
-
-    def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str:
-        """JSON as :meth:`put_bytes` writes bytes, with the same conditions."""
-        return self.put_bytes(
-            key, encode_json(document), content_type="application/json", if_match=if_match, if_absent=if_absent
-        )
-
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)
@@ -149,7 +167,7 @@ class S3ObjectStore:
                 yield item["Key"]
 
 
-class MemoryObjectStore:
+class MemoryObjectStore(_DerivedCalls):
     """An :class:`ObjectStore` in a dict, with S3's semantics where the domain code relies on them: a write
     is atomic and gets a new version id, the ETag is the MD5 of the body (as S3's for a single PUT), a
     conditional write that fails raises :class:`ConcurrentWriteError`, listings are in key order."""
@@ -165,13 +183,6 @@ class MemoryObjectStore:
         if stored is None:
             raise DataNotFoundError(f"memory://{self.bucket}/{key} does not exist")
         return stored
-
-    def get_versioned(self, key: str) -> tuple[bytes, str]:
-        stored = self.get_object(key)
-        return stored.body, stored.version_id
-
-    def get_bytes(self, key: str) -> bytes:
-        return self.get_object(key).body
 
     def put_bytes(
         self,
@@ -195,14 +206,6 @@ class MemoryObjectStore:
         if current is None:
             bisect.insort(self._keys, key)
         return version
-
-    def get_json(self, key: str) -> Any:
-        return json.loads(self.get_bytes(key))
-
-    def put_json(self, key: str, document: Any, *, if_match: str | None = None, if_absent: bool = False) -> str:
-        return self.put_bytes(
-            key, encode_json(document), content_type="application/json", if_match=if_match, if_absent=if_absent
-        )
 
     def exists(self, key: str) -> bool:
         return key in self._objects
