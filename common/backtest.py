@@ -243,6 +243,7 @@ def _train(
             "why": promoted.why,
             "comparison": promoted.comparison,
             "estimate": {k: trained.metrics[k] for k in ESTIMATE_KEYS if k in trained.metrics},
+            "honest": {k: trained.honest_metrics[k] for k in ESTIMATE_KEYS if k in trained.honest_metrics},
         }
     )
 
@@ -270,6 +271,7 @@ def _policy_result(
             "trained_as_of": tags.get("trained_as_of"),
             "classifier": tags.get("classifier"),
             "estimate": {k: metrics[k] for k in ESTIMATE_KEYS if k in metrics},
+            "honest": {k: v for k, v in (tags.get("honest_metrics") or {}).items() if k in ESTIMATE_KEYS},
         }
     champion = run.registry.version_by_alias(name, CHAMPION)
     return {

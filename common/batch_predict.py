@@ -37,7 +37,7 @@ from common.prediction_log import (
     replace_record,
     write_record,
 )
-from common.promotion import decode_tags
+from common.promotion import decode_tags, suspension_of
 from common.registry import CHAMPION, Registry, VersionInfo
 from common.scorer import positive_probability
 from common.serving import FeatureRow, latest_features
@@ -207,8 +207,12 @@ def predict_champions(
             champion: VersionInfo | None = None
             try:
                 champion = registry.version_by_alias(name, CHAMPION)
+                suspended = suspension_of(champion.tags) if champion else None
                 if champion is None:
                     outcome = ModelPrediction(symbol, trend, "skipped", reason=f"{name} has no champion")
+                elif suspended is not None:  # not served, so nothing to log
+                    reason = f"v{champion.version} is {suspended.text()}"
+                    outcome = ModelPrediction(symbol, trend, "skipped", champion.version, reason=reason)
                 else:
                     outcome = run.predict(champion, symbol, trend)
             except Exception as exc:  # one model's problem never stops the others; the summary names it

@@ -98,6 +98,7 @@ class TrainResult(BaseModel):
     classifier: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     baseline_metrics: dict[str, float] = Field(default_factory=dict)
+    honest_metrics: dict[str, float] = Field(default_factory=dict)  # the selection-aware estimate (the gate's)
     why: str = ""
     mlflow_run_id: str = ""
     candidate_run_id: str = ""

@@ -188,6 +188,14 @@ class MemoryRegistry:
                 return
         raise RegistryError(f"{name} has no version {version}")
 
+    def delete_version_tag(self, name: str, version: str, key: str) -> None:
+        versions = self._versions.get(name, [])
+        for index, info in enumerate(versions):
+            if info.version == version:
+                versions[index] = replace(info, tags={k: v for k, v in info.tags.items() if k != key})
+                return
+        raise RegistryError(f"{name} has no version {version}")
+
     def move_champion(self, name: str, version: str) -> str | None:
         aliases = self._aliases.setdefault(name, {})
         current = aliases.get(CHAMPION)

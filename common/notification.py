@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from common.settings import Settings
     from common.storage import S3ObjectStore
 
-#: promoted: the challenger became champion; rejected: a challenger failed the gate or lost to the
-#: champion; kept: nothing to register; prepared: the run stopped after the dataset; failed: a step failed.
-ModelStatus = Literal["promoted", "rejected", "kept", "prepared", "failed"]
+#: promoted: the challenger became champion; suspended: no challenger passed and the champion's live record
+#: says it is worse than not trading, so it no longer serves; rejected: a challenger failed the gate or lost to
+#: the champion; kept: nothing to register; prepared: the run stopped after the dataset; failed: a step failed.
+ModelStatus = Literal["promoted", "suspended", "rejected", "kept", "prepared", "failed"]
 #: Order of the subject's tally: what changed first, failures last.
 STATUS_ORDER: tuple[str, ...] = get_args(ModelStatus)
 
@@ -143,6 +144,8 @@ def outcome_line(outcome: ModelOutcome) -> str:
     because = f" ({why})" if why else ""
     if outcome.status == "promoted":
         body = _promoted(outcome)
+    elif outcome.status == "suspended":
+        body = f"v{outcome.champion_version} SUSPENDED, the API no longer serves it{because}"
     elif outcome.status == "rejected":
         challenger = f"challenger v{outcome.version} rejected" if outcome.version else "no challenger registered"
         body = f"{challenger}{because}; {_champion_stays(outcome)}"

@@ -26,8 +26,9 @@ import pandas as pd
 
 from common.bar_store import OhlcvStore
 from common.events import TrainResult
+from common.monitoring import live_evidence, suspend
 from common.ohlcv import interval_length
-from common.promotion import decide_promotion, decode_tags, encode_tags
+from common.promotion import decide_promotion, decode_tags, encode_tags, suspension_of
 from common.registry import (
     CHAMPION,
     EXECUTION_TAG,
@@ -94,6 +95,7 @@ def training_key(settings: Settings, *, symbol: str, trend: str, interval: str, 
         "purge": settings.purge_bars,
         "seed": settings.train_seed,
         "cost_per_trade": settings.cost_per_trade,
+        "edge_level": settings.gate_edge_level,
     }
     return json.dumps(fields, sort_keys=True)
 
@@ -115,7 +117,14 @@ def train_model(
     """One model's training step. ``registry`` is :class:`common.registry.Registry` (MLflow) in the live loop
     and :class:`common.memory_registry.MemoryRegistry` in the backtest: the same steps, the same decisions;
     plots and SHAP are made only where the registry keeps them for people (``records_plots``)."""
-    from common.training import evaluate_candidates, fit_final, periods_per_year, select_candidate, training_data
+    from common.training import (
+        evaluate_candidates,
+        fit_final,
+        honest_metrics,
+        periods_per_year,
+        select_candidate,
+        training_data,
+    )
 
     started = time.monotonic()
     interval = interval or settings.interval
@@ -145,6 +154,7 @@ def train_model(
             cost_per_trade=settings.cost_per_trade,
             periods_per_year=periods_per_year(interval),
             progress=progress,
+            edge_level=settings.gate_edge_level,
         )
 
     key = training_key(settings, symbol=symbol, trend=trend, interval=interval, as_of=as_of, data=data)
@@ -155,7 +165,14 @@ def train_model(
             return fit_final(classifier, data, settings.train_seed)
         return memo.final(key, classifier, lambda: fit_final(classifier, data, settings.train_seed))
 
-    selection = select_candidate(evaluation, settings)
+    honest = honest_metrics(
+        evaluation,
+        data,
+        cost_per_trade=settings.cost_per_trade,
+        periods_per_year=periods_per_year(interval),
+        level=settings.gate_edge_level,
+    )
+    selection = select_candidate(evaluation, settings, honest if settings.gate_use_honest else None)
     data_range = {"first": data.X.index[0].isoformat(), "last": data.X.index[-1].isoformat()}
     run_tags = {
         EXECUTION_TAG: execution_id,
@@ -182,6 +199,7 @@ def train_model(
             }
         )
         registry.log_metrics({f"baseline_{k}": v for k, v in evaluation.baseline.metrics.items() if _finite(v)})
+        registry.log_metrics({f"honest_{k}": v for k, v in honest.items() if _finite(v)})
         registry.log_json(loaded.report.to_dict(), "data/validation.json")
         chosen = selection.candidate.name if selection.candidate else None
         selected_importance: dict[str, float] = {}
@@ -211,6 +229,7 @@ def train_model(
             "trend": trend,
             "registered_model": name,
             "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
+            "honest_metrics": _finite_metrics(honest),
             "mlflow_run_id": parent,
             "data_last_bar": data_range["last"],
             "candidates": {c.name: round(c.metrics["overall_score"], 6) for c in evaluation.candidates},
@@ -228,6 +247,7 @@ def train_model(
                     "classifier": candidate.name,
                     "metrics": _finite_metrics(candidate.metrics),
                     "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
+                    "honest_metrics": _finite_metrics(honest),
                     "target_pct": settings.target_pct(trend),
                     "prediction_window": settings.prediction_window,
                     "interval": interval,
@@ -239,6 +259,8 @@ def train_model(
                     "reason": reason,
                     "gate": settings.gate_rule,
                     "trained_as_of": as_of.isoformat(),
+                    # the naive baseline's forecast (the training positive rate): live monitoring compares with it
+                    "baseline": {"positive_rate": round(float(data.y.mean()), 6)},
                 }
             )
             version = existing or registry.register(name, model_uri or "", {**tags, EXECUTION_TAG: execution_id})
@@ -339,7 +361,7 @@ class PromoteResult:
 
 def promote_model(
     settings: Settings,
-    registry: Registry,
+    registry: Any,
     store: OhlcvStore,
     *,
     trained: TrainResult,
@@ -347,10 +369,28 @@ def promote_model(
     interval: str | None = None,
     progress: Progress = _noop,
 ) -> PromoteResult:
+    """Promote ``trained``'s version if the rule says so (:func:`common.promotion.decide_promotion`); when no
+    challenger passed the gate and the champion's live record says it is worse than not trading, suspend it
+    (``RETRAIN_SUSPEND_ON_EVIDENCE``): the predictor stops serving it until a challenger passes."""
     name = trained.registered_model
+    interval = interval or settings.interval
     champion = registry.version_by_alias(name, CHAMPION)
     champion_version = champion.version if champion else None
+    suspended = suspension_of(champion.tags) if champion else None
+    failing = suspended.text() if suspended else None
+    if (
+        champion is not None
+        and failing is None
+        and settings.suspend_on_evidence
+        and champion.version != trained.version
+    ):
+        failing = _failing(settings, store, champion, trained, as_of, interval)
     if trained.version is None:
+        if champion is not None and failing and suspended is None:
+            why = f"no challenger passed the gate and v{champion.version} is {failing}"
+            suspend(registry, name, champion.version, why=failing, since=as_of)
+            progress(f"{name}: v{champion.version} suspended ({why})")
+            return PromoteResult("suspended", why, None, champion_version, champion_version)
         return PromoteResult("rejected", trained.why, None, champion_version, champion_version)
 
     challenger = registry.version(name, trained.version)
@@ -368,20 +408,29 @@ def promote_model(
 
     same_bars = None
     recorded = None
+    age_days = None
     if champion is not None and champion.version != trained.version and settings.promotion_rule != "always":
         champion_tags = decode_tags(champion.tags)
         recorded = (champion_tags.get("metrics") or {}).get("overall_score")
-        same_bars = _same_bars_scores(
-            settings, registry, store, trained, challenger.run_id, champion, as_of, interval or settings.interval
-        )
+        trained_as_of = champion_tags.get("trained_as_of")
+        if trained_as_of:
+            age_days = (as_of - datetime.fromisoformat(str(trained_as_of))).total_seconds() / 86400
+        if failing is None:
+            same_bars = _same_bars(settings, registry, store, trained, challenger.run_id, champion, as_of, interval)
     decision = decide_promotion(
         challenger_version=trained.version,
         champion_version=champion_version,
         challenger_cv_score=trained.metrics.get("overall_score", 0.0),
         champion_recorded_score=recorded,
-        same_bars_scores=same_bars,
+        same_bars_scores=same_bars.scores if same_bars else None,
         min_bars=settings.promotion_min_compare_bars,
         rule=settings.promotion_rule,
+        champion_failing=failing,
+        brier_difference=same_bars.brier_difference if same_bars else None,
+        champion_age_days=age_days,
+        max_age_days=settings.promotion_max_age_days,
+        alpha=settings.promotion_alpha,
+        horizon=settings.prediction_window,
     )
     registry.set_version_tags(name, trained.version, {"retrain.promotion": json.dumps(decision.to_dict())})
     if not decision.promote:
@@ -395,7 +444,25 @@ def promote_model(
     return PromoteResult("promoted", decision.why, trained.version, previous, trained.version, decision.comparison)
 
 
-def _same_bars_scores(
+def _failing(
+    settings: Settings, store: OhlcvStore, champion: Any, trained: TrainResult, as_of: datetime, interval: str
+) -> str | None:
+    """What the champion's live record says against it (worse than not trading), or None."""
+    evidence = live_evidence(
+        settings, store.objects, champion, symbol=trained.symbol, trend=trained.trend, as_of=as_of, interval=interval
+    )
+    return f"worse than not trading: {evidence.text()}" if evidence.worse_than_not_trading else None
+
+
+@dataclass(frozen=True)
+class SameBars:
+    """Challenger and champion on this run's test bars the champion never trained on."""
+
+    scores: tuple[float, float, int]  # (challenger overall_score, champion overall_score, bars)
+    brier_difference: np.ndarray  # per bar: challenger's Brier minus champion's (negative: the challenger is better)
+
+
+def _same_bars(
     settings: Settings,
     registry: Registry,
     store: OhlcvStore,
@@ -404,8 +471,7 @@ def _same_bars_scores(
     champion: Any,
     as_of: datetime,
     interval: str,
-) -> tuple[float, float, int] | None:
-    """(challenger, champion, bars) overall_score on this run's test bars the champion never trained on."""
+) -> SameBars | None:
     from common.features import compute_features
     from common.training import compute_metrics, periods_per_year
 
@@ -419,17 +485,18 @@ def _same_bars_scores(
     unseen_from = pd.Timestamp(champion_last) + (horizon + 1) * interval_length(interval)
     frame = frame.loc[frame.index >= unseen_from]
     if frame.empty:
-        return 0.0, 0.0, 0
+        return SameBars((0.0, 0.0, 0), np.zeros(0))
     bars = store.load(trained.symbol, interval, as_of=as_of, gap_policy=settings.gap_policy).bars
     features = compute_features(bars).loc[frame.index]
     columns = champion_tags.get("feature_names") or list(features.columns)
     champion_model = registry.load_model(champion.name, champion.version)
     champion_proba = positive_probability(champion_model, features[columns])
     zeros = np.zeros(len(frame))
+    y = frame["y"].to_numpy(dtype="float64")
 
     def score(proba: np.ndarray) -> float:
         metrics = compute_metrics(
-            frame["y"].to_numpy(),
+            y,
             proba,
             next_returns=zeros,
             forward_returns=zeros,
@@ -439,7 +506,11 @@ def _same_bars_scores(
         )
         return float(metrics["overall_score"])
 
-    return score(frame["proba"].to_numpy()), score(champion_proba), len(frame)
+    challenger_proba = frame["proba"].to_numpy(dtype="float64")
+    return SameBars(
+        (score(challenger_proba), score(champion_proba), len(frame)),
+        (challenger_proba - y) ** 2 - (np.asarray(champion_proba, dtype="float64") - y) ** 2,
+    )
 
 
 def _no_candidate_why(evaluation: Any, selection: Any) -> str:

@@ -10,7 +10,11 @@ backtest then runs the live loop's own decisions under it. What a policy name me
 - ``every-Nd``: the schedule trigger alone, retraining a champion older than N days (``every-30d``);
 - ``schedule``, ``performance``, ``drift``: that trigger alone, with its configured thresholds;
 - ``NAME+always``: NAME with every challenger that passes the gate replacing the champion
-  (``RETRAIN_PROMOTION_RULE=always``) instead of only one that is not worse (``default+always``).
+  (``RETRAIN_PROMOTION_RULE=always``) instead of only one that is not worse (``default+always``);
+- ``NAME+seed``: NAME with the seed system's decision rules (the original gate on the winner's own
+  walk-forward score, the windowed performance rule, "challenger >= champion", no suspension);
+- ``NAME@field=value@...``: NAME with any other setting overridden (``default@gate_rule=edge``), each
+  ``field`` a setting's name (``RETRAIN_<FIELD>`` in lower case), validated as the environment would be.
 """
 
 from __future__ import annotations
@@ -25,6 +29,17 @@ from common.settings import TRIGGER_NAMES, Settings
 DEFAULT_POLICY = "default"
 _EVERY = re.compile(r"^every-(\d{1,4})d$")
 ALWAYS_SUFFIX = "+always"
+SEED_SUFFIX = "+seed"
+#: The seed system's decision rules, as settings (what the new defaults are compared against).
+SEED_RULES: dict[str, Any] = {
+    "gate_rule": "original",
+    "gate_use_honest": False,
+    "perf_rule": "window",
+    "promotion_rule": "not_worse",
+    "suspend_on_evidence": False,
+}
+# Settings a policy may not override: where data lives and what the pool is belong to the run, not the policy.
+_NOT_POLICY = {"data_bucket", "mlflow_tracking_uri", "state_machine_arn", "symbols", "interval", "as_of"}
 EXAMPLES = ("default", "never", "every-7d", "every-30d", "every-90d", *TRIGGER_NAMES, "default+always")
 
 
@@ -52,8 +67,13 @@ def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
 def parse_policy(name: str) -> Policy:
     """The policy a name stands for (module docstring); :class:`ConfigurationError` for anything else."""
     text = name.strip()
-    always = text.endswith(ALWAYS_SUFFIX)
-    base = text.removesuffix(ALWAYS_SUFFIX)
+    base, *assignments = text.split("@")
+    always = base.endswith(ALWAYS_SUFFIX)
+    base = base.removesuffix(ALWAYS_SUFFIX)
+    seed = base.endswith(SEED_SUFFIX)
+    base = base.removesuffix(SEED_SUFFIX)
+    always = always or base.endswith(ALWAYS_SUFFIX)
+    base = base.removesuffix(ALWAYS_SUFFIX)
     overrides: dict[str, Any]
     if base == DEFAULT_POLICY:
         description, overrides = "the configured settings", {}
@@ -70,11 +90,24 @@ def parse_policy(name: str) -> Policy:
     else:
         raise ConfigurationError(
             f"unknown policy {name!r}: use default, never, every-Nd (e.g. every-30d), "
-            f"{', '.join(TRIGGER_NAMES)}, each optionally with {ALWAYS_SUFFIX} (e.g. default+always)"
+            f"{', '.join(TRIGGER_NAMES)}, each optionally with {ALWAYS_SUFFIX} or {SEED_SUFFIX} and @field=value "
+            "overrides (e.g. default+always, default@gate_rule=edge)"
         )
+    if seed:
+        description += "; the seed system's rules (original gate on the raw score, windowed performance, challenger >= champion, no suspension)"
+        overrides = {**overrides, **SEED_RULES}
     if always:
         description += "; every challenger that passes the gate is promoted"
         overrides = {**overrides, "promotion_rule": "always"}
+    for assignment in assignments:
+        field, sep, value = assignment.partition("=")
+        if not sep or field not in Settings.model_fields or field in _NOT_POLICY:
+            raise ConfigurationError(
+                f"policy {name!r}: {assignment!r} is not field=value with field a decision setting "
+                "(e.g. gate_rule=edge, promotion_rule=evidence, max_model_age_days=14)"
+            )
+        overrides = {**overrides, field: value}
+        description += f"; {field}={value}"
     return Policy(text, description, overrides)
 
 

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -31,7 +31,7 @@ import pandas as pd
 
 from common.errors import RetrainError
 from common.features import FEATURE_NAMES
-from common.promotion import decode_tags
+from common.promotion import Suspension, decode_tags, suspension_of
 from common.registry import VersionInfo
 from common.scorer import Scorer, compile_scorer
 from common.serving import FeatureRow
@@ -76,6 +76,7 @@ class ServedModel:
     feature_names: tuple[str, ...]
     tags: dict[str, Any]  # decoded version tags (metrics, target_pct, ...)
     loaded_at: float
+    suspension: Suspension | None = None  # taken out of service: the API answers 404 for the pair
 
     def probability(self, row: FeatureRow) -> float:
         """P(trend) for a served feature row: the ``/prediction`` hot path, no DataFrame work."""
@@ -210,7 +211,13 @@ class ModelCache:
             if current is not None:
                 logger.warning("%s has no champion alias any more; v%s keeps serving", name, current.version)
             return
-        if (current is not None and current.version == info.version) or info.version in entry.rejected:
+        if current is not None and current.version == info.version:
+            suspension = suspension_of(info.tags)
+            if suspension != current.suspension:  # suspended or resumed: same model, new answer
+                entry.served = replace(current, suspension=suspension)
+                logger.warning("%s v%s %s", name, info.version, suspension.text() if suspension else "resumed")
+            return
+        if info.version in entry.rejected:
             return
         try:
             checked = self._source.load(info)
@@ -224,7 +231,16 @@ class ModelCache:
             return
         tags = decode_tags(info.tags)
         entry.served = ServedModel(
-            symbol, trend, name, info.version, checked.model, checked.score, checked.feature_names, tags, self._clock()
+            symbol,
+            trend,
+            name,
+            info.version,
+            checked.model,
+            checked.score,
+            checked.feature_names,
+            tags,
+            self._clock(),
+            suspension_of(info.tags),
         )
         with self._stats_lock:
             self._swaps += 1

@@ -39,9 +39,13 @@ VERSION_TAGS: tuple[str, ...] = (
     "reason",
     "gate",
     "trained_as_of",
+    "baseline",
+    "honest_metrics",
 )
 
-Comparison = Literal["no_champion", "same_bars", "recorded_score", "same_version", "always"]
+Comparison = Literal[
+    "no_champion", "same_bars", "recorded_score", "same_version", "always", "failing", "too_old", "too_few_bars"
+]
 
 
 def encode_tags(values: Mapping[str, Any]) -> dict[str, str]:
@@ -85,11 +89,26 @@ def decide_promotion(
     min_bars: int,
     metric: str = "overall_score",
     rule: str = "not_worse",
+    champion_failing: str | None = None,
+    brier_difference: Any = None,
+    champion_age_days: float | None = None,
+    max_age_days: float | None = None,
+    alpha: float = 0.05,
+    horizon: int = 1,
 ) -> PromotionDecision:
-    """Promote when the challenger is not worse than the champion (see module docstring); with
-    ``rule="always"`` (``RETRAIN_PROMOTION_RULE``) every challenger that passed the gate replaces it.
+    """Whether a challenger that passed the gate replaces the champion (``RETRAIN_PROMOTION_RULE``):
 
-    ``same_bars_scores`` is (challenger, champion, bars) on the bars the champion never trained on.
+    - a champion that is suspended or failing (``champion_failing``: its live record says it is worse than
+      not trading) is replaced under every rule;
+    - ``always``: every challenger replaces the champion;
+    - ``not_worse`` (the original rule): the challenger's score is not below the champion's, on the same
+      bars when at least ``min_bars`` (``same_bars_scores``: challenger, champion, bars), else on their
+      walk-forward estimates (module docstring);
+    - ``evidence``: the challenger's Brier score is lower on the same bars by more than noise (a one-sided
+      Diebold-Mariano test of ``brier_difference``, challenger minus champion per bar, with a HAC standard
+      error over h - 1 lags, at ``alpha``); with fewer than ``min_bars`` such bars only a champion older than
+      ``max_age_days`` is replaced. Otherwise the champion stays, and the decision says why. Fewer swaps:
+      each costs a reload and churns the served signal.
     """
     if champion_version is None:
         return PromotionDecision(
@@ -97,9 +116,16 @@ def decide_promotion(
         )
     if champion_version == challenger_version:
         return PromotionDecision(True, "same_version", f"v{challenger_version} is already the champion")
+    if champion_failing:
+        why = f"champion v{champion_version} is {champion_failing}; the challenger passed the gate"
+        return PromotionDecision(True, "failing", why, challenger_cv_score)
     if rule == "always":
         why = f"the promotion rule is always: it passed the gate ({metric} {challenger_cv_score:.3f})"
         return PromotionDecision(True, "always", why, challenger_cv_score)
+    if rule == "evidence":
+        return _on_evidence(
+            champion_version, brier_difference, min_bars, champion_age_days, max_age_days, alpha, horizon
+        )
     if same_bars_scores is not None and same_bars_scores[2] >= min_bars:
         challenger, champion, bars = same_bars_scores
         return _verdict("same_bars", challenger, champion, bars, champion_version, metric, f"on the same {bars} bars")
@@ -117,6 +143,43 @@ def decide_promotion(
     )
 
 
+def _on_evidence(
+    champion_version: str,
+    brier_difference: Any,
+    min_bars: int,
+    age_days: float | None,
+    max_age_days: float | None,
+    alpha: float,
+    horizon: int,
+) -> PromotionDecision:
+    import numpy as np
+
+    from common.evidence import hac_mean_test
+
+    differences = np.asarray(brier_difference if brier_difference is not None else [], dtype="float64")
+    bars = int(differences.size)
+    if bars >= min_bars:
+        test = hac_mean_test(-differences, max(horizon - 1, 0))  # mean(champion - challenger Brier) > 0?
+        where = f"Brier {-test.mean:+.4f} against champion v{champion_version} on the same {bars} bars (p = {test.p_value:.3g})"
+        if test.p_value < alpha:
+            return PromotionDecision(True, "same_bars", f"better by more than noise: {where}", bars=bars)
+        return PromotionDecision(
+            False, "same_bars", f"not better by more than noise: {where}; champion kept", bars=bars
+        )
+    old = age_days is not None and max_age_days is not None and age_days > max_age_days
+    age = f"champion v{champion_version} is {age_days:.0f} days old" if age_days is not None else "champion age unknown"
+    if old:
+        return PromotionDecision(
+            True, "too_old", f"{age} (> {max_age_days:g}, too old to trust); {bars} unseen bars to compare", bars=bars
+        )
+    return PromotionDecision(
+        False,
+        "too_few_bars",
+        f"{bars} unseen bars < {min_bars} to compare and {age} (<= {max_age_days:g}): champion kept",
+        bars=bars,
+    )
+
+
 def _verdict(
     comparison: Comparison,
     challenger: float,
@@ -131,3 +194,37 @@ def _verdict(
         return PromotionDecision(True, comparison, why, challenger, champion, bars)
     why = f"{metric.split('_')[0]} {challenger:.2f} < champion {champion:.2f} {where}"
     return PromotionDecision(False, comparison, why, challenger, champion, bars)
+
+
+# --- suspension ------------------------------------------------------------------------------------------------
+#: On a champion version taken out of service: {"since": ISO time, "why": text, "by": "evidence" | "operator"}.
+#: The predictor answers 404 for its pair while it is there; deleting the tag (or promoting a new champion)
+#: restores service.
+SUSPENDED_TAG = "retrain.suspended"
+
+
+@dataclass(frozen=True)
+class Suspension:
+    """A champion taken out of service: since when, why, and by whom (the evidence rule or an operator)."""
+
+    since: str
+    why: str
+    by: str = "evidence"
+
+    def text(self) -> str:
+        return f"suspended since {self.since[:10]} ({'by an operator' if self.by == 'operator' else 'on its live record'}): {self.why}"
+
+    def to_tag(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def suspension_of(tags: Mapping[str, str]) -> Suspension | None:
+    """The suspension recorded on a version's tags (``retrain.suspended``), or None while it serves."""
+    text = tags.get(SUSPENDED_TAG)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        return Suspension(str(data.get("since", "")), str(data.get("why", "")), str(data.get("by", "evidence")))
+    except (json.JSONDecodeError, AttributeError):
+        return Suspension("", str(text), "operator")  # set by hand with a plain reason: still suspended

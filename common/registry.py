@@ -226,6 +226,15 @@ class Registry:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, version, key, value)
 
+    def delete_version_tag(self, name: str, version: str, key: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.delete_model_version_tag(name, version, key)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_DOES_NOT_EXIST":
+                raise
+
     def move_champion(self, name: str, version: str) -> str | None:
         """Point ``champion`` at ``version``; the replaced champion gets ``previous``. Returns it."""
         current = self.version_by_alias(name, CHAMPION)

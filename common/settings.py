@@ -34,10 +34,11 @@ TRENDS: tuple[Trend, ...] = ("uptrend", "downtrend")
 NotificationChannel = Literal["outbox", "telegram"]
 DriftRule = Literal["adaptive", "fixed"]
 GapPolicy = Literal["report", "fill", "reject"]
-GateRule = Literal["original", "risk"]
+GateRule = Literal["original", "risk", "edge"]
 TriggerName = Literal["schedule", "performance", "drift"]
 TRIGGER_NAMES: tuple[TriggerName, ...] = ("schedule", "performance", "drift")
-PromotionRule = Literal["not_worse", "always"]
+PromotionRule = Literal["not_worse", "evidence", "always"]
+PerformanceRule = Literal["evidence", "window"]
 ClassifierName = Literal[
     "random_forest", "svc", "xgboost", "hist_gradient_boosting", "ada_boost",
     "ridge", "k_neighbors", "mlp", "lightgbm",
@@ -160,7 +161,19 @@ class Settings(BaseSettings):
     # --- promotion gate (the original system's rule) ---------------------------------------------
     gate_rule: GateRule = Field(
         "original",
-        description="original: positive/negative accuracy and overall_score; risk: accuracy, Sharpe, drawdown.",
+        description="original: positive/negative accuracy and overall_score; risk: accuracy, Sharpe, drawdown; "
+        "edge: the strategy beats not trading and the naive baseline, by lower confidence bounds.",
+    )
+    gate_min_sharpe_lcb: float = Field(
+        0.0, description="Edge gate: the lower confidence bound of the strategy's Sharpe must be above this."
+    )
+    gate_edge_level: float = Field(
+        0.9, gt=0.5, lt=1, description="Edge gate: confidence level of its one-sided lower bounds (block bootstrap)."
+    )
+    gate_use_honest: bool = Field(
+        True,
+        description="The gate also judges the selection-aware estimate of the whole procedure (the classifier chosen "
+        "on earlier folds, scored on the next), not only the winning candidate's own walk-forward score.",
     )
     gate_min_accuracy: float = Field(0.5, ge=0, le=1, description="Risk gate: accuracy at least this.")
     gate_min_sharpe: float = Field(0.0, description="Risk gate: strategy Sharpe ratio at least this.")
@@ -168,7 +181,26 @@ class Settings(BaseSettings):
     promotion_rule: PromotionRule = Field(
         "not_worse",
         description="not_worse: a challenger that passed the gate replaces the champion only if it is not worse "
-        "on the same bars (or their walk-forward estimates); always: every challenger that passed the gate does.",
+        "on the same bars (or their walk-forward estimates); evidence: only if its Brier is lower on the same bars "
+        "by more than noise, or the champion is older than RETRAIN_PROMOTION_MAX_AGE_DAYS; always: every challenger "
+        "that passed the gate does. A suspended or failing champion is replaced under every rule.",
+    )
+    promotion_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=0.5,
+        description="Evidence rule: significance of 'the challenger's Brier is lower on the same bars'.",
+    )
+    promotion_max_age_days: float = Field(
+        90,
+        gt=0,
+        description="Evidence rule: with too few bars to compare, a champion older than this is replaced by a "
+        "challenger that passed the gate.",
+    )
+    suspend_on_evidence: bool = Field(
+        True,
+        description="Suspend a champion whose live record says it is worse than not trading when no challenger "
+        "passes the gate (the API answers 404 for it until one does).",
     )
     promotion_min_compare_bars: int = Field(
         30, ge=1, description="Fewest bars unseen by the champion to compare it with a challenger directly."
@@ -178,6 +210,21 @@ class Settings(BaseSettings):
     gate_min_overall_score: float = Field(0.6, ge=0, le=1, description="Gate: overall_score above this.")
 
     # --- retraining triggers --------------------------------------------------------------------
+    perf_rule: PerformanceRule = Field(
+        "evidence",
+        description="evidence: the champion's resolved outcomes since it went live against its promised Brier, the "
+        "naive baseline and not trading, with tests that allow for overlapping outcomes; window: the original "
+        "rule (live accuracy over RETRAIN_PERF_WINDOW_DAYS below RETRAIN_PERF_ACCURACY_THRESHOLD).",
+    )
+    perf_evidence_alpha: float = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="Evidence rule: one-sided significance of each test (checked daily, so small).",
+    )
+    perf_min_outcomes: int = Field(
+        30, ge=2, description="Evidence rule: fewer resolved outcomes since going live are too few to judge."
+    )
     perf_accuracy_threshold: float = Field(0.52, gt=0, lt=1, description="Live accuracy below this fires.")
     perf_window_days: int = Field(14, ge=1, description="Rolling window of live predictions, days.")
     perf_min_predictions: int = Field(100, ge=1, description="Fewer resolved predictions: insufficient.")

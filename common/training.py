@@ -641,6 +641,7 @@ def evaluate_candidates(
     cost_per_trade: float,
     periods_per_year: float,
     progress: Callable[[str], None] | None = None,
+    edge_level: float = 0.9,
 ) -> EvaluationResult:
     """Walk-forward evaluation of every classifier and of the naive baseline on the same purged folds.
 
@@ -709,6 +710,20 @@ def evaluate_candidates(
             cost_per_trade,
             periods_per_year,
         )
+        oos_rows = dataset.subset(np.concatenate([test for _, test in splits]))
+        result.metrics.update(
+            edge_bounds(
+                oos_rows.y.to_numpy(),
+                result.oos["proba"].to_numpy(),
+                baseline.oos["proba"].to_numpy(),
+                oos_rows.next_returns.to_numpy(),
+                trend=dataset.trend,
+                cost_per_trade=cost_per_trade,
+                periods_per_year=periods_per_year,
+                block=2 * dataset.horizon,
+                level=edge_level,
+            )
+        )
         say(
             f"{name}: overall_score {result.metrics['overall_score']:.3f} (baseline "
             f"{baseline.metrics['overall_score']:.3f}), sharpe {result.metrics['sharpe']:.2f}, fits {fit_total:.1f} s"
@@ -727,6 +742,126 @@ def fit_final(name: ClassifierName, data: TrainingData, seed: int) -> Any:
     """The candidate refitted on every row, the model that is registered and served."""
     estimator = make_classifier(name, y_train=data.y.to_numpy(), seed=seed)
     return estimator.fit(data.X, data.y.to_numpy())
+
+
+# --- the honest estimate ---------------------------------------------------------------------------------------
+def selection_aware_oos(evaluation: EvaluationResult) -> pd.DataFrame:
+    """Out-of-sample predictions of the whole procedure, choice of classifier included: for each walk-forward
+    fold after the first, the candidate with the best overall_score on the folds before it (information
+    available before that fold's bars) predicts it. Picking the best of N on the same folds it is scored on
+    flatters the winner (the winner's curse); choosing on the past and scoring on the next fold does not.
+    Columns: y, proba, fold, chosen (index: bar time)."""
+    folds = sorted(set(evaluation.candidates[0].oos["fold"])) if evaluation.candidates else []
+    parts = []
+    for fold in folds[1:]:
+
+        def past_score(candidate: CandidateResult, f: int = fold) -> tuple[float, float]:
+            past = candidate.oos.loc[candidate.oos["fold"] < f]
+            y, p = past["y"].to_numpy(dtype="float64"), past["proba"].to_numpy(dtype="float64")
+            scored = compute_metrics(
+                y,
+                p,
+                next_returns=np.zeros(len(y)),
+                forward_returns=np.zeros(len(y)),
+                trend="uptrend",
+                cost_per_trade=0.0,
+                periods_per_year=1.0,
+            )
+            return scored["overall_score"], scored["accuracy"]
+
+        order = {c.name: i for i, c in enumerate(evaluation.candidates)}
+        chosen = max(evaluation.candidates, key=lambda c: (*past_score(c), -order[c.name]))
+        rows = chosen.oos.loc[chosen.oos["fold"] == fold, ["y", "proba", "fold"]].copy()
+        rows["chosen"] = chosen.name
+        parts.append(rows)
+    if not parts:
+        return pd.DataFrame(columns=["y", "proba", "fold", "chosen"])
+    return pd.concat(parts)
+
+
+def edge_bounds(
+    y: np.ndarray,
+    proba: np.ndarray,
+    baseline_proba: np.ndarray,
+    next_returns: np.ndarray,
+    *,
+    trend: str,
+    cost_per_trade: float,
+    periods_per_year: float,
+    block: int,
+    level: float = 0.9,
+    replicates: int = 500,
+    seed: int = 0,
+) -> dict[str, float]:
+    """One-sided lower confidence bounds (at ``level``) of the strategy's Sharpe and of overall_score minus
+    the naive baseline's, by a circular block bootstrap over the out-of-sample bars (blocks of at least the
+    label horizon: neighbouring outcomes overlap)."""
+    from common.bootstrap import block_indices
+
+    n = len(y)
+    if n < 2:
+        return {"sharpe_lcb": math.nan, "overall_vs_baseline_lcb": math.nan}
+    y = np.asarray(y, dtype="float64")
+    returns = strategy_returns(proba, next_returns=next_returns, trend=trend, cost_per_trade=cost_per_trade).to_numpy()
+    draws = block_indices(n, block, replicates, seed)
+    sampled = returns[draws]
+    std = np.maximum(sampled.std(axis=1, ddof=1), SHARPE_STD_FLOOR)
+    sharpes = sampled.mean(axis=1) / std * math.sqrt(periods_per_year)
+
+    def overall(p: np.ndarray) -> np.ndarray:
+        signal = (np.asarray(p, dtype="float64") > 0.5)[draws]
+        actual = (y == 1.0)[draws]
+        tp = (signal & actual).sum(axis=1)
+        fp = (signal & ~actual).sum(axis=1)
+        fn = (~signal & actual).sum(axis=1)
+        tn = n - tp - fp - fn
+        ratio = lambda a, b: np.divide(a, b, out=np.zeros(len(a)), where=b > 0)  # noqa: E731
+        return 0.1 * (tp + tn) / n + 0.4 * ratio(tp, tp + fp) + 0.2 * ratio(tn, tn + fp) + 0.3 * ratio(tp, tp + fn)
+
+    difference = overall(proba) - overall(baseline_proba)
+    tail = 1.0 - level
+    return {
+        "sharpe_lcb": float(np.quantile(sharpes, tail)),
+        "overall_vs_baseline_lcb": float(np.quantile(difference, tail)),
+    }
+
+
+def honest_metrics(
+    evaluation: EvaluationResult, data: TrainingData, *, cost_per_trade: float, periods_per_year: float, level: float
+) -> dict[str, float]:
+    """The selection-aware estimate (:func:`selection_aware_oos`) with :func:`compute_metrics`, and its
+    :func:`edge_bounds` against not trading and the naive baseline. What the gate judges and what live
+    monitoring holds a champion to."""
+    oos = selection_aware_oos(evaluation)
+    if oos.empty:
+        return {}
+    subset = data.subset(data.X.index.get_indexer(oos.index))
+    proba = oos["proba"].to_numpy(dtype="float64")
+    metrics = compute_metrics(
+        subset.y.to_numpy(),
+        proba,
+        next_returns=subset.next_returns.to_numpy(),
+        forward_returns=subset.forward_returns.to_numpy(),
+        trend=data.trend,
+        cost_per_trade=cost_per_trade,
+        periods_per_year=periods_per_year,
+    )
+    baseline = evaluation.baseline.oos.loc[oos.index, "proba"].to_numpy(dtype="float64")
+    metrics.update(
+        edge_bounds(
+            subset.y.to_numpy(),
+            proba,
+            baseline,
+            subset.next_returns.to_numpy(),
+            trend=data.trend,
+            cost_per_trade=cost_per_trade,
+            periods_per_year=periods_per_year,
+            block=2 * data.horizon,
+            level=level,
+        )
+    )
+    metrics["rows"] = len(oos)
+    return metrics
 
 
 # --- gate and selection ----------------------------------------------------------------------------------------
@@ -749,6 +884,10 @@ class GateSettings(Protocol):
     def gate_min_sharpe(self) -> float: ...
     @property
     def gate_max_drawdown(self) -> float: ...
+    @property
+    def gate_min_sharpe_lcb(self) -> float: ...
+    @property
+    def gate_edge_level(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -762,6 +901,8 @@ class Gate:
     gate_min_accuracy: float = 0.5
     gate_min_sharpe: float = 0.0
     gate_max_drawdown: float = 0.5
+    gate_min_sharpe_lcb: float = 0.0
+    gate_edge_level: float = 0.9
 
 
 def _fmt(value: float) -> str:
@@ -772,7 +913,10 @@ def passes_gate(metrics: dict[str, float], gate: GateSettings) -> tuple[bool, st
     """Whether ``metrics`` pass the configured gate, and why (every failed condition, or every passed one).
 
     original: positive_accuracy > min, negative_accuracy > min, overall_score > min (strict, as the original
-    system). risk: accuracy >= min, sharpe >= min, max_drawdown <= max. A NaN metric fails.
+    system). risk: accuracy >= min, sharpe >= min, max_drawdown <= max. edge (the trading question, with its
+    uncertainty): the lower bound of the strategy's Sharpe (``sharpe_lcb``) above min, so following the signal
+    beats not trading, and the lower bound of overall_score minus the naive baseline's
+    (``overall_vs_baseline_lcb``) above 0 (:func:`edge_bounds`). A NaN or missing metric fails.
     """
     if gate.gate_rule == "original":
         checks = [
@@ -786,12 +930,17 @@ def passes_gate(metrics: dict[str, float], gate: GateSettings) -> tuple[bool, st
             ("sharpe", ">=", gate.gate_min_sharpe),
             ("max_drawdown", "<=", gate.gate_max_drawdown),
         ]
+    elif gate.gate_rule == "edge":
+        checks = [
+            ("sharpe_lcb", ">", gate.gate_min_sharpe_lcb),
+            ("overall_vs_baseline_lcb", ">", 0.0),
+        ]
     else:
-        raise ConfigurationError(f"unknown gate rule {gate.gate_rule!r}; expected 'original' or 'risk'")
+        raise ConfigurationError(f"unknown gate rule {gate.gate_rule!r}; expected 'original', 'risk' or 'edge'")
     negation = {">": "<=", ">=": "<", "<=": ">"}
     passed, failed = [], []
     for metric, op, limit in checks:
-        value = float(metrics[metric])
+        value = float(metrics.get(metric, math.nan))
         ok = {">": value > limit, ">=": value >= limit, "<=": value <= limit}[op]
         if ok:
             passed.append(f"{metric} {_fmt(value)} {op} {_fmt(limit)}")
@@ -815,9 +964,16 @@ class Selection:
         return self.candidate.name if self.candidate else None
 
 
-def select_candidate(result: EvaluationResult, gate: GateSettings) -> Selection:
+def select_candidate(result: EvaluationResult, gate: GateSettings, honest: dict[str, float] | None = None) -> Selection:
     """The best passing candidate by overall_score; ties go to the higher accuracy, then to the earlier
-    candidate in evaluation order (the configured ``train_classifiers`` order)."""
+    candidate in evaluation order (the configured ``train_classifiers`` order). With ``honest`` (the
+    selection-aware estimate of the whole procedure, :func:`honest_metrics`), it must pass the gate too, or
+    nothing is selected: a winner that only passes because it was picked as the best of N is refused."""
+    if honest:
+        ok, why = passes_gate(honest, gate)
+        if not ok:
+            reasons = {c.name: f"the selection-aware estimate fails the gate: {why}" for c in result.candidates}
+            return Selection(candidate=None, reasons=reasons, passed=())
     reasons: dict[str, str] = {}
     passing: list[tuple[int, CandidateResult]] = []
     for order, candidate in enumerate(result.candidates):

@@ -16,11 +16,19 @@ from common.bar_store import OhlcvStore
 from common.errors import RetrainError
 from common.keys import decision_key
 from common.prediction_log import live_accuracy_counts, read_records, window_start
-from common.promotion import decode_tags
+from common.promotion import decode_tags, suspension_of
 from common.registry import CHAMPION, Registry, VersionInfo
 from common.settings import TRENDS, Settings, experiment_name, registered_model_name
 from common.storage import S3ObjectStore
-from common.triggers import Decision, TriggerResult, cooldown, off, performance_trigger, schedule_trigger
+from common.triggers import (
+    Decision,
+    TriggerResult,
+    cooldown,
+    off,
+    performance_trigger,
+    schedule_trigger,
+    suspended_trigger,
+)
 
 
 class AlreadyDecided(Exception):
@@ -113,10 +121,19 @@ def check_model(
     last_attempt = registry.last_training(experiment_name(symbol, trend), before=as_of)
     on = settings.triggers
     max_age = settings.max_model_age_days if "schedule" in on else None
-    results = [schedule_trigger(trained, as_of, max_age, last_attempt, settings.no_model_retry_days)]
+    suspended = suspension_of(champion.tags) if champion else None
+    if champion is not None and suspended is not None:
+        # Out of service: it makes no predictions to judge; what it needs is a replacement.
+        results = [
+            suspended_trigger(champion.version, suspended.text(), as_of, last_attempt, settings.no_model_retry_days)
+        ]
+    else:
+        results = [schedule_trigger(trained, as_of, max_age, last_attempt, settings.no_model_retry_days)]
     drift_report = None
-    if champion is not None:
-        if "performance" in on:
+    if champion is not None and suspended is None:
+        if "performance" in on and settings.perf_rule == "evidence":
+            results.append(_evidence(settings, objects, champion, symbol, trend, as_of, interval))
+        elif "performance" in on:
             horizon = int(tags.get("prediction_window", 0))
             results.append(_performance(settings, objects, symbol, trend, as_of, horizon))
         else:
@@ -165,6 +182,29 @@ def _performance(
         alpha=settings.perf_alpha,
         window_days=settings.perf_window_days,
     )
+
+
+def _evidence(
+    settings: Settings,
+    objects: S3ObjectStore,
+    champion: VersionInfo,
+    symbol: str,
+    trend: str,
+    as_of: datetime,
+    interval: str,
+) -> TriggerResult:
+    """The evidence rule: fires when the champion's live record since it went live is credibly worse than
+    promised, than the naive baseline, or than not trading (:mod:`common.monitoring`)."""
+    from common.monitoring import live_evidence
+
+    evidence = live_evidence(settings, objects, champion, symbol=symbol, trend=trend, as_of=as_of, interval=interval)
+    extra = {"evidence": evidence.to_dict()}
+    if not evidence.enough:
+        return TriggerResult("performance", "insufficient_data", evidence.text(), evidence.live_accuracy, None, extra)
+    if evidence.worse_than_not_trading or evidence.below_promise:
+        why = "worse than not trading" if evidence.worse_than_not_trading else "below its promise"
+        return TriggerResult("performance", "fired", f"{why}: {evidence.text()}", evidence.live_accuracy, None, extra)
+    return TriggerResult("performance", "ok", evidence.text(), evidence.live_accuracy, None, extra)
 
 
 def _drift(

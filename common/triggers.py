@@ -78,6 +78,22 @@ def schedule_trigger(
     return TriggerResult("schedule", status, detail, age_days, max_age_days)
 
 
+def suspended_trigger(
+    version: str, suspension: str, as_of: datetime, last_attempt: datetime | None, retry_days: float
+) -> TriggerResult:
+    """A suspended champion serves nothing: train a replacement, retried like a model without a champion
+    (``retry_days`` after an attempt whose challenger did not pass)."""
+    head = f"champion v{version} is {suspension}"
+    if last_attempt is None:
+        return TriggerResult("schedule", "no_model", f"{head}: train a replacement")
+    waited = _days(as_of, last_attempt)
+    if waited > retry_days:
+        detail = f"{head}; the last attempt {waited:.1f} days ago produced no replacement: try again"
+        return TriggerResult("schedule", "no_model", detail, waited, retry_days)
+    detail = f"{head}; the last attempt {waited:.1f} days ago produced no replacement: next after {retry_days:g} days"
+    return TriggerResult("schedule", "backoff", detail, waited, retry_days)
+
+
 def off(trigger: TriggerName) -> TriggerResult:
     """The verdict of a trigger the configuration leaves out."""
     return TriggerResult(trigger, "off", f"the {trigger} trigger is off (not in RETRAIN_TRIGGERS)")

@@ -11,6 +11,7 @@
     retrain check    the daily trigger check: schedule, performance, drift; starts training if needed
     retrain predict-batch  log every champion's prediction for the last closed bar; fill in due outcomes
     retrain serve    the prediction API on loopback (uvicorn)
+    retrain suspend  take a champion out of service (SYMBOL TREND --reason TEXT); retrain resume puts it back
     retrain drift    PSI drift of one feature table against another (CSV files, no stack needed)
     retrain backtest the loop's decisions replayed over years of history, policy against policy (no stack needed)
 
@@ -447,6 +448,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suspend(args: argparse.Namespace) -> int:
+    """``retrain suspend`` / ``retrain resume``: the operator's hand on a champion's service."""
+    from common.monitoring import resume, suspend
+    from common.registry import CHAMPION, Registry
+    from common.settings import TRENDS, registered_model_name
+    from retrain.stack.config import load_local_config
+    from retrain.stack.session import connect
+
+    if args.trend not in TRENDS:
+        raise RetrainError(f"TREND must be one of {', '.join(TRENDS)}, got {args.trend!r}")
+    symbol = args.symbol.upper()
+    name = registered_model_name(symbol, args.trend)
+    with connect(load_local_config(), progress=lambda m: _log(m, err=True)) as connection:
+        if connection.mlflow_uri is None:
+            raise RetrainError("suspension is recorded in the MLflow registry: set MLFLOW_TRACKING_URI")
+        registry = Registry(connection.mlflow_uri)
+        if args.command == "resume":
+            champion = resume(registry, name)
+            print(f"{name} v{champion.version} resumed: the API serves it again (within the predictor's refresh)")
+            return 0
+        champion = registry.version_by_alias(name, CHAMPION)
+        if champion is None:
+            raise RetrainError(f"{name} has no champion to suspend")
+        since = load_settings().now()
+        suspension = suspend(registry, name, champion.version, why=args.reason, since=since, by="operator")
+        print(f"{name} v{champion.version} {suspension.text()}; `retrain resume {symbol} {args.trend}` undoes it")
+    return 0
+
+
 def cmd_backtest(args: argparse.Namespace) -> int:
     from common.backtest_report import report_files
     from retrain import backtest
@@ -653,6 +683,17 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--png", type=Path, help="also write the PSI bar chart here")
     drift.add_argument("--json", action="store_true", help="per-feature `psi` and a top-level `drift_detected`")
     drift.set_defaults(run=cmd_drift)
+
+    for verb, text in (
+        ("suspend", "take a champion out of service: the API answers 404 with the reason until it is resumed"),
+        ("resume", "put a suspended champion back in service"),
+    ):
+        operator = commands.add_parser(verb, help=text, description=text)
+        operator.add_argument("symbol", metavar="SYMBOL")
+        operator.add_argument("trend", metavar="TREND", help="uptrend or downtrend")
+        if verb == "suspend":
+            operator.add_argument("--reason", required=True, help="why, in words (shown to API clients)")
+        operator.set_defaults(run=cmd_suspend)
 
     from retrain import backtest as bt
 

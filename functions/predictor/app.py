@@ -84,6 +84,10 @@ class ModelSummary(Strict):
     prediction_window_days: int | None
     classifier: str | None = None
     trained_as_of: str | None = None
+    status: Literal["serving", "suspended"] = Field(
+        "serving", description="suspended: taken out of service on its live record (or by an operator)"
+    )
+    suspended_reason: str | None = Field(None, description="Why and since when, while suspended")
 
 
 class PredictionResponse(Strict):
@@ -171,10 +175,22 @@ class Service:
         return cls(settings, models, FeatureCache(load, refresh_seconds=settings.predictor_feature_refresh_seconds))
 
     def loaded_model(self, symbol: str, trend: str) -> ServedModel | None:
-        """The model already in memory for a configured pair, without waiting for anything (None otherwise)."""
-        return self.models.loaded_model(symbol, trend) if symbol in self.settings.symbols else None  # type: ignore[arg-type]
+        """The serving model already in memory for a configured pair, without waiting for anything (None
+        otherwise: not loaded, or suspended, which :meth:`model` answers)."""
+        if symbol not in self.settings.symbols:
+            return None
+        served = self.models.loaded_model(symbol, trend)  # type: ignore[arg-type]
+        return served if served is not None and served.suspension is None else None
 
     def model(self, symbol: str, trend: str) -> ServedModel:
+        """The model that answers predictions for the pair; 404 when there is none or it is suspended."""
+        served = self.described(symbol, trend)
+        if served.suspension is not None:
+            raise HTTPException(404, f"no model for {symbol} {trend}: v{served.version} is {served.suspension.text()}")
+        return served
+
+    def described(self, symbol: str, trend: str) -> ServedModel:
+        """The pair's champion, serving or suspended (what ``/models`` describes); 404 when there is none."""
         if symbol not in self.settings.symbols:
             raise HTTPException(404, f"no model for {symbol} {trend}: {symbol} is not in the configured pool")
         served = self.models.get(symbol, trend)  # type: ignore[arg-type]
@@ -242,7 +258,7 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         trend_type: Annotated[TrendType, Path()],
     ) -> ModelSummary:
         svc = service_factory()
-        return _summary(await asyncio.to_thread(svc.model, symbol, trend_type))
+        return _summary(await asyncio.to_thread(svc.described, symbol, trend_type))
 
     @app.get("/prediction", response_model=PredictionResponse, responses=_errors(404, 422, 503))
     async def prediction(request: Request, symbol: SymbolParam, trend_type: TrendParam) -> Any:
@@ -353,6 +369,8 @@ def _summary(served: ServedModel) -> ModelSummary:
         prediction_window_days=int(tags["prediction_window"]) if tags.get("prediction_window") else None,
         classifier=tags.get("classifier"),
         trained_as_of=str(tags["trained_as_of"]) if tags.get("trained_as_of") else None,
+        status="suspended" if served.suspension else "serving",
+        suspended_reason=served.suspension.text() if served.suspension else None,
     )
 
 

@@ -10,11 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from common.bar_store import OhlcvStore
 from common.events import TrainResult
 from common.pipeline import promote_model
 from common.promotion import encode_tags
 from common.registry import CHAMPION, PREVIOUS, SAMPLE_ARTIFACT, VersionInfo
 from common.settings import load_settings
+from common.storage import MemoryObjectStore
 
 AS_OF = datetime(2025, 2, 20, tzinfo=UTC)
 SAMPLE = {"index": ["2025-02-18T00:00:00+00:00", "2025-02-19T00:00:00+00:00"], "columns": ["a", "b"],
@@ -76,7 +78,9 @@ def _trained(version: str | None, score: float = 0.62) -> TrainResult:
 
 
 def _promote(registry: FakeRegistry, trained: TrainResult):
-    return promote_model(load_settings(), registry, store=None, trained=trained, as_of=AS_OF)  # type: ignore[arg-type]
+    # An empty store: no prediction log, so no live record either way (the evidence tests write one).
+    store = OhlcvStore(MemoryObjectStore())
+    return promote_model(load_settings(), registry, store=store, trained=trained, as_of=AS_OF)  # type: ignore[arg-type]
 
 
 def test_first_version_that_loads_back_identically_becomes_champion() -> None:
