@@ -67,18 +67,23 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "## Cost and worth, pooled over the models",
         "",
-        "| policy | trainings per model | promotions | coverage | live accuracy | live overall_score [95 %] | "
-        "Brier | mean Sharpe of models | models with Sharpe < 0 | pooled Sharpe | pooled total return |",
+        "| policy | trainings per model | swaps per model-year | coverage | live accuracy | live overall_score [95 %] | "
+        "Brier | mean Sharpe of models | models with Sharpe < 0 (their share of served days) | pooled Sharpe [95 %] "
+        "| pooled total return |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     n_models = len(meta["models"])
     for name, p in policies.items():
         pooled, level = p["pooled"], p["levels"]["overall_score"]
         score = f"{_f(pooled['overall_score'])} [{_f(level.get('low'))}, {_f(level.get('high'))}]"
+        sharpe = p["levels"]["portfolio_sharpe"]
+        share = pooled.get("served_days_of_negative_sharpe_models")
         lines.append(
-            f"| {name} | {_f(pooled['trainings_per_model'], 1)} | {pooled['promotions']} | {_f(pooled['coverage'], 2)} "
-            f"| {_f(pooled['accuracy'])} | {score} | {_f(pooled['brier'])} | {_f(pooled['mean_sharpe'], 2)} "
-            f"| {pooled['models_with_negative_sharpe']} of {n_models} | {_f(pooled['portfolio_sharpe'], 2)} "
+            f"| {name} | {_f(pooled['trainings_per_model'], 1)} | {_f(pooled.get('swaps_per_model_year'), 1)} "
+            f"| {_f(pooled['coverage'], 2)} | {_f(pooled['accuracy'])} | {score} | {_f(pooled['brier'])} "
+            f"| {_f(pooled['mean_sharpe'], 2)} | {pooled['models_with_negative_sharpe']} of {n_models} "
+            f"({'-' if share is None else f'{share:.0%}'}) "
+            f"| {_f(pooled['portfolio_sharpe'], 2)} [{_f(sharpe.get('low'), 2)}, {_f(sharpe.get('high'), 2)}] "
             f"| {_pct(pooled['portfolio_total_return'])} |"
         )
     lines += [
@@ -102,10 +107,12 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "## Honesty: what the gate estimated against what the served versions realized",
         "",
         "Gap = estimated minus live overall_score, weighted by each version's resolved predictions (versions "
-        "with at least 20). Positive: the gate promised more than the version delivered.",
+        "with at least 20). Positive: the estimate promised more than the version delivered. Raw: the winning "
+        "candidate's own walk-forward score; selection-aware: the procedure's (classifier chosen on earlier "
+        "folds, scored on the next).",
         "",
-        "| policy | versions served | compared | mean estimate | mean live | gap [95 %] |",
-        "|---|---|---|---|---|---|",
+        "| policy | versions served | compared | mean raw estimate | mean live | raw gap [95 %] | selection-aware gap [95 %] |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, p in policies.items():
         compared = [v for v in p["versions"] if v["compared"]]
@@ -113,7 +120,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         live = [v["live_overall_score"] for v in compared if v["live_overall_score"] is not None]
         lines.append(
             f"| {name} | {len(p['versions'])} | {len(compared)} | {_f(sum(est) / len(est) if est else None)} "
-            f"| {_f(sum(live) / len(live) if live else None)} | {_interval(p['gap'])} |"
+            f"| {_f(sum(live) / len(live) if live else None)} | {_interval(p['gap'])} | {_interval(p.get('honest_gap'))} |"
         )
     lines += ["", "## Per model", ""]
     for name, p in policies.items():
@@ -206,8 +213,35 @@ def report_meta(
         "cost_per_trade": settings.cost_per_trade,
         "horizon": settings.prediction_window,
         "default_policy": DEFAULT_POLICY,
-        "policies": [p.to_dict() for p in policies],
+        "policies": [{**p.to_dict(), "settings": decision_settings(p.settings(settings))} for p in policies],
     }
+
+
+#: The settings that make a policy's decisions: recorded per policy, so a report says what "default" meant.
+DECISION_SETTINGS = (
+    "triggers",
+    "max_model_age_days",
+    "no_model_retry_days",
+    "cooldown_days",
+    "perf_rule",
+    "perf_evidence_alpha",
+    "perf_min_outcomes",
+    "drift_rule",
+    "gate_rule",
+    "gate_use_honest",
+    "gate_min_overall_score",
+    "gate_min_sharpe_lcb",
+    "gate_edge_level",
+    "promotion_rule",
+    "promotion_alpha",
+    "promotion_max_age_days",
+    "suspend_on_evidence",
+)
+
+
+def decision_settings(settings: Settings) -> dict[str, Any]:
+    values = settings.model_dump(include=set(DECISION_SETTINGS))
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(values.items())}
 
 
 def summarize_models(

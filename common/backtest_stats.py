@@ -191,7 +191,9 @@ def version_rows(grid: PolicyGrid, models: list[dict[str, Any]], per_year: float
     for v, (m, version) in enumerate(grid.versions):
         mine = grid.version[m] == v
         known = mine & grid.known[m]
-        estimate = models[m]["policies"][grid.name]["versions"].get(version, {}).get("estimate", {})
+        recorded = models[m]["policies"][grid.name]["versions"].get(version, {})
+        estimate = recorded.get("estimate", {})
+        honest = recorded.get("honest", {})
         tp, fp, tn, fn = _counts(grid, np.flatnonzero(mine), np.array([m]))
         live = classification(tp, fp, tn, fn)
         returns = grid.returns[m][mine]
@@ -202,6 +204,7 @@ def version_rows(grid: PolicyGrid, models: list[dict[str, Any]], per_year: float
                 "served_bars": int(mine.sum()),
                 "resolved": int(known.sum()),
                 "estimate_overall_score": estimate.get("overall_score"),
+                "honest_overall_score": honest.get("overall_score"),
                 "live_overall_score": live["overall_score"],
                 "estimate_sharpe": estimate.get("sharpe"),
                 "live_sharpe": sharpe_ratio(returns, per_year) if returns.size >= 2 else math.nan,
@@ -262,24 +265,23 @@ def summarize(
             ).to_dict()
             for key in ("overall_score", "portfolio_sharpe")
         }
-        estimates = np.array(
-            [
-                float(
-                    models[m]["policies"][name]["versions"]
-                    .get(v, {})
-                    .get("estimate", {})
-                    .get("overall_score", math.nan)
-                )
-                for m, v in g.versions
-            ]
-        )
-        gap = block_bootstrap(
-            lambda d, gg=g, e=estimates: gap_statistic(gg, e, d),
-            n_days,
-            block_days=block,
-            replicates=replicates,
-            seed=seed,
-        )
+        gaps = {}
+        for kind in ("estimate", "honest"):  # the raw walk-forward score of the winner, and the selection-aware one
+            estimates = np.array(
+                [
+                    float(
+                        models[m]["policies"][name]["versions"].get(v, {}).get(kind, {}).get("overall_score", math.nan)
+                    )
+                    for m, v in g.versions
+                ]
+            )
+            gaps[kind] = block_bootstrap(
+                lambda d, gg=g, e=estimates: gap_statistic(gg, e, d),
+                n_days,
+                block_days=block,
+                replicates=replicates,
+                seed=seed,
+            ).to_dict()
         differences = {}
         if name != default:
             base = grids[default]
@@ -300,12 +302,15 @@ def summarize(
                 "brier": _brier(g, all_days),
                 **{key: statistic(g, key, all_days, per_year) for key in COMPARED if key not in LEVEL_METRICS},
                 "models_with_negative_sharpe": 0,
+                "served_days_of_negative_sharpe_models": 0.0,
                 "promotions": 0,
+                "swaps_per_model_year": 0.0,
             },
             "levels": level,
             "models": {},
             "versions": version_rows(g, models, per_year),
-            "gap": gap.to_dict(),
+            "gap": gaps["estimate"],
+            "honest_gap": gaps["honest"],
             "differences_from_default": differences,
         }
         pooled = out["policies"][name]["pooled"]
@@ -315,7 +320,22 @@ def summarize(
             summary["promotions"] = sum(1 for t in run["trainings"] if t["status"] == "promoted")
             out["policies"][name]["models"][f"{model['symbol']} {model['trend']}"] = summary
             pooled["promotions"] += summary["promotions"]
-            pooled["models_with_negative_sharpe"] += int(np.isfinite(summary["sharpe"]) and summary["sharpe"] < 0)
+            losing = bool(np.isfinite(summary["sharpe"]) and summary["sharpe"] < 0)
+            pooled["models_with_negative_sharpe"] += int(losing)
+            pooled["served_days_of_negative_sharpe_models"] += float(g.served[m].sum()) if losing else 0.0
+        served_days = float(g.served.sum())
+        pooled["served_days_of_negative_sharpe_models"] = (
+            pooled["served_days_of_negative_sharpe_models"] / served_days if served_days else 0.0
+        )
+        # A swap: a promotion that replaced a serving champion (the first champion of a model is not one).
+        swaps = sum(
+            1
+            for model in models
+            for t in model["policies"][name]["trainings"]
+            if t["status"] == "promoted" and t.get("champion_before")
+        )
+        model_years = len(models) * n_days / 365.0
+        pooled["swaps_per_model_year"] = swaps / model_years if model_years else 0.0
         out["policies"][name]["equity"] = {
             "days": [d.isoformat() for d in grid],
             "portfolio": np.cumprod(np.maximum(1.0 + g.returns.mean(axis=0), 0.0)).round(6).tolist()

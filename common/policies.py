@@ -13,6 +13,9 @@ backtest then runs the live loop's own decisions under it. What a policy name me
   (``RETRAIN_PROMOTION_RULE=always``) instead of only one that is not worse (``default+always``);
 - ``NAME+seed``: NAME with the seed system's decision rules (the original gate on the winner's own
   walk-forward score, the windowed performance rule, "challenger >= champion", no suspension);
+- ``NAME+evidence``: NAME with decisions on evidence (the gate on the selection-aware estimate, live
+  monitoring since going live, promotion only on a difference larger than noise, suspension);
+- ``NAME+edge``: NAME with the edge gate (the strategy must beat not trading and the naive baseline);
 - ``NAME@field=value@...``: NAME with any other setting overridden (``default@gate_rule=edge``), each
   ``field`` a setting's name (``RETRAIN_<FIELD>`` in lower case), validated as the environment would be.
 """
@@ -28,19 +31,32 @@ from common.settings import TRIGGER_NAMES, Settings
 
 DEFAULT_POLICY = "default"
 _EVERY = re.compile(r"^every-(\d{1,4})d$")
-ALWAYS_SUFFIX = "+always"
-SEED_SUFFIX = "+seed"
-#: The seed system's decision rules, as settings (what the new defaults are compared against).
-SEED_RULES: dict[str, Any] = {
-    "gate_rule": "original",
-    "gate_use_honest": False,
-    "perf_rule": "window",
-    "promotion_rule": "not_worse",
-    "suspend_on_evidence": False,
+#: Rule sets a policy name can add with ``+NAME`` (applied in the order given).
+MODIFIERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "always": ("every challenger that passes the gate is promoted", {"promotion_rule": "always"}),
+    "seed": (
+        "the seed system's rules: the original gate on the winner's own score, the windowed performance rule, "
+        "challenger >= champion, no suspension",
+        {
+            "gate_rule": "original",
+            "gate_use_honest": False,
+            "perf_rule": "window",
+            "promotion_rule": "not_worse",
+            "suspend_on_evidence": False,
+        },
+    ),
+    "evidence": (
+        "decisions on evidence: the gate judges the selection-aware estimate, live monitoring since going live, "
+        "promotion only on a difference larger than noise, suspension of a champion worse than not trading",
+        {"gate_use_honest": True, "perf_rule": "evidence", "promotion_rule": "evidence", "suspend_on_evidence": True},
+    ),
+    "edge": (
+        "the edge gate: the strategy beats not trading and the naive baseline, by lower bounds",
+        {"gate_rule": "edge"},
+    ),
 }
 # Settings a policy may not override: where data lives and what the pool is belong to the run, not the policy.
 _NOT_POLICY = {"data_bucket", "mlflow_tracking_uri", "state_machine_arn", "symbols", "interval", "as_of"}
-EXAMPLES = ("default", "never", "every-7d", "every-30d", "every-90d", *TRIGGER_NAMES, "default+always")
 
 
 @dataclass(frozen=True)
@@ -67,13 +83,8 @@ def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
 def parse_policy(name: str) -> Policy:
     """The policy a name stands for (module docstring); :class:`ConfigurationError` for anything else."""
     text = name.strip()
-    base, *assignments = text.split("@")
-    always = base.endswith(ALWAYS_SUFFIX)
-    base = base.removesuffix(ALWAYS_SUFFIX)
-    seed = base.endswith(SEED_SUFFIX)
-    base = base.removesuffix(SEED_SUFFIX)
-    always = always or base.endswith(ALWAYS_SUFFIX)
-    base = base.removesuffix(ALWAYS_SUFFIX)
+    head, *assignments = text.split("@")
+    base, *modifiers = head.split("+")
     overrides: dict[str, Any]
     if base == DEFAULT_POLICY:
         description, overrides = "the configured settings", {}
@@ -90,15 +101,15 @@ def parse_policy(name: str) -> Policy:
     else:
         raise ConfigurationError(
             f"unknown policy {name!r}: use default, never, every-Nd (e.g. every-30d), "
-            f"{', '.join(TRIGGER_NAMES)}, each optionally with {ALWAYS_SUFFIX} or {SEED_SUFFIX} and @field=value "
-            "overrides (e.g. default+always, default@gate_rule=edge)"
+            f"{', '.join(TRIGGER_NAMES)}, each optionally with +{', +'.join(MODIFIERS)} and @field=value "
+            "overrides (e.g. default+always, default+evidence+edge, default@gate_rule=edge)"
         )
-    if seed:
-        description += "; the seed system's rules (original gate on the raw score, windowed performance, challenger >= champion, no suspension)"
-        overrides = {**overrides, **SEED_RULES}
-    if always:
-        description += "; every challenger that passes the gate is promoted"
-        overrides = {**overrides, "promotion_rule": "always"}
+    for modifier in modifiers:
+        if modifier not in MODIFIERS:
+            raise ConfigurationError(f"policy {name!r}: unknown +{modifier}; use +{', +'.join(MODIFIERS)}")
+        text_added, values = MODIFIERS[modifier]
+        description += f"; {text_added}"
+        overrides = {**overrides, **values}
     for assignment in assignments:
         field, sep, value = assignment.partition("=")
         if not sep or field not in Settings.model_fields or field in _NOT_POLICY:

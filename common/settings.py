@@ -171,7 +171,7 @@ class Settings(BaseSettings):
         0.9, gt=0.5, lt=1, description="Edge gate: confidence level of its one-sided lower bounds (block bootstrap)."
     )
     gate_use_honest: bool = Field(
-        True,
+        False,
         description="The gate also judges the selection-aware estimate of the whole procedure (the classifier chosen "
         "on earlier folds, scored on the next), not only the winning candidate's own walk-forward score.",
     )
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         "challenger that passed the gate.",
     )
     suspend_on_evidence: bool = Field(
-        True,
+        False,
         description="Suspend a champion whose live record says it is worse than not trading when no challenger "
         "passes the gate (the API answers 404 for it until one does).",
     )
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
 
     # --- retraining triggers --------------------------------------------------------------------
     perf_rule: PerformanceRule = Field(
-        "evidence",
+        "window",
         description="evidence: the champion's resolved outcomes since it went live against its promised Brier, the "
         "naive baseline and not trading, with tests that allow for overlapping outcomes; window: the original "
         "rule (live accuracy over RETRAIN_PERF_WINDOW_DAYS below RETRAIN_PERF_ACCURACY_THRESHOLD).",

@@ -77,6 +77,10 @@ class CheckSummary:
                 f"{_cell(by.get('schedule')):<12}{_cell(by.get('performance')):<20}{_cell(by.get('drift')):<22}"
                 f"{d.reason if d.retrain else ('held: ' + d.reason) if d.held_back else '-'}"
             )
+        for d in self.decisions:  # the live record behind the performance verdict, in words
+            performance = next((t for t in d.triggers if t.trigger == "performance"), None)
+            if performance is not None and "evidence" in performance.extra:
+                lines.append(f"{d.symbol + ' ' + d.trend:<20}evidence: {performance.extra['evidence']['text']}")
         for model, error in self.errors.items():
             lines.append(f"{model:<20}error: {error}")
         for model, why in self.skipped.items():

@@ -231,15 +231,16 @@ def render_console(summary: dict[str, Any], meta: dict[str, Any]) -> str:
             parts.append(f"{label} {entry['estimate']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]{star}")
         lines.append(f"  {name:<16}{'; '.join(parts)}")
     lines.append("")
-    lines.append("gate estimate minus live overall_score of the served versions (outcome-weighted):")
+    lines.append("estimate minus live overall_score of the served versions (outcome-weighted; raw, selection-aware):")
     for name, p in summary["policies"].items():
-        gap = p["gap"]
-        text = (
-            "-"
-            if gap.get("estimate") is None
-            else f"{gap['estimate']:+.3f} [{_num(gap.get('low'))}, {_num(gap.get('high'))}]"
-        )
-        lines.append(f"  {name:<16}{text}")
+        texts = []
+        for gap in (p["gap"], p.get("honest_gap") or {}):
+            texts.append(
+                "-"
+                if gap.get("estimate") is None
+                else f"{gap['estimate']:+.3f} [{_num(gap.get('low'))}, {_num(gap.get('high'))}]"
+            )
+        lines.append(f"  {name:<16}{texts[0]}; {texts[1]}")
     return "\n".join(lines)
 
 
