@@ -201,7 +201,13 @@ def _num(value: Any) -> float:
 
 # --- what retrain backtest and the backtest state machine both state about a run -----------------------------
 def report_meta(
-    *, start: datetime, end: datetime, units: Sequence[ModelUnit], settings: Settings, policies: Sequence[Policy]
+    *,
+    start: datetime,
+    end: datetime,
+    units: Sequence[ModelUnit],
+    settings: Settings,
+    policies: Sequence[Policy],
+    baseline: str = DEFAULT_POLICY,
 ) -> dict[str, Any]:
     """The report's ``meta``: the period, the models, the zoo and cost, the policies."""
     return {
@@ -212,7 +218,7 @@ def report_meta(
         "classifiers": list(settings.train_classifiers),
         "cost_per_trade": settings.cost_per_trade,
         "horizon": settings.prediction_window,
-        "default_policy": DEFAULT_POLICY,
+        "default_policy": baseline,
         "policies": [{**p.to_dict(), "settings": decision_settings(p.settings(settings))} for p in policies],
     }
 
@@ -245,7 +251,13 @@ def decision_settings(settings: Settings) -> dict[str, Any]:
 
 
 def summarize_models(
-    models: list[dict[str, Any]], *, policies: Sequence[Policy], settings: Settings, interval: str, replicates: int
+    models: list[dict[str, Any]],
+    *,
+    policies: Sequence[Policy],
+    settings: Settings,
+    interval: str,
+    replicates: int,
+    baseline: str = DEFAULT_POLICY,
 ) -> dict[str, Any]:
     """:func:`common.backtest_stats.summarize` with the run's settings."""
     from common.backtest_stats import summarize
@@ -253,7 +265,7 @@ def summarize_models(
     return summarize(
         models,
         policies=[p.name for p in policies],
-        default=DEFAULT_POLICY,
+        default=baseline,
         interval=interval,
         horizon=settings.prediction_window,
         cost_per_trade=settings.cost_per_trade,

@@ -418,7 +418,10 @@ def estimate_vs_live_png(points: Mapping[str, Sequence[tuple[float, float]]], *,
     axes.set_xlabel(f"{metric} estimated at training (walk-forward)")
     axes.set_ylabel(f"{metric} realized while served")
     axes.set_title(title)
-    axes.legend(loc="upper left", frameon=False, fontsize=9)
+    if values:
+        axes.legend(loc="upper left", frameon=False, fontsize=9)
+    else:
+        axes.text(0.5, 0.5, "no served version has enough resolved outcomes yet", ha="center", transform=axes.transAxes)
     axes.grid(alpha=0.3)
     return _png(fig)
 

@@ -122,13 +122,13 @@ def parse_policy(name: str) -> Policy:
     return Policy(text, description, overrides)
 
 
-def parse_policies(text: str) -> list[Policy]:
-    """Comma-separated policy names, each once; the default policy is always among them (every difference is
-    reported against it)."""
+def parse_policies(text: str, baseline: str = DEFAULT_POLICY) -> list[Policy]:
+    """Comma-separated policy names, each once; the ``baseline`` policy (every difference is reported against
+    it, ``default`` unless said otherwise) is always among them."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise ConfigurationError("--policies is empty: name at least one policy (e.g. never,every-30d,default)")
     policies = [parse_policy(name) for name in dict.fromkeys(names)]
-    if DEFAULT_POLICY not in {p.name for p in policies}:
-        policies.append(parse_policy(DEFAULT_POLICY))
+    if baseline not in {p.name for p in policies}:
+        policies.append(parse_policy(baseline))
     return policies

@@ -45,10 +45,16 @@ class BacktestPlan:
     data_dir: Path
     overrides: dict[str, Any]  # settings every unit applies (the classifiers)
     settings: Settings
+    baseline: str = DEFAULT_POLICY  # the policy every difference is reported against
 
     def meta(self) -> dict[str, Any]:
         return report_meta(
-            start=self.start, end=self.end, units=self.units, settings=self.settings, policies=self.policies
+            start=self.start,
+            end=self.end,
+            units=self.units,
+            settings=self.settings,
+            policies=self.policies,
+            baseline=self.baseline,
         )
 
 
@@ -72,6 +78,7 @@ def plan(
     classifiers: str,
     interval: str,
     data_dir: Path,
+    baseline: str = DEFAULT_POLICY,
 ) -> BacktestPlan:
     """The run's units and settings; :class:`ConfigurationError` (one line) for anything it cannot run."""
     if end <= start:
@@ -98,7 +105,7 @@ def plan(
     if zoo:
         overrides["train_classifiers"] = zoo
     settings = load_settings(symbols=tuple(names), **overrides)
-    chosen = parse_policies(policies)
+    chosen = parse_policies(policies, baseline)
     for policy in chosen:
         policy.settings(settings)  # every policy's settings validate before anything runs
     for symbol in names:
@@ -116,7 +123,7 @@ def plan(
                 str(exc).replace("end ", "--end ", 1).replace("before start", "before --start")
             ) from None
     units = [ModelUnit(symbol, trend, interval) for symbol in names for trend in TRENDS]
-    return BacktestPlan(units, chosen, start, end, data_dir, overrides, settings)
+    return BacktestPlan(units, chosen, start, end, data_dir, overrides, settings, baseline)
 
 
 def run_unit(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -185,6 +192,7 @@ def summarize_run(
         settings=plan_.settings,
         interval=plan_.units[0].interval,
         replicates=replicates,
+        baseline=plan_.baseline,
     )
 
 
@@ -202,8 +210,9 @@ def write_report(folder: Path, files: dict[str, bytes]) -> None:
 
 def render_console(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     """The pooled table and the differences from the default, for the terminal."""
+    width = max([18, *(len(name) + 2 for name in summary["policies"])])
     lines = [
-        f"{'policy':<18}{'trainings/model':>16}{'promotions':>11}{'accuracy':>10}{'overall_score [95%]':>26}"
+        f"{'policy':<{width}}{'trainings/model':>16}{'promotions':>11}{'accuracy':>10}{'overall_score [95%]':>26}"
         f"{'mean Sharpe':>12}{'Sharpe<0':>10}{'total return':>14}"
     ]
     for name, p in summary["policies"].items():
@@ -211,13 +220,13 @@ def render_console(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         score = f"{_num(pooled['overall_score'])} [{_num(level.get('low'))}, {_num(level.get('high'))}]"
         total = pooled["portfolio_total_return"]
         lines.append(
-            f"{name:<18}{pooled['trainings_per_model']:>16.1f}{pooled['promotions']:>11}{_num(pooled['accuracy']):>10}"
+            f"{name:<{width}}{pooled['trainings_per_model']:>16.1f}{pooled['promotions']:>11}{_num(pooled['accuracy']):>10}"
             f"{score:>26}{_num(pooled['mean_sharpe'], 2):>12}"
             f"{pooled['models_with_negative_sharpe']:>5} of {len(meta['models']):<3}"
             f"{(f'{total:+.1%}' if total is not None else '-'):>12}"
         )
     lines.append("")
-    lines.append(f"difference from {DEFAULT_POLICY} (95 % block-bootstrap interval; * excludes 0):")
+    lines.append(f"difference from {meta['default_policy']} (95 % block-bootstrap interval; * excludes 0):")
     for name, p in summary["policies"].items():
         d = p["differences_from_default"]
         if not d:
@@ -229,7 +238,7 @@ def render_console(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 continue
             star = " *" if (entry.get("low") or 0) > 0 or (entry.get("high") or 0) < 0 else ""
             parts.append(f"{label} {entry['estimate']:+.3f} [{entry['low']:+.3f}, {entry['high']:+.3f}]{star}")
-        lines.append(f"  {name:<16}{'; '.join(parts)}")
+        lines.append(f"  {name:<{width - 2}}{'; '.join(parts)}")
     lines.append("")
     lines.append("estimate minus live overall_score of the served versions (outcome-weighted; raw, selection-aware):")
     for name, p in summary["policies"].items():
@@ -240,7 +249,7 @@ def render_console(summary: dict[str, Any], meta: dict[str, Any]) -> str:
                 if gap.get("estimate") is None
                 else f"{gap['estimate']:+.3f} [{_num(gap.get('low'))}, {_num(gap.get('high'))}]"
             )
-        lines.append(f"  {name:<16}{texts[0]}; {texts[1]}")
+        lines.append(f"  {name:<{width - 2}}{texts[0]}; {texts[1]}")
     return "\n".join(lines)
 
 

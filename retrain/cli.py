@@ -494,6 +494,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         classifiers=args.classifiers,
         interval=args.interval,
         data_dir=args.data_dir or _sample_dir(),
+        baseline=args.baseline,
     )
     jobs = max(1, min(args.jobs or (os.cpu_count() or 1), len(plan.units)))
     echo(
@@ -722,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--classifiers",
         default=bt.DEFAULT_CLASSIFIERS,
         help=f"the zoo (default {bt.DEFAULT_CLASSIFIERS}; '' for RETRAIN_TRAIN_CLASSIFIERS)",
+    )
+    backtest.add_argument(
+        "--baseline", default="default", help="the policy every difference is reported against (default: default)"
     )
     backtest.add_argument("--interval", choices=["1d", "1h"], default="1d", help="bar interval (default 1d)")
     backtest.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")

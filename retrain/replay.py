@@ -58,6 +58,7 @@ class ModelTimeline:
     outcomes: list[str] = field(default_factory=list)  # "01-08 promoted: v2 overall 0.64 >= champion v1 0.61"
     held_back: list[str] = field(default_factory=list)  # "01-09 drift: last retrain 1.0 days ago (< 3-day cooldown)"
     last_psi_threshold: float | None = None  # last_psi is the PSI of the feature nearest its threshold
+    evidence: str | None = None  # the champion's live record at the last check, in words (evidence rule)
 
 
 #: What ``--summary-json`` always holds (issue 8's list); ``ReplaySummary.to_dict`` adds per-model details.
@@ -429,6 +430,9 @@ def _record_decisions(summary: ReplaySummary, check: dict[str, Any], day: dateti
             continue
         triggers = decision.get("triggers", {})
         drift = triggers.get("drift") or {}
+        evidence = ((triggers.get("performance") or {}).get("extra") or {}).get("evidence") or {}
+        if evidence.get("text"):
+            timeline.evidence = evidence["text"]
         if drift.get("value") is not None:
             timeline.last_psi, timeline.last_psi_threshold = drift["value"], drift.get("threshold")
         # "no_model" is the schedule trigger's verdict when there is no champion: its detail says why.
@@ -549,6 +553,8 @@ def render(summary: ReplaySummary) -> str:
         )
         lines.append(f"  {name}")
         lines += [f"    {day}  {text}" for day, _, text in events] or ["    (nothing)"]
+        if timeline.evidence:
+            lines.append(f"    live record at the last check: {timeline.evidence}")
     lines.append("")
     lines.append(
         f"models trained {summary.models_trained}, versions registered {summary.versions_registered}, promoted "

@@ -41,9 +41,8 @@ def handler(event: PromoteModelEvent, context: LambdaContext) -> dict[str, Any]:
         interval=event.interval,
         progress=logger.info,
     )
-    metrics.add_metric(
-        name="ModelsPromoted" if result.status == "promoted" else "ModelsRejected", unit=MetricUnit.Count, value=1
-    )
+    counted = {"promoted": "ModelsPromoted", "suspended": "ModelsSuspended"}.get(result.status, "ModelsRejected")
+    metrics.add_metric(name=counted, unit=MetricUnit.Count, value=1)
     outcome = {
         "symbol": trained.symbol,
         "trend": trained.trend,
