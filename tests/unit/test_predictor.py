@@ -373,3 +373,44 @@ def test_lambda_handler_answers_an_http_api_v2_event(source: FakeSource) -> None
     assert response["statusCode"] == 200
     body = json.loads(response["body"])
     assert body["model_version"] == "7" and body["prediction_probabilities"] == pytest.approx(0.7)
+
+
+def test_a_suspended_champion_answers_404_with_the_reason_and_serves_again_once_resumed(source: FakeSource) -> None:
+    from common.promotion import SUSPENDED_TAG, Suspension
+
+    suspended: dict[str, str] = {}
+    champion = source.champion
+
+    def with_suspension(name: str) -> VersionInfo | None:
+        info = champion(name)
+        if info is not None and name in suspended:
+            info = VersionInfo(info.name, info.version, info.run_id, {**info.tags, SUSPENDED_TAG: suspended[name]}, ())
+        return info
+
+    source.champion = with_suspension  # type: ignore[method-assign]
+    settings = load_settings(symbols=("BTC",), data_bucket="unused")
+    service = Service(
+        settings, ModelCache(source, refresh_seconds=0, background=False), FeatureCache(lambda s, i: _row(s))
+    )
+    client = TestClient(create_app(lambda: service))
+    params = {"symbol": "BTC", "trend_type": "uptrend"}
+    assert client.get("/prediction", params=params).status_code == 200
+
+    why = "worse than not trading: v7: 40 resolved outcomes, 12 correct"
+    suspended["BTC_uptrend_model"] = Suspension("2025-02-19T00:10:00+00:00", why).to_tag()
+    answer = client.get("/prediction", params=params)
+    assert (
+        answer.status_code == 404
+        and "v7 is suspended since 2025-02-19" in answer.json()["detail"]
+        and why in answer.json()["detail"]
+    )
+    listed = {m["trend_type"]: m for m in client.get("/models").json()}
+    assert listed["uptrend"]["status"] == "suspended" and why in listed["uptrend"]["suspended_reason"]
+    assert listed["downtrend"]["status"] == "serving"
+    assert client.get("/models/BTC/uptrend").json()["status"] == "suspended"  # described, not hidden
+    OriginalModel.model_validate(listed["uptrend"])  # old clients still read the entry
+
+    del suspended["BTC_uptrend_model"]  # resumed by hand (the tag deleted)
+    again = client.get("/prediction", params=params)
+    assert again.status_code == 200 and again.json()["model_version"] == "7"
+    assert source.loads.count("7") == 1, "suspending and resuming never reloads the model"
