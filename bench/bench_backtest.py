@@ -23,6 +23,7 @@ from pathlib import Path
 from retrain import backtest
 
 TARGET_S = 600.0
+REPORT_DIR = Path(__file__).resolve().parents[1] / ".local" / "bench" / "backtest"
 PEER_SYMBOL = "BTC"
 PEER_START = datetime(2024, 11, 20, tzinfo=UTC)
 PEER_DAYS = 8
@@ -40,9 +41,14 @@ def default_backtest() -> dict[str, float]:
     )
     jobs = min(os.cpu_count() or 1, len(plan.units))
     began = time.monotonic()
-    _, timings = backtest.run(plan, jobs=jobs, echo=lambda _: None)
+    models, timings = backtest.run(plan, jobs=jobs, echo=lambda _: None)
     wall = time.monotonic() - began
     summary = backtest.run_timings(timings, wall, jobs)
+    # The report is kept for bench_monitoring.py, which monitors these served predictions.
+    from common.backtest_report import report_files
+
+    files = report_files(models, backtest.summarize_run(plan, models), plan.meta(), summary)
+    backtest.write_report(REPORT_DIR, files)
     model_days = len(plan.units) * len(plan.policies) * (plan.end - plan.start).days
     return {
         "wall_s": wall,

@@ -1,14 +1,14 @@
 """Benchmark: live monitoring on real served predictions, false alarms against detection delay.
 
-Run ``.venv/bin/python bench/bench_monitoring.py [backtest.json]`` (default: the report of the last
-``retrain backtest``, ``.local/backtest/backtest.json``).
+Run ``.venv/bin/python bench/bench_monitoring.py [backtest.json]`` (default: the report ``make bench``'s
+backtest benchmark just wrote, ``.local/bench/backtest/backtest.json``).
 
 Every served version's stretch of resolved predictions (real probabilities, real overlapping outcomes) from a
 backtest is monitored day by day, as the daily check would, by:
 
 - **evidence** (``RETRAIN_PERF_RULE=evidence``, :func:`common.evidence.champion_evidence`): all resolved
   outcomes since the version went live against the Brier it promised, HAC (Newey-West, h-1 lags) test at
-  ``RETRAIN_PERF_EVIDENCE_ALPHA``;
+  ``RETRAIN_PERF_EVIDENCE_ALPHA`` (0.001, 0.01, 0.05);
 - **window** (the seed's rule, :func:`common.triggers.performance_trigger`): live accuracy over the last 14
   days below 0.52 (binomial test), at least 100 predictions; and the same with the minimum lowered to 10,
   to show what the windowed rule would do if it could fire on a daily model.
@@ -37,17 +37,19 @@ COOLDOWN = 3
 PLANT_AT = 30
 MIN_STRETCH = 120
 FLIPS = (0.2, 0.35, 0.5)
-ALPHA = 0.01
 
 Monitor = Callable[[np.ndarray, np.ndarray, float, dict[str, float]], bool]  # (p, y, base rate, promise) -> alarm
 
 
-def evidence(p: np.ndarray, y: np.ndarray, base_rate: float, promised: dict[str, float]) -> bool:
-    found = champion_evidence(
-        version="v", probabilities=p, outcomes=y, next_returns=np.zeros(len(p)), trend="uptrend",
-        promised=promised, base_rate=base_rate, horizon=H, cost_per_trade=0.0, alpha=ALPHA, min_outcomes=30,
-    )  # fmt: skip
-    return found.below_promise
+def evidence(alpha: float) -> Monitor:
+    def monitor(p: np.ndarray, y: np.ndarray, base_rate: float, promised: dict[str, float]) -> bool:
+        found = champion_evidence(
+            version="v", probabilities=p, outcomes=y, next_returns=np.zeros(len(p)), trend="uptrend",
+            promised=promised, base_rate=base_rate, horizon=H, cost_per_trade=0.0, alpha=alpha, min_outcomes=30,
+        )  # fmt: skip
+        return found.below_promise
+
+    return monitor
 
 
 def window(minimum: int) -> Monitor:
@@ -63,7 +65,9 @@ def window(minimum: int) -> Monitor:
 
 
 MONITORS: dict[str, Monitor] = {
-    "evidence (alpha 0.01, since live)": evidence,
+    "evidence, alpha 0.001 (since live)": evidence(0.001),
+    "evidence, alpha 0.01 (since live; the default)": evidence(0.01),
+    "evidence, alpha 0.05 (since live)": evidence(0.05),
     "window, seed (14 d, >= 100)": window(100),
     "window, min 10 (14 d)": window(10),
 }
@@ -104,7 +108,8 @@ def promise(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 
 def main(path: Path | None = None) -> None:
-    path = path or Path(sys.argv[1] if len(sys.argv) > 1 else ".local/backtest/backtest.json")
+    default = Path(__file__).resolve().parents[1] / ".local" / "bench" / "backtest" / "backtest.json"
+    path = path or default
     document = json.loads(path.read_text())
     found = stretches(document)
     rng = np.random.default_rng(0)
@@ -141,4 +146,4 @@ def main(path: Path | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -19,6 +19,7 @@ import bench_append  # noqa: E402
 import bench_backtest  # noqa: E402
 import bench_drift  # noqa: E402
 import bench_features  # noqa: E402
+import bench_monitoring  # noqa: E402
 import bench_predictor  # noqa: E402
 import bench_training  # noqa: E402
 import report as readme_report  # noqa: E402
@@ -30,6 +31,7 @@ BENCHMARKS = (
     ("drift", bench_drift.main),
     ("predictor", bench_predictor.main),
     ("backtest", bench_backtest.main),
+    ("monitoring", bench_monitoring.main),  # on the served predictions of the backtest just run
 )
 
 
