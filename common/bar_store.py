@@ -27,7 +27,7 @@ from common.errors import ConcurrentWriteError, DataNotFoundError, DataValidatio
 from common.keys import ohlcv_key
 from common.ohlcv import PRICE_COLUMNS, empty_bars, interval_length, parse_ohlcv_csv, to_ohlcv_csv
 from common.settings import GapPolicy
-from common.storage import S3ObjectStore
+from common.storage import S3ObjectStore, StoredObject
 from common.validation import (
     MAX_EXAMPLES,
     IssueKind,
@@ -92,6 +92,7 @@ class LoadedBars:
     key: str
     version_id: str
     validated: ValidatedBars
+    etag: str = ""  # of the object read: the bytes' identity where the bucket keeps no versions
 
     @property
     def bars(self) -> pd.DataFrame:
@@ -172,7 +173,12 @@ class OhlcvStore:
     def __init__(self, objects: S3ObjectStore) -> None:
         self.objects = objects
 
-    def read(self, symbol: str, interval: str) -> StoredBars:
+    def read(self, symbol: str, interval: str, version_id: str | None = None) -> StoredBars:
+        """The stored series as it is now, or as it was in the object version ``version_id``."""
+        if version_id:
+            # A pinned version that is gone (deleted by hand) says so itself, not "no bars stored".
+            key = ohlcv_key(symbol, interval)
+            return self._parsed(key, self.objects.get_object(key, version_id))
         stored = self.read_if_exists(symbol, interval)
         if stored is None:
             known = ",".join(self.symbols(interval)) or "none"
@@ -188,6 +194,9 @@ class OhlcvStore:
             stored = self.objects.get_object(key)
         except DataNotFoundError:
             return None
+        return self._parsed(key, stored)
+
+    def _parsed(self, key: str, stored: StoredObject) -> StoredBars:
         bars = _PARSED.get((key, stored.etag))
         if bars is None:
             bars = parse_ohlcv_csv(stored.body, source=f"s3://{self.objects.bucket}/{key}")
@@ -207,9 +216,11 @@ class OhlcvStore:
         as_of: datetime,
         gap_policy: GapPolicy = "report",
         stale_after_bars: int = 2,
+        version_id: str | None = None,
     ) -> LoadedBars:
-        """The closed, validated bars at ``as_of``; :class:`DataNotFoundError` when none are usable."""
-        stored = self.read(symbol, interval)
+        """The closed, validated bars at ``as_of`` (of the object version ``version_id``, else the newest);
+        :class:`DataNotFoundError` when none are usable."""
+        stored = self.read(symbol, interval, version_id)
         memo_key = (stored.key, stored.etag, symbol, interval, as_of, gap_policy, stale_after_bars)
         validated = _VALIDATED.get(memo_key)
         if validated is None:
@@ -227,7 +238,7 @@ class OhlcvStore:
                 f"{symbol} {interval}: no valid closed bar at or before {as_of:%Y-%m-%d %H:%M} in s3://"
                 f"{self.objects.bucket}/{stored.key} ({validated.report.summary()})"
             )
-        return LoadedBars(stored.key, stored.version_id, validated)
+        return LoadedBars(stored.key, stored.version_id, validated, stored.etag)
 
     def last_bar(self, symbol: str, interval: str) -> datetime | None:
         """Open time of the newest stored bar, or None when nothing is stored yet."""

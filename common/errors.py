@@ -30,6 +30,11 @@ class StaleDataError(DataValidationError):
     """The last closed bar is older than the staleness limit at the as-of time."""
 
 
+class DatasetMismatchError(RetrainError):
+    """The stored data no longer holds what a run's dataset manifest pinned (its object version is gone, or
+    its bytes or bar range differ): training on it would not be training on the prepared dataset."""
+
+
 class MarketDataError(RetrainError):
     """The market-data vendor could not deliver candles for a symbol."""
 

@@ -80,9 +80,10 @@ class IngestRequest(_SymbolsRequest):
 
 
 class TrainModelEvent(PrepareDatasetEvent):
-    """TrainModel's input: the model, and the manifest PrepareDataset wrote (its figures are logged)."""
+    """TrainModel's input: the model, and the manifest PrepareDataset wrote (a
+    :class:`common.datasets.DatasetManifest`, parsed by the handler): training reads exactly the bars it pins."""
 
-    dataset: dict[str, object] = Field(default_factory=dict)
+    dataset: dict[str, object]  # required: without it, training could only read whatever is stored by now
 
 
 class TrainResult(BaseModel):

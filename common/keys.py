@@ -6,6 +6,7 @@ key                                                    what
 ``ohlcv/interval={interval}/symbol={SYMBOL}/bars.csv``  OHLCV bars, ``datetime,open,high,low,close,volume``
 ``runs/{run_id}/{SYMBOL}_{trend}/dataset.json``          dataset manifest written by a training run
 ``notifications/{YYYY-MM-DD}/{run_id}.json``            notification outbox (one message per run)
+``runs/{run_id}/notify/{channel}/chunk-{NNN}.json``       marker: chunk NNN (from 001) of the run's message was sent
 ``predictions/model={SYMBOL}_{trend}/bar={YYYY-MM-DDTHH:MM}/v{version}.json``  one prediction record per bar, model and version
 ``decisions/date={YYYY-MM-DD}/{SYMBOL}_{trend}.json``      the trigger checker's decision record (one per model per day)
 ``decisions/date={YYYY-MM-DD}/{SYMBOL}_{trend}_psi.png``   its PSI bar chart
@@ -40,6 +41,15 @@ def dataset_manifest_key(run_id: str, symbol: str, trend: str) -> str:
 
 def notification_key(run_id: str, created_at: datetime) -> str:
     return f"{NOTIFICATIONS_PREFIX}{created_at:%Y-%m-%d}/{run_id}.json"
+
+
+def sent_chunks_prefix(run_id: str, channel: str) -> str:
+    """Markers of the chunks of a run's message that ``channel`` delivered (one object per chunk)."""
+    return f"{RUNS_PREFIX}{run_id}/notify/{channel}/"
+
+
+def sent_chunk_key(run_id: str, channel: str, number: int) -> str:
+    return f"{sent_chunks_prefix(run_id, channel)}chunk-{number:03d}.json"
 
 
 def predictions_prefix(symbol: str, trend: str) -> str:

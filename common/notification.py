@@ -22,14 +22,14 @@ from urllib.parse import quote
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from common.errors import ConfigurationError, RetrainError
-from common.keys import notification_key
+from common.keys import notification_key, sent_chunk_key, sent_chunks_prefix
 from common.secrets import read_secret
 
 if TYPE_CHECKING:
     import httpx
 
     from common.settings import Settings
-    from common.storage import S3ObjectStore
+    from common.storage import ObjectStore, S3ObjectStore
 
 #: promoted: the challenger became champion; suspended: no challenger passed and the champion's live record
 #: says it is worse than not trading, so it no longer serves; rejected: a challenger failed the gate or lost to
@@ -244,11 +244,37 @@ def split_message(text: str, limit: int = TELEGRAM_MAX_CHARS) -> list[str]:
     return [chunk for chunk in chunks if chunk.strip()]
 
 
+class SentChunks:
+    """Which chunks of a run's message a channel has delivered: a marker object per (run, channel, chunk) in
+    the data bucket, written right after the chunk was accepted and looked up before sending it. A retried
+    NotifyOperator (Step Functions' retry, a redrive, a re-invocation) then sends only the chunks still
+    missing, and nothing once all were sent. At least once, not exactly once: a send whose marker could not
+    be written is sent again by the next attempt."""
+
+    def __init__(self, store: ObjectStore, run_id: str, channel: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.channel = channel
+        self._sent: set[str] | None = None  # marker keys, listed once (one request, not one per chunk)
+
+    def delivered(self, number: int) -> object | None:
+        """The message id chunk ``number`` (from 1) was delivered as, or None when it was not."""
+        if self._sent is None:
+            self._sent = set(self.store.list_keys(sent_chunks_prefix(self.run_id, self.channel)))
+        key = sent_chunk_key(self.run_id, self.channel, number)
+        return self.store.get_json(key)["message_id"] if key in self._sent else None
+
+    def record(self, number: int, total: int, message_id: object) -> None:
+        document = {"run_id": self.run_id, "channel": self.channel, "chunk": number, "of": total}
+        self.store.put_json(sent_chunk_key(self.run_id, self.channel, number), {**document, "message_id": message_id})
+
+
 class TelegramNotifier:
     """Sends the text through the Telegram Bot API (``sendMessage``), split at Telegram's length limit.
 
     The bot token is part of the request URL, so every error text is redacted before it is raised.
     A 429 is retried once after the ``retry_after`` Telegram asks for (if it fits ``max_retry_after_s``).
+    With ``store``, sends are idempotent per run and chunk (:class:`SentChunks`).
     """
 
     channel = "telegram"
@@ -263,6 +289,7 @@ class TelegramNotifier:
         timeout_s: float = 10,
         sleep: Callable[[float], object] = time.sleep,
         max_retry_after_s: float = 10,
+        store: ObjectStore | None = None,
     ) -> None:
         if not token or any(c.isspace() or c in "/?#" for c in token):
             raise ConfigurationError("the Telegram bot token is empty or malformed")
@@ -275,6 +302,7 @@ class TelegramNotifier:
         self.timeout_s = timeout_s
         self.sleep = sleep
         self.max_retry_after_s = max_retry_after_s
+        self.store = store
 
     def __repr__(self) -> str:
         return f"TelegramNotifier(chat_id={self.chat_id!r}, base_url={self.base_url!r})"
@@ -282,9 +310,18 @@ class TelegramNotifier:
     def send(self, notification: Notification) -> str:
         import httpx
 
+        chunks = split_message(notification.text)
+        sent = SentChunks(self.store, notification.run_id, self.channel) if self.store is not None else None
         client = self.client or httpx.Client(timeout=self.timeout_s)
+        ids: list[object] = []
         try:
-            ids = [self._send_one(client, chunk) for chunk in split_message(notification.text)]
+            for number, chunk in enumerate(chunks, start=1):
+                message_id = sent.delivered(number) if sent is not None else None
+                if message_id is None:
+                    message_id = self._send_one(client, chunk)
+                    if sent is not None:
+                        sent.record(number, len(chunks), message_id)
+                ids.append(message_id)
         finally:
             if self.client is None:
                 client.close()
@@ -370,7 +407,7 @@ def notifiers_from_settings(
     client: httpx.Client | None = None,
 ) -> list[Notifier]:
     """The configured channels: the outbox always (first, so it is written before any network call),
-    Telegram when ``notify_channels`` includes it."""
+    Telegram when ``notify_channels`` includes it, recording what it sent in ``store`` (:class:`SentChunks`)."""
     notifiers: list[Notifier] = [OutboxNotifier(store)]
     if "telegram" in settings.notify_channels:
         try:
@@ -380,7 +417,7 @@ def notifiers_from_settings(
             chat_id = settings.telegram_chat_id or secret_chat_id
             if not chat_id:
                 raise ConfigurationError("no Telegram chat id: set RETRAIN_TELEGRAM_CHAT_ID or the secret's chat_id")
-            notifiers.append(TelegramNotifier(token, chat_id, client=client))
+            notifiers.append(TelegramNotifier(token, chat_id, client=client, store=store))
         except RetrainError as exc:
             notifiers.append(_UnavailableNotifier("telegram", f"{type(exc).__name__}: {exc}"))
     return notifiers

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from common.bar_store import OhlcvStore
+from common.datasets import DatasetManifest, pinned_bars
+from common.errors import DatasetMismatchError
 from common.events import TrainResult
 from common.monitoring import live_evidence, suspend
 from common.ohlcv import interval_length
@@ -113,10 +115,15 @@ def train_model(
     interval: str | None = None,
     progress: Progress = _noop,
     memo: TrainingMemo | None = None,
+    dataset: DatasetManifest | None = None,
 ) -> TrainResult:
     """One model's training step. ``registry`` is :class:`common.registry.Registry` (MLflow) in the live loop
     and :class:`common.memory_registry.MemoryRegistry` in the backtest: the same steps, the same decisions;
-    plots and SHAP are made only where the registry keeps them for people (``records_plots``)."""
+    plots and SHAP are made only where the registry keeps them for people (``records_plots``).
+
+    ``dataset`` is the manifest PrepareDataset wrote: training then uses exactly the bars it pins (object
+    version, bar range), not whatever the series holds by now. Without one (the backtest), the bars stored
+    at ``as_of``."""
     from common.training import (
         evaluate_candidates,
         fit_final,
@@ -127,7 +134,9 @@ def train_model(
     )
 
     started = time.monotonic()
-    interval = interval or settings.interval
+    interval = interval or (dataset.interval if dataset else settings.interval)
+    if dataset is not None:
+        _check_manifest(dataset, symbol=symbol, trend=trend, interval=interval, as_of=as_of)
     name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
     experiment_id = registry.experiment_id(experiment_name(symbol, trend))
     recorded = registry.recorded_result(experiment_id, execution_id)
@@ -135,9 +144,12 @@ def train_model(
         progress(f"{name}: execution {execution_id} already trained (run {recorded[0]}); reusing it")
         return TrainResult.model_validate_json(recorded[1])
 
-    loaded = store.load(
-        symbol, interval, as_of=as_of, gap_policy=settings.gap_policy, stale_after_bars=settings.stale_after_bars
-    )
+    if dataset is not None:
+        loaded = pinned_bars(store, dataset, stale_after_bars=settings.stale_after_bars)
+    else:
+        loaded = store.load(
+            symbol, interval, as_of=as_of, gap_policy=settings.gap_policy, stale_after_bars=settings.stale_after_bars
+        )
     data = training_data(
         loaded.bars, trend=trend, horizon=settings.prediction_window, target_pct=settings.target_pct(trend)
     )
@@ -279,6 +291,17 @@ def train_model(
         result = result.model_copy(update={"duration_s": round(time.monotonic() - started, 2)})
         registry.set_run_tag(RESULT_TAG, result.model_dump_json())  # marks the execution as done (re-runs reuse it)
     return result
+
+
+def _check_manifest(dataset: DatasetManifest, *, symbol: str, trend: str, interval: str, as_of: datetime) -> None:
+    """The manifest handed over must be this model's, prepared for this interval and as-of time."""
+    asked = (symbol, trend, interval, as_of)
+    pinned = (dataset.symbol, dataset.trend, dataset.interval, dataset.as_of)
+    if asked != pinned:
+        raise DatasetMismatchError(
+            f"training {symbol} {trend} {interval} as of {as_of.isoformat()} was handed the manifest of "
+            f"{dataset.symbol} {dataset.trend} {dataset.interval} as of {dataset.as_of.isoformat()}"
+        )
 
 
 def _log_candidate(registry: Any, candidate: Any, data: Any, settings: Settings, *, title: str) -> None:

@@ -35,7 +35,7 @@ class ObjectStore(Protocol):
 
     bucket: str
 
-    def get_object(self, key: str) -> StoredObject: ...
+    def get_object(self, key: str, version_id: str | None = None) -> StoredObject: ...
 
     def get_versioned(self, key: str) -> tuple[bytes, str]: ...
 
@@ -68,7 +68,7 @@ def encode_json(document: Any) -> bytes:
 class _DerivedCalls:
     """What both stores derive from ``get_object`` and ``put_bytes``: one implementation of each."""
 
-    def get_object(self, key: str) -> StoredObject:
+    def get_object(self, key: str, version_id: str | None = None) -> StoredObject:
         raise NotImplementedError
 
     def put_bytes(
@@ -115,11 +115,22 @@ class S3ObjectStore(_DerivedCalls):
             self._client = boto3.client("s3")
         return self._client
 
-    def get_object(self, key: str) -> StoredObject:
+    def get_object(self, key: str, version_id: str | None = None) -> StoredObject:
+        """The newest object, or the version ``version_id`` of it (:class:`DataNotFoundError` when either is
+        missing). Reading a version needs ``s3:GetObjectVersion`` besides ``s3:GetObject``."""
+        where = f"s3://{self.bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            if version_id:
+                response = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+            else:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
         except self.client.exceptions.NoSuchKey:
-            raise DataNotFoundError(f"s3://{self.bucket}/{key} does not exist") from None
+            raise DataNotFoundError(f"{where} does not exist") from None
+        except self.client.exceptions.ClientError as exc:
+            # A version id S3 does not know is NoSuchVersion, or InvalidArgument when it is not even well-formed.
+            if version_id and exc.response["Error"]["Code"] in {"NoSuchVersion", "InvalidArgument", "404"}:
+                raise DataNotFoundError(f"{where} does not exist") from None
+            raise
         return StoredObject(response["Body"].read(), response.get("VersionId") or "", response["ETag"])
 
     def put_bytes(
@@ -169,19 +180,22 @@ class S3ObjectStore(_DerivedCalls):
 
 class MemoryObjectStore(_DerivedCalls):
     """An :class:`ObjectStore` in a dict, with S3's semantics where the domain code relies on them: a write
-    is atomic and gets a new version id, the ETag is the MD5 of the body (as S3's for a single PUT), a
-    conditional write that fails raises :class:`ConcurrentWriteError`, listings are in key order."""
+    is atomic and gets a new version id, earlier versions stay readable by their id (a versioned bucket),
+    the ETag is the MD5 of the body (as S3's for a single PUT), a conditional write that fails raises
+    :class:`ConcurrentWriteError`, listings are in key order."""
 
     def __init__(self, bucket: str = "memory") -> None:
         self.bucket = bucket
         self._objects: dict[str, StoredObject] = {}
+        self._versions: dict[str, dict[str, StoredObject]] = {}  # key -> version id -> object (the newest too)
         self._keys: list[str] = []  # sorted, for prefix listings
         self._writes = 0
 
-    def get_object(self, key: str) -> StoredObject:
-        stored = self._objects.get(key)
+    def get_object(self, key: str, version_id: str | None = None) -> StoredObject:
+        stored = self._versions.get(key, {}).get(version_id) if version_id else self._objects.get(key)
         if stored is None:
-            raise DataNotFoundError(f"memory://{self.bucket}/{key} does not exist")
+            version = f"?versionId={version_id}" if version_id else ""
+            raise DataNotFoundError(f"memory://{self.bucket}/{key}{version} does not exist")
         return stored
 
     def put_bytes(
@@ -200,9 +214,9 @@ class MemoryObjectStore(_DerivedCalls):
             raise ConcurrentWriteError(f"memory://{self.bucket}/{key} changed while it was being updated")
         self._writes += 1
         version = str(self._writes)
-        self._objects[key] = StoredObject(
-            bytes(payload), version, f'"{hashlib.md5(payload, usedforsecurity=False).hexdigest()}"'
-        )
+        stored = StoredObject(bytes(payload), version, f'"{hashlib.md5(payload, usedforsecurity=False).hexdigest()}"')
+        self._objects[key] = stored
+        self._versions.setdefault(key, {})[version] = stored
         if current is None:
             bisect.insort(self._keys, key)
         return version

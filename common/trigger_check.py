@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from common.bar_store import OhlcvStore
-from common.errors import RetrainError
+from common.errors import ConcurrentWriteError
 from common.keys import decision_key
 from common.prediction_log import live_accuracy_counts, read_records, window_start
 from common.promotion import decode_tags, suspension_of
@@ -36,6 +36,15 @@ class AlreadyDecided(Exception):
 
 
 StartExecution = Callable[[str, dict[str, Any]], bool]  # (name, input) -> started (False: already ran)
+OnError = Callable[[str, Exception], None]  # (model, what it raised): the handler logs it with the traceback
+
+
+def _ignore(_model: str, _error: Exception) -> None:
+    pass
+
+
+def error_text(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def execution_name(day: datetime) -> str:
@@ -64,6 +73,7 @@ class CheckSummary:
             "retrain": [f"{d.symbol} {d.trend}" for d in self.to_retrain],
             "decisions": [d.to_dict() for d in self.decisions],
             "errors": self.errors,
+            "failed_models": len(self.errors),
             "skipped": self.skipped,
         }
 
@@ -87,6 +97,8 @@ class CheckSummary:
             lines.append(f"{model:<20}not checked again: {why}")
         started = "started" if self.started else "already ran today: nothing new started"
         tail = f"{len(self.to_retrain)} of {len(self.decisions)} model(s) to retrain"
+        if self.errors:
+            tail += f"; {len(self.errors)} failed (see error lines)"
         if self.execution:
             tail += f"; execution {self.execution} {started}"
         lines.append(tail)
@@ -247,7 +259,11 @@ def run_check(
     symbols: tuple[str, ...] | None = None,
     interval: str | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    on_error: OnError = _ignore,
 ) -> CheckSummary:
+    """Check every model; whatever one model's check raises (its data, its drift reference, MLflow or S3
+    unreachable for it) is recorded for that model (``errors``, a decision record with status ``error``,
+    ``on_error``) and the others are checked all the same."""
     interval = interval or settings.interval
     bars = OhlcvStore(objects)
     summary = CheckSummary(as_of=as_of)
@@ -258,20 +274,27 @@ def run_check(
                 decision, drift = check_model(
                     settings, registry, bars, objects, symbol=symbol, trend=trend, as_of=as_of, interval=interval
                 )
-            except RetrainError as exc:  # one model's problem (no data, bad reference) never stops the others
-                summary.errors[model] = f"{type(exc).__name__}: {exc}"
-                continue
             except AlreadyDecided as exc:
                 summary.skipped[model] = str(exc)
                 progress(f"{model}: not checked again ({exc})")
                 continue
+            except Exception as exc:  # one model's failure, of whatever kind, never stops the others
+                summary.errors[model] = error_text(exc)
+                on_error(model, exc)
+                progress(f"{model}: error: {summary.errors[model]}")
+                _record_error(objects, symbol, trend, as_of, exc, on_error)
+                continue
             summary.decisions.append(decision)
             record = decision.to_dict()
-            if drift is not None:
-                record["drift"] = drift
-                summary.drift[model] = drift
-                _write_psi_chart(objects, decision, drift)
-            objects.put_json(decision_key(symbol, trend, as_of), record)
+            try:
+                if drift is not None:
+                    record["drift"] = drift
+                    summary.drift[model] = drift
+                    _write_psi_chart(objects, decision, drift)
+                objects.put_json(decision_key(symbol, trend, as_of), record)
+            except Exception as exc:  # the decision stands (and is acted on); that it went unrecorded is an error
+                summary.errors[model] = f"decision not recorded: {error_text(exc)}"
+                on_error(model, exc)
             progress(f"{model}: {_verdict(decision)}")
     if summary.to_retrain and start_execution is not None:
         summary.execution = execution_name(as_of)
@@ -281,6 +304,30 @@ def run_check(
         }
         summary.started = start_execution(summary.execution, payload)
     return summary
+
+
+def _record_error(
+    objects: S3ObjectStore, symbol: str, trend: str, as_of: datetime, error: Exception, on_error: OnError
+) -> None:
+    """The day's decision record of a model whose check failed: status ``error``, the exception's type and
+    message. Written only where no decision is stored: a failed re-run never hides an earlier decision."""
+    record = {
+        "symbol": symbol,
+        "trend": trend,
+        "day": f"{as_of:%Y-%m-%d}",
+        "as_of": as_of.isoformat(),
+        "status": "error",
+        "error": {"type": type(error).__name__, "message": str(error)},
+        "retrain": False,
+        "reasons": [],
+        "triggers": {},
+    }
+    try:
+        objects.put_json(decision_key(symbol, trend, as_of), record, if_absent=True)
+    except ConcurrentWriteError:
+        pass  # a decision (or an earlier error) of this day is stored already
+    except Exception as exc:  # often the same outage; the summary still names the model
+        on_error(f"{symbol} {trend}", exc)
 
 
 def _verdict(decision: Decision) -> str:

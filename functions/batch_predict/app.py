@@ -2,8 +2,12 @@
 last closed bar goes to the prediction log, then the outcomes that came due are filled in.
 
 The as-of time is the event's own time, so a retried or repeated invocation asks about the same bar and
-finds its records already logged: it writes nothing new and changes nothing. Per-model failures are in the
-result and counted (``ModelsFailed`` alarms); they do not fail the invocation, the other models are logged.
+finds its records already logged: it writes nothing new and changes nothing. Per-model failures (whatever
+one model raises: its bars, its artifact, MLflow or S3 failing for it) are logged with the model's name, in
+the result and counted (``ModelsFailed`` alarms); they do not fail the invocation, the other models are
+logged. Failing it would make Lambda retry the whole run twice and then dead-letter it: a persistent
+problem of one model (a broken artifact) would do so every day, and a transient one costs one record of
+one bar, which the performance trigger does without. The ``ModelsFailed`` alarm fires on the first.
 """
 
 from __future__ import annotations
@@ -48,6 +52,13 @@ def handler(event: BatchPredictEvent, context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="OutcomesResolved", unit=MetricUnit.Count, value=len(run.outcomes.resolved))
     metrics.add_metric(name="ModelsFailed", unit=MetricUnit.Count, value=len(run.failed_models))
     result = run.to_dict()
+    for failed in predictions.failed:
+        logger.error(
+            "batch prediction failed for a model",
+            extra={"model": f"{failed.symbol} {failed.trend}", "version": failed.version, "error": failed.reason},
+        )
+    for model, error in run.outcomes.errors.items():
+        logger.error("resolving outcomes failed for a model", extra={"model": model, "error": error})
     if run.failed_models:
         logger.error("batch predictions finished with failures", extra={"failed_models": run.failed_models})
     logger.info("batch predictions finished", extra=result)

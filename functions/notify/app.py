@@ -2,7 +2,8 @@
 
 The outbox (S3) is written first; Telegram follows when configured. A channel that fails is reported in
 the result and counted (``NotificationsFailed``), never raised: the run's outcome does not depend on
-whether the operator could be told about it.
+whether the operator could be told about it. Invoked again for the same run (a retry, a redrive), it sends
+Telegram only the chunks of the message not delivered yet (``common.notification.SentChunks``).
 """
 
 from __future__ import annotations

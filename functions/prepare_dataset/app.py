@@ -10,10 +10,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.bar_store import OhlcvStore
-from common.datasets import describe_dataset
+from common.datasets import prepare_dataset
 from common.events import PrepareDatasetEvent
-from common.keys import dataset_manifest_key
 from common.settings import get_settings
 from common.storage import S3ObjectStore
 
@@ -28,28 +26,17 @@ metrics = Metrics()
 @event_parser(model=PrepareDatasetEvent)
 def handler(event: PrepareDatasetEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
-    store = S3ObjectStore(settings.bucket)
-    interval = event.interval or settings.interval
-    as_of = event.as_of or settings.now()
     symbol, trend = event.model.symbol, event.model.trend
     logger.append_keys(run_id=event.run_id, symbol=symbol, trend=trend)
-
-    stored = OhlcvStore(store).read(symbol, interval)
-    manifest = describe_dataset(
-        stored.bars,
+    key, manifest = prepare_dataset(
+        settings,
+        S3ObjectStore(settings.bucket),
+        run_id=event.run_id,
         symbol=symbol,
         trend=trend,
-        interval=interval,
-        as_of=as_of,
-        prediction_window=settings.prediction_window,
-        target_pct=settings.target_pct(trend),
-        source_key=stored.key,
-        source_version=stored.version_id,
-        gap_policy=settings.gap_policy,
-        stale_after_bars=settings.stale_after_bars,
+        interval=event.interval or settings.interval,
+        as_of=event.as_of or settings.now(),
     )
-    key = dataset_manifest_key(event.run_id, symbol, trend)
-    store.put_json(key, manifest.model_dump(mode="json"))
     metrics.add_metric(name="DatasetBars", unit=MetricUnit.Count, value=manifest.bars)
     logger.info("dataset prepared", extra={"manifest_key": key, "bars": manifest.bars})
     return {"manifest_key": key, **manifest.model_dump(mode="json")}

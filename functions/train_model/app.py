@@ -1,5 +1,6 @@
 """Training step 2: walk-forward evaluation of the zoo, MLflow logging, registration of the best
-candidate that passes the gate. Idempotent per execution (a retried task reuses the recorded result)."""
+candidate that passes the gate, on exactly the bars PrepareDataset's manifest pinned (its object version
+and bar range, not the newest object). Idempotent per execution (a retried task reuses the recorded result)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.bar_store import OhlcvStore
+from common.datasets import DatasetManifest
 from common.events import TrainModelEvent
 from common.pipeline import train_model
 from common.registry import Registry
@@ -30,6 +32,7 @@ def handler(event: TrainModelEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     symbol, trend = event.model.symbol, event.model.trend
     logger.append_keys(run_id=event.run_id, symbol=symbol, trend=trend)
+    dataset = DatasetManifest.model_validate(event.dataset)
     result = train_model(
         settings,
         Registry(settings.tracking_uri),
@@ -38,9 +41,10 @@ def handler(event: TrainModelEvent, context: LambdaContext) -> dict[str, Any]:
         symbol=symbol,
         trend=trend,
         reason=event.model.reason,
-        as_of=event.as_of or settings.now(),
+        as_of=event.as_of or dataset.as_of,
         interval=event.interval,
         progress=logger.info,
+        dataset=dataset,
     )
     metrics.add_metric(name="ModelsTrained", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.duration_s)

@@ -3,6 +3,14 @@ a decision record per model per day, and one training execution for the models t
 
 The as-of time is the event's own time and the execution name is derived from its day, so a retried,
 repeated or concurrent invocation on the same day starts nothing new.
+
+A model whose check fails (whatever it raises: its data, MLflow or S3 unreachable for it) is logged with its
+name, recorded with status ``error``, counted (``CheckErrors``, which alarms) and listed in the result; the
+other models are checked and trained all the same, and the invocation succeeds. Raising at the end would add
+nothing but harm: Lambda would retry the whole check twice and dead-letter it, while the day's execution,
+already started for the other models under the day's name, could not take in a model a retry recovers.
+What fails the invocation (and the ``TriggerCheckerErrorsAlarm``) is a failure of the check as a whole, such
+as starting the training execution.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
         start_execution=workflow.start if workflow else None,
         symbols=tuple(event.detail.symbols) if event.detail.symbols else None,
         progress=logger.info,
+        on_error=_log_model_error,
     )
     # powertools' single_metric prints even when POWERTOOLS_METRICS_DISABLED is set; Metrics honours it.
     per_model = not is_metrics_disabled()
@@ -59,5 +68,15 @@ def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
                     metric.add_dimension(name="model", value=f"{decision.symbol}_{decision.trend}")
     metrics.add_metric(name="ModelsToRetrain", unit=MetricUnit.Count, value=len(summary.to_retrain))
     metrics.add_metric(name="CheckErrors", unit=MetricUnit.Count, value=len(summary.errors))
+    if summary.errors:
+        logger.error("check finished with failed models", extra={"failed_models": sorted(summary.errors)})
     logger.info("check finished", extra=summary.to_dict())
     return summary.to_dict()
+
+
+def _log_model_error(model: str, error: Exception) -> None:
+    logger.error(
+        "trigger check failed for a model",
+        extra={"model": model, "error_type": type(error).__name__, "error": str(error)},
+        exc_info=error,
+    )

@@ -2,7 +2,8 @@
 
 - a moto server (in this process, on a thread) with S3, Step Functions executing the real ASL,
   Lambda, EventBridge, IAM, SSM and Secrets Manager, provisioned from template.yaml;
-- moto's Lambda invocations routed in-process to the handlers in ``functions/``;
+- moto's Lambda invocations routed in-process to the handlers in ``functions/``, and its Step Functions
+  context object's start time given as AWS gives it (:mod:`retrain.stack.sfn_context`);
 - a real MLflow tracking server (child process): SQLite backend in the state folder, artifacts
   proxied into the moto bucket under ``mlflow/``;
 - the sample OHLCV uploaded to the bucket under the key layout of :mod:`common.keys`.
@@ -36,7 +37,7 @@ import httpx
 from common.errors import ConfigurationError, RetrainError
 from common.keys import MLFLOW_ARTIFACTS_PREFIX
 from common.storage import S3ObjectStore
-from retrain.stack import lambda_router, sample_data
+from retrain.stack import lambda_router, sample_data, sfn_context
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.process import EnvironmentPatch
 from retrain.stack.template import LocalResources, local_resources
@@ -182,6 +183,7 @@ class EmbeddedStack:
         _active_stack = self
         try:
             self._start_moto(moto_port)
+            sfn_context.install()
             self._apply_environment(resources, moto_port)
             if config.with_mlflow:
                 self._spawn_mlflow(resources.bucket, mlflow_port, state_dir)
@@ -225,6 +227,7 @@ class EmbeddedStack:
                 self._snapshot_bucket(self.resources.bucket, state_dir)
         self._stop_mlflow()
         lambda_router.uninstall()
+        sfn_context.uninstall()
         self.router = None
         if self._moto is not None:
             # moto's backends are process-global: reset them so a later start is a fresh account.

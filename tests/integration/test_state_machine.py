@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
 
 import boto3
 import pytest
@@ -93,6 +97,23 @@ def test_bad_execution_input_is_rejected_per_model_with_a_clear_error(stack):
     assert "trend" in outcome["cause"] and "symbol" in outcome["cause"]
 
 
+def _task_payloads(sfn: Any, execution_arn: str) -> list[tuple[str, dict[str, Any]]]:
+    """(function, Payload) of every Lambda task the execution scheduled, in order."""
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    scheduled = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"]) for e in events if e["type"] == "TaskScheduled"
+    ]
+    return [(p["FunctionName"].rsplit(":", 1)[-1], p["Payload"]) for p in scheduled]
+
+
+def _execution_start(sfn: Any, execution_arn: str) -> datetime:
+    return sfn.describe_execution(executionArn=execution_arn)["startDate"].astimezone(UTC)
+
+
+def _as_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def test_as_of_is_optional_and_the_open_bar_is_never_used(stack):
     sfn = boto3.client("stepfunctions")
     arn = stack.info.state_machines["TrainingStateMachine"]
@@ -104,3 +125,54 @@ def test_as_of_is_optional_and_the_open_bar_is_never_used(stack):
     manifest_key = dataset_manifest_key("it-no-as-of", "ETH", "uptrend")
     manifest = json.loads(boto3.client("s3").get_object(Bucket=stack.info.bucket, Key=manifest_key)["Body"].read())
     assert manifest["last_closed_bar"].startswith(f"{SAMPLE_DATA_END:%Y-%m-%d}")
+    # "Now" is the execution's start, once for the run: every step saw the same as_of, not its own clock.
+    started = _execution_start(sfn, result.arn)
+    payloads = _task_payloads(sfn, result.arn)
+    assert [f.rsplit("-", 1)[-1] for f, _ in payloads] == [
+        "PrepareDatasetFunction", "TrainModelFunction", "PromoteModelFunction", "NotifyFunction"
+    ]  # fmt: skip
+    assert {_as_time(payload["as_of"]) for _, payload in payloads} == {started}
+    assert _as_time(manifest["as_of"]) == started and _as_time(result.output["as_of"]) == started
+
+
+def test_a_null_as_of_is_the_execution_start_too(stack):
+    sfn = boto3.client("stepfunctions")
+    arn = stack.info.state_machines["TrainingStateMachine"]
+    models = [{"symbol": "SOL", "trend": "uptrend"}]  # not stored: fails in PrepareDataset, quickly
+    result = run_execution(sfn, arn, "it-null-as-of", {"models": models, "as_of": None}, timeout_s=60)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    started = _execution_start(sfn, result.arn)
+    payloads = _task_payloads(sfn, result.arn)
+    assert len(payloads) == 2 and {_as_time(payload["as_of"]) for _, payload in payloads} == {started}
+
+
+def test_an_execution_that_outlives_its_timeout_times_out(stack, monkeypatch):
+    """What the ExecutionsTimedOut alarm counts, produced by the real training definition: its top-level
+    TimeoutSeconds cut to 1 s, and a NotifyOperator that takes 3 s. moto's interpreter honours TimeoutSeconds
+    and ends the execution TIMED_OUT, as Step Functions does."""
+    sfn = boto3.client("stepfunctions")
+    deployed = stack.info.state_machines["TrainingStateMachine"]
+    definition = json.loads(stack.resources.state_machine("TrainingStateMachine").definition)
+    assert definition["TimeoutSeconds"] >= 3600
+    definition["TimeoutSeconds"] = 1
+    role = sfn.describe_state_machine(stateMachineArn=deployed)["roleArn"]
+    arn = sfn.create_state_machine(name="it-timeout-probe", definition=json.dumps(definition), roleArn=role)[
+        "stateMachineArn"
+    ]
+    route = stack.router._routes[stack.info.functions["NotifyFunction"]]
+    notify, finished = route.handler, threading.Event()
+
+    def slow_notify(event: Any, context: Any) -> Any:
+        try:
+            time.sleep(3)
+            return notify(event, context)
+        finally:
+            finished.set()
+
+    monkeypatch.setattr(route, "handler", slow_notify)
+    try:
+        result = run_execution(sfn, arn, "it-timeout", {"models": []}, timeout_s=60)
+    finally:
+        assert finished.wait(30), "the slow invocation should end before the next test"
+        sfn.delete_state_machine(stateMachineArn=arn)
+    assert result.status == "TIMED_OUT", (result.status, result.error, result.cause)

@@ -10,6 +10,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from common.keys import dataset_manifest_key
 from common.promotion import decode_tags
 from common.registry import CHAMPION, PREVIOUS
 from retrain.executions import run_execution
@@ -137,7 +138,11 @@ def test_rerunning_the_same_execution_registers_nothing_and_moves_no_alias(stack
     # A retried task of the same execution (what Step Functions' Retry does) reuses the recorded result.
     awslambda = boto3.client("lambda")
     event = {"run_id": "it-train-1", "model": {"symbol": "XRP", "trend": "uptrend"}, "as_of": "2024-12-31T00:00:00Z"}
-    trained = _invoke(awslambda, stack.info.functions["TrainModelFunction"], event)
+    # What the retried TrainModel is handed again: PrepareDataset's manifest, and the execution's as_of.
+    key = dataset_manifest_key("it-train-1", "XRP", "uptrend")
+    dataset = json.loads(boto3.client("s3").get_object(Bucket=stack.info.bucket, Key=key)["Body"].read())
+    retried = {**event, "as_of": dataset["as_of"], "dataset": dataset}
+    trained = _invoke(awslambda, stack.info.functions["TrainModelFunction"], retried)
     assert trained["version"] == first_run["results"][0]["version"]
     promoted = _invoke(awslambda, stack.info.functions["PromoteModelFunction"], {**event, "trained": trained})
     assert promoted["status"] == "promoted" and promoted["comparison"] == "same_version"

@@ -2,12 +2,25 @@
 
 Every Lambda Task retries Lambda's transient service errors and catches everything else (one model's
 failure must never fail the run); placeholders and DefinitionSubstitutions match one to one; every
-transition names a state of its own scope.
+transition names a state of its own scope; every Task and every state machine has a timeout that fits
+the functions' timeouts (and the ExecutionsTimedOut alarm therefore can fire).
+
+The state machines' timeouts against their longest path (``longest_path_seconds``), for the default pool
+(16 symbols x 2 trends = 32 models) at the template's default concurrency, every Task at its timeout and
+every Retry used up (4 attempts, backoff 2 + 4 + 8 s):
+
+- training: ceil(32 / 4) = 8 waves x (PrepareDataset 4 x 180 + TrainModel 4 x 960 + PromoteModel 4 x 360
+  + 3 x 14 s of backoff = 6,042 s) + NotifyOperator (4 x 90 + 14 = 374 s) = 48,710 s (13.5 h) <= 86,400 s;
+  the same pool one model at a time (max_concurrency 1) without retries takes 32 x 1,500 + 90 = 48,090 s.
+- backtest: ceil(32 / 8) = 4 waves x BacktestModel (4 x 960 + 14 = 3,854 s) + Summarize (4 x 360 + 14 =
+  1,454 s) = 16,870 s <= 21,600 s.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,9 +58,13 @@ _TagLoader.add_multi_constructor(
 )
 
 
-def _state_machines() -> dict[Path, dict[str, Any]]:
+def _template() -> dict[str, Any]:
+    return yaml.load((REPO_ROOT / "template.yaml").read_text(), Loader=_TagLoader)
+
+
+def _state_machines(template: dict[str, Any] | None = None) -> dict[Path, dict[str, Any]]:
     """Definition file -> the template's StateMachine properties that use it."""
-    template = yaml.load((REPO_ROOT / "template.yaml").read_text(), Loader=_TagLoader)
+    template = template or _template()
     machines = {}
     for resource in template["Resources"].values():
         if resource["Type"] in {"AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"}:
@@ -165,6 +182,154 @@ def test_substituted_resources_are_lambda_invocations(asl: tuple[Path, dict[str,
     for name, state in _tasks(machine):
         assert state["Resource"] == "arn:aws:states:::lambda:invoke", name
         assert PLACEHOLDER.fullmatch(state["Parameters"]["FunctionName"]), f"{name}: hard-coded FunctionName"
+
+
+# --- timeouts ---------------------------------------------------------------------------------------
+# A Task's timeout exceeds its function's by this much: Lambda's own timeout ends a hung invocation first (its
+# error names the function and its log holds the last lines), with room for the invocation's overhead (a cold
+# start, Step Functions' scheduling); and by no more, or a hung invocation would hold the state long after.
+TASK_TIMEOUT_MARGIN_S = (30, 120)
+LAMBDA_DEFAULT_TIMEOUT_S = 3
+TRENDS_PER_SYMBOL = 2
+
+
+def _function_timeouts(template: dict[str, Any]) -> dict[str, int]:
+    default = template.get("Globals", {}).get("Function", {}).get("Timeout", LAMBDA_DEFAULT_TIMEOUT_S)
+    return {
+        logical_id: int(resource["Properties"].get("Timeout", default))
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+
+
+def _task_function(state: dict[str, Any], props: dict[str, Any]) -> str:
+    """Logical id of the function a Task invokes: its ${...Arn} placeholder, substituted by !GetAtt X.Arn."""
+    placeholder = PLACEHOLDER.fullmatch(state["Parameters"]["FunctionName"]).group(1)  # type: ignore[union-attr]
+    return props["DefinitionSubstitutions"][placeholder]["GetAtt"].split(".")[0]
+
+
+def _default_concurrency(props: dict[str, Any], template: dict[str, Any]) -> int:
+    """The Map's concurrency when the input sets none: the template parameter the definition substitutes."""
+    (reference,) = [v for k, v in props["DefinitionSubstitutions"].items() if k.endswith("MaxConcurrency")]
+    return int(template["Parameters"][reference["Ref"]]["Default"])
+
+
+def _pool_size(template: dict[str, Any]) -> int:
+    return TRENDS_PER_SYMBOL * len(template["Parameters"]["Symbols"]["Default"].split(","))
+
+
+def _state_seconds(state: dict[str, Any], items: int, concurrency: int) -> float:
+    """Worst case of one state: a Task at its timeout on every attempt its retriers allow, plus their backoff;
+    a Map in ceil(items / concurrency) waves of its longest iteration."""
+    if state["Type"] == "Task":
+        attempts, backoff = 1, 0.0
+        for retrier in state.get("Retry", []):
+            tries = retrier.get("MaxAttempts", 3)
+            attempts += tries
+            for k in range(tries):
+                delay = retrier.get("IntervalSeconds", 1) * retrier.get("BackoffRate", 2.0) ** k
+                backoff += min(delay, retrier.get("MaxDelaySeconds", delay))
+        return attempts * state.get("TimeoutSeconds", math.inf) + backoff
+    if state["Type"] == "Map":
+        concurrency = state.get("MaxConcurrency") or concurrency
+        inner = state.get("ItemProcessor") or state["Iterator"]
+        return math.ceil(items / concurrency) * longest_path_seconds(inner, items, concurrency)
+    if state["Type"] == "Wait":
+        return state.get("Seconds", math.inf)
+    return 0.0  # Pass, Choice, Succeed, Fail
+
+
+def longest_path_seconds(scope: dict[str, Any], items: int, concurrency: int) -> float:
+    """Worst-case duration from the scope's StartAt to its end, over every path (the definitions have no loops)."""
+    memo: dict[str, float] = {}
+
+    def from_state(name: str) -> float:
+        if name not in memo:
+            state = scope["States"][name]
+            after = max((from_state(target) for target in _transitions(state)), default=0.0)
+            memo[name] = _state_seconds(state, items, concurrency) + after
+        return memo[name]
+
+    return from_state(scope["StartAt"])
+
+
+def timeout_violations(machine: dict[str, Any], props: dict[str, Any], template: dict[str, Any]) -> list[str]:
+    """Every Task times out a little after its function does; the state machine times out, not before its
+    longest path for the default pool has had its time."""
+    found = []
+    functions = _function_timeouts(template)
+    low, high = TASK_TIMEOUT_MARGIN_S
+    for name, state in _tasks(machine):
+        function = _task_function(state, props)
+        timeout = state.get("TimeoutSeconds")
+        if timeout is None:
+            found.append(f"{name}: no TimeoutSeconds (a hung invocation holds the execution for a year)")
+        elif not functions[function] + low <= timeout <= functions[function] + high:
+            found.append(
+                f"{name}: TimeoutSeconds {timeout}, not {low}-{high} s above {function}'s Timeout {functions[function]}"
+            )
+    if "TimeoutSeconds" not in machine:
+        found.append("no top-level TimeoutSeconds: a hung execution never counts as ExecutionsTimedOut")
+    else:
+        bound = longest_path_seconds(machine, _pool_size(template), _default_concurrency(props, template))
+        if machine["TimeoutSeconds"] < bound:
+            found.append(f"TimeoutSeconds {machine['TimeoutSeconds']} < the longest path's {bound:.0f} s")
+    return found
+
+
+def test_every_task_and_state_machine_has_a_timeout_that_fits_the_functions() -> None:
+    template = _template()
+    for path, props in _state_machines(template).items():
+        assert timeout_violations(_load(path), props, template) == [], path.name
+
+
+def test_every_state_machine_timeout_has_an_alarm_watching_it() -> None:
+    """The template's ExecutionsTimedOut alarms watch exactly the state machines that can time out."""
+    template = _template()
+    watched = {
+        alarm["Properties"]["Dimensions"][0]["Value"]["Ref"]
+        for alarm in template["Resources"].values()
+        if alarm["Type"] == "AWS::CloudWatch::Alarm"
+        and alarm["Properties"]["Namespace"] == "AWS/States"
+        and alarm["Properties"]["MetricName"] == "ExecutionsTimedOut"
+    }
+    machines = {
+        logical_id: _load(REPO_ROOT / resource["Properties"]["DefinitionUri"])
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+    assert watched == {logical_id for logical_id, machine in machines.items() if "TimeoutSeconds" in machine}
+    assert watched == set(machines)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda m, t: _inner(m)["TrainModel"].pop("TimeoutSeconds"), "TrainModel: no TimeoutSeconds"),
+        # As long as the function's own timeout: the Task's would race it.
+        (lambda m, t: _inner(m)["TrainModel"].update(TimeoutSeconds=900), "TrainModel: TimeoutSeconds 900"),
+        (lambda m, t: m["States"]["NotifyOperator"].update(TimeoutSeconds=3600), "NotifyOperator: TimeoutSeconds"),
+        # The template raises a function's timeout past what the definition allows its Task.
+        (
+            lambda m, t: t["Resources"]["PromoteModelFunction"]["Properties"].update(Timeout=600),
+            "PromoteModel: TimeoutSeconds 360, not 30-120 s above PromoteModelFunction's Timeout 600",
+        ),
+        (lambda m, t: m.pop("TimeoutSeconds"), "no top-level TimeoutSeconds"),
+        (lambda m, t: m.update(TimeoutSeconds=6 * 3600), "TimeoutSeconds 21600 < the longest path's 48710 s"),
+        # A bigger pool at the same concurrency needs more time than the machine has.
+        (
+            lambda m, t: t["Parameters"]["Symbols"].update(Default=",".join(f"S{i}" for i in range(40))),
+            "< the longest path's",
+        ),
+    ],
+    ids=["task-none", "task-equal", "task-far-above", "function-raised", "machine-none", "machine-short", "pool-grown"],
+)
+def test_timeout_rule_rejects_broken_definitions(mutate, expected: str) -> None:
+    template, machine = _template(), _load(TRAINING_ASL)
+    mutate(machine, template)
+    props = _state_machines(copy.deepcopy(template))[TRAINING_ASL.resolve()]
+    found = timeout_violations(machine, props, template)
+    assert any(expected in violation for violation in found), found
 
 
 # --- the linter itself catches defects --------------------------------------------------------------

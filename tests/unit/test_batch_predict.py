@@ -254,6 +254,57 @@ def test_one_models_failure_never_blocks_the_others(
     assert summary.to_dict()["failed"] == 3 and summary.to_dict()["written"] == 2
 
 
+class FailingRegistry(FakeRegistry):
+    """Raises what it is given for one registered name's champion lookup (MLflow unreachable for it)."""
+
+    def __init__(self, failures: dict[str, Exception]) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        if name in self.failures:
+            raise self.failures[name]
+        return super().version_by_alias(name, alias)
+
+
+def _unreachable_for(objects: S3ObjectStore, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """S3 cannot be reached for ``key`` (reads of every other key go through)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    read = objects.get_object
+
+    def get_object(wanted: str, version_id: str | None = None) -> Any:
+        if wanted == key:
+            raise EndpointConnectionError(endpoint_url=f"https://{BUCKET}.s3.amazonaws.com/{key}")
+        return read(wanted, version_id)
+
+    monkeypatch.setattr(objects, "get_object", get_object)
+
+
+def test_a_transport_error_for_one_model_is_reported_and_the_others_are_predicted(
+    objects: S3ObjectStore, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.exceptions import RestException
+
+    registry = FailingRegistry(
+        {"BTC_uptrend_model": RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "try later"})}
+    )
+    for name, version in [("BTC_uptrend_model", "3"), ("BTC_downtrend_model", "5"), ("ETH_uptrend_model", "2")]:
+        registry.crown(name, version, StandInModel(0.6))
+    _unreachable_for(objects, monkeypatch, ohlcv_key("ETH", "1d"))
+
+    run = run_batch(settings, registry, objects, as_of=AS_OF, symbols=("BTC", "ETH"))
+
+    by_model = {f"{m.symbol} {m.trend}": m for m in run.predictions.models}
+    assert by_model["BTC downtrend"].status == "written" and _record(objects, "downtrend", LAST_BAR, "5")
+    assert by_model["BTC uptrend"].status == "failed"
+    assert by_model["BTC uptrend"].reason == "RestException: TEMPORARILY_UNAVAILABLE: try later"
+    assert by_model["ETH uptrend"].status == "failed" and by_model["ETH uptrend"].version == "2"
+    assert by_model["ETH uptrend"].reason.startswith("EndpointConnectionError: Could not connect")
+    assert by_model["ETH downtrend"].status == "skipped"  # no champion
+    assert run.failed_models == ["BTC uptrend", "ETH uptrend"]
+
+
 # --- outcomes ------------------------------------------------------------------------------------------
 def test_outcomes_resolve_once_due_with_the_training_label_of_the_bar(
     objects: S3ObjectStore, settings: Settings, registry: FakeRegistry
@@ -420,6 +471,50 @@ def test_the_handler_runs_on_the_schedules_event_time_and_reports_metrics(
     assert (second_metrics["PredictionsWritten"], second_metrics["PredictionsExisting"]) == (0, 2)
     with pytest.raises(ValidationError, match="upper-case tickers"):
         app.handler({**event, "detail": {"symbols": ["btc"]}}, Context())
+
+
+def test_the_handler_logs_each_failed_model_by_name_and_counts_it(
+    objects: S3ObjectStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from mlflow.exceptions import RestException
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RETRAIN_DATA_BUCKET": BUCKET,
+        "RETRAIN_SYMBOLS": "BTC",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "RetrainTest",
+        "POWERTOOLS_SERVICE_NAME": "batch-predict",
+    }.items():
+        monkeypatch.setenv(name, value)
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+    import functions.batch_predict.app as app
+
+    registry = FailingRegistry(
+        {"BTC_uptrend_model": RestException({"error_code": "INTERNAL_ERROR", "message": "down"})}
+    )
+    registry.crown("BTC_downtrend_model", "5", StandInModel(0.2))
+    monkeypatch.setattr(app, "Registry", lambda uri: registry)
+    logs = io.StringIO()
+    monkeypatch.setattr(app.logger.registered_handler, "stream", logs)  # bound to the stdout of import time
+    event = json.loads((Path(__file__).resolve().parents[1] / "events" / "schedule.json").read_text())
+    event["time"] = AS_OF.isoformat()
+
+    result = app.handler(event, Context())
+
+    assert result["failed_models"] == ["BTC uptrend"] and result["predictions"]["written"] == 1
+    records = [json.loads(line) for line in logs.getvalue().splitlines()]
+    [failure] = [r for r in records if r["message"] == "batch prediction failed for a model"]
+    assert failure["level"] == "ERROR" and failure["model"] == "BTC uptrend"
+    assert failure["error"] == "RestException: INTERNAL_ERROR: down"
+    assert _metrics(capsys.readouterr().out)["ModelsFailed"] == 1
 
 
 def _metrics(stdout: str) -> dict[str, float]:

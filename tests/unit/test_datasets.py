@@ -131,3 +131,127 @@ def test_gap_policy_reject_refuses_the_series() -> None:
 def test_a_replay_far_past_the_data_is_stale() -> None:
     assert _describe(_sample("BTC"), as_of=datetime(2025, 3, 1, tzinfo=UTC)).stale
     assert not _describe(_sample("BTC"), as_of=datetime(2025, 2, 21, tzinfo=UTC)).stale
+
+
+# --- TrainModel trains on what PrepareDataset pinned -------------------------------------------------------------
+def _overwrite_with_other_history(objects, key: str, bars: pd.DataFrame) -> None:
+    """Someone rewrites the series between the two steps: a shorter history with other prices."""
+    from common.ohlcv import to_ohlcv_csv
+
+    other = bars.tail(800).copy()
+    other[["open", "high", "low", "close"]] *= 2
+    objects.put_bytes(key, to_ohlcv_csv(other))
+
+
+def _prepared(objects, btc_daily: pd.DataFrame):
+    from common.bar_store import OhlcvStore
+    from common.datasets import prepare_dataset
+    from common.settings import load_settings
+
+    OhlcvStore(objects).append("BTC", "1d", btc_daily, as_of=datetime(2030, 1, 1, tzinfo=UTC))
+    settings = load_settings(symbols=("BTC",), train_classifiers=("ridge",))
+    key, manifest = prepare_dataset(
+        settings, objects, run_id="run-1", symbol="BTC", trend="uptrend", interval="1d", as_of=AS_OF
+    )
+    assert objects.get_json(key) == manifest.model_dump(mode="json")
+    return settings, manifest
+
+
+def test_training_uses_the_pinned_bars_when_the_object_is_overwritten_after_prepare_dataset(
+    btc_daily: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import common.training
+    from common.bar_store import OhlcvStore
+    from common.memory_registry import MemoryRegistry
+    from common.ohlcv import closed_bars
+    from common.pipeline import train_model
+    from common.storage import MemoryObjectStore
+
+    objects = MemoryObjectStore()
+    settings, manifest = _prepared(objects, btc_daily)
+    _overwrite_with_other_history(objects, manifest.source_key, btc_daily)
+    trained_on: list[pd.DataFrame] = []
+    training_data = common.training.training_data
+
+    def spy(bars: pd.DataFrame, **kwargs: object) -> object:
+        trained_on.append(bars)
+        return training_data(bars, **kwargs)
+
+    monkeypatch.setattr(common.training, "training_data", spy)
+    registry = MemoryRegistry()
+
+    result = train_model(
+        settings,
+        registry,
+        OhlcvStore(objects),
+        execution_id="run-1",
+        symbol="BTC",
+        trend="uptrend",
+        reason="test",
+        as_of=manifest.as_of,
+        dataset=manifest,
+    )
+
+    (bars,) = trained_on
+    pd.testing.assert_frame_equal(bars, closed_bars(btc_daily, "1d", AS_OF), check_freq=False)
+    assert (bars.index[0], bars.index[-1], len(bars)) == (manifest.first_bar, manifest.last_closed_bar, manifest.bars)
+    assert result.data_last_bar == "2024-05-21T00:00:00+00:00"  # the last labelled bar: 10 before the last closed one
+    parent = registry._runs[result.mlflow_run_id]
+    assert parent.tags["source"].endswith(f"{manifest.source_key}?versionId={manifest.source_version}")
+
+
+def test_pinned_bars_read_the_pinned_s3_version_and_refuse_what_no_longer_matches(btc_daily: pd.DataFrame) -> None:
+    from common.bar_store import OhlcvStore
+    from common.datasets import pinned_bars
+    from common.errors import DatasetMismatchError
+    from common.ohlcv import closed_bars
+    from common.storage import S3ObjectStore
+    from tests.conftest import versioned_bucket
+
+    with versioned_bucket("retrain-datasets-test") as s3:
+        objects = S3ObjectStore("retrain-datasets-test", client=s3)
+        _, manifest = _prepared(objects, btc_daily)
+        _overwrite_with_other_history(objects, manifest.source_key, btc_daily)
+        store = OhlcvStore(objects)
+
+        loaded = pinned_bars(store, manifest)
+
+        assert loaded.version_id == manifest.source_version
+        pd.testing.assert_frame_equal(loaded.bars, closed_bars(btc_daily, "1d", AS_OF), check_freq=False)
+        # The pinned version is gone (deleted by hand): a clear error, never the newest object instead.
+        s3.delete_object(Bucket="retrain-datasets-test", Key=manifest.source_key, VersionId=manifest.source_version)
+        with pytest.raises(DatasetMismatchError, match="the dataset this run prepared is gone"):
+            pinned_bars(store, manifest)
+        # Without versions, the newest object must still be the bytes the manifest recorded.
+        with pytest.raises(DatasetMismatchError, match="the manifest recorded"):
+            pinned_bars(store, manifest.model_copy(update={"source_version": ""}))
+
+
+def test_training_refuses_a_manifest_of_another_model_or_as_of_time(btc_daily: pd.DataFrame) -> None:
+    from common.bar_store import OhlcvStore
+    from common.errors import DatasetMismatchError
+    from common.memory_registry import MemoryRegistry
+    from common.pipeline import train_model
+    from common.storage import MemoryObjectStore
+
+    objects = MemoryObjectStore()
+    settings, manifest = _prepared(objects, btc_daily)
+    for symbol, trend, as_of in [
+        ("ETH", "uptrend", AS_OF),
+        ("BTC", "downtrend", AS_OF),
+        ("BTC", "uptrend", datetime(2024, 6, 2, tzinfo=UTC)),
+    ]:
+        with pytest.raises(
+            DatasetMismatchError, match=r"was handed the manifest of BTC uptrend 1d as of 2024-06-01T12"
+        ):
+            train_model(
+                settings,
+                MemoryRegistry(),
+                OhlcvStore(objects),
+                execution_id="run-1",
+                symbol=symbol,
+                trend=trend,
+                reason="test",
+                as_of=as_of,
+                dataset=manifest,
+            )

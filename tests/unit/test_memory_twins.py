@@ -43,6 +43,31 @@ def test_memory_store_conditional_writes_refuse_a_changed_object() -> None:
     assert store.get_json("k") == {"n": 2}
 
 
+@pytest.mark.parametrize("backend", ["s3", "memory"])
+def test_both_stores_read_an_earlier_version_by_its_id(backend: str) -> None:
+    """The contract PrepareDataset's pin relies on, the same on S3 (a versioned bucket) and in memory."""
+    import contextlib
+    import hashlib
+
+    from common.storage import S3ObjectStore
+    from tests.conftest import versioned_bucket
+
+    with versioned_bucket("twins") if backend == "s3" else contextlib.nullcontext() as s3:
+        store = S3ObjectStore("twins", client=s3) if backend == "s3" else MemoryObjectStore("twins")
+        first = store.put_bytes("ohlcv/a.csv", b"first")
+        second = store.put_bytes("ohlcv/a.csv", b"second")
+
+        assert store.get_object("ohlcv/a.csv").body == b"second"
+        pinned = store.get_object("ohlcv/a.csv", first)
+        assert (pinned.body, pinned.version_id) == (b"first", first)
+        assert store.get_object("ohlcv/a.csv", second).body == b"second"
+        assert pinned.etag == f'"{hashlib.md5(b"first").hexdigest()}"'
+        other = store.put_bytes("ohlcv/b.csv", b"other")
+        for key, version in [("ohlcv/a.csv", other), ("ohlcv/missing.csv", first)]:
+            with pytest.raises(DataNotFoundError, match="does not exist"):
+                store.get_object(key, version)
+
+
 def test_memory_store_lists_a_prefix_in_key_order() -> None:
     store = MemoryObjectStore()
     for key in ["p/b", "q/a", "p/a", "p", "pa/x"]:

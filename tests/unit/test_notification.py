@@ -279,7 +279,7 @@ def test_summary_of_empty_run() -> None:
 
 # --- outbox -----------------------------------------------------------------------------------------
 class FakeStore:
-    """Records put_json calls the way S3ObjectStore would receive them."""
+    """Records put_json calls the way S3ObjectStore would receive them (and reads back the last of a key)."""
 
     def __init__(self, bucket: str) -> None:
         self.bucket = bucket
@@ -288,6 +288,12 @@ class FakeStore:
     def put_json(self, key: str, document: Any) -> str:
         self.puts.append((key, document))
         return "version-1"
+
+    def get_json(self, key: str) -> Any:
+        return next(document for written, document in reversed(self.puts) if written == key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted({key for key, _ in self.puts if key.startswith(prefix)})
 
 
 def test_outbox_writes_the_notification_under_its_key() -> None:
@@ -404,6 +410,43 @@ def test_long_text_is_split_on_line_boundaries_into_messages_within_the_limit() 
     assert all(0 < len(text) <= TELEGRAM_MAX_CHARS for text in texts)
     assert "\n".join(texts) == notification.text  # nothing lost, every line whole in one message
     assert where == f"telegram:{CHAT}/1,2,3"
+
+
+def test_a_retry_sends_only_the_chunks_not_sent_yet_and_then_nothing() -> None:
+    """Chunk 2 of 3 fails once: the retry sends chunks 2 and 3 only, a later retry sends nothing; each
+    chunk leaves a marker per (run, chunk) in the store once Telegram accepted it."""
+    from common.keys import sent_chunk_key
+    from common.storage import MemoryObjectStore
+
+    outcomes = [
+        _outcome("rejected", symbol=f"S{i:03d}", version="17", champion_version="16", why="x" * 60) for i in range(80)
+    ]
+    notification = summarize_run("run-big", outcomes, CREATED_AT)
+    store = MemoryObjectStore("b")
+    failing = FakeTelegram(_ok(101), httpx.Response(500, json={"ok": False, "description": "Internal Server Error"}))
+
+    with pytest.raises(NotificationError, match="HTTP 500"):
+        TelegramNotifier(TOKEN, CHAT, client=failing.client(), store=store).send(notification)
+    assert len(failing.requests) == 2
+    assert list(store.list_keys("runs/run-big/")) == [sent_chunk_key("run-big", "telegram", 1)]
+
+    retry = FakeTelegram(_ok(102), _ok(103))
+    where = TelegramNotifier(TOKEN, CHAT, client=retry.client(), store=store).send(notification)
+
+    chunks = split_message(notification.text)
+    assert len(chunks) == 3 and retry.texts() == chunks[1:]
+    assert where == f"telegram:{CHAT}/101,102,103"
+    assert store.get_json(sent_chunk_key("run-big", "telegram", 2)) == {
+        "run_id": "run-big", "channel": "telegram", "chunk": 2, "of": 3, "message_id": 102
+    }  # fmt: skip
+
+    again = FakeTelegram()
+    assert TelegramNotifier(TOKEN, CHAT, client=again.client(), store=store).send(notification) == where
+    assert again.requests == []
+    # Another run's message is its own: nothing of run-big's counts for it.
+    other = FakeTelegram()
+    TelegramNotifier(TOKEN, CHAT, client=other.client(), store=store).send(summarize_run("run-2", [], CREATED_AT))
+    assert len(other.requests) == 1
 
 
 @pytest.mark.parametrize(

@@ -203,6 +203,38 @@ def test_telegram_failure_is_reported_and_the_outbox_still_written(
     assert (metrics["NotificationsSent"], metrics["NotificationsFailed"]) == (1, 1)
 
 
+def test_a_retried_notification_sends_only_what_is_missing(
+    telegram: Callable[..., list[httpx.Request]], aws: Any
+) -> None:
+    """NotifyOperator invoked again for the same run (Step Functions' retry, a redrive): chunk 2 of 3 failed
+    once, so the retry sends chunks 2 and 3 only, and a second full retry sends nothing."""
+    from common.notification import split_message
+    from functions.notify.app import handler
+
+    rejected = {"trend": "uptrend", "status": "rejected", "version": 17, "champion_version": 16, "why": "x" * 60}
+    event = {**EVENT, "results": [{**rejected, "symbol": f"S{i:03d}"} for i in range(80)]}
+
+    def ok(message_id: int) -> httpx.Response:
+        return httpx.Response(200, json={"ok": True, "result": {"message_id": message_id}})
+
+    first = telegram(ok(1), httpx.Response(500, json={"ok": False, "description": "Internal Server Error"}))
+    failed = handler(event, Context())
+    retry = telegram(ok(2), ok(3))
+    retried = handler(event, Context())
+    again = telegram()
+    last = handler(event, Context())
+
+    chunks = split_message(failed["text"])
+    assert len(chunks) == 3
+    assert [json.loads(r.content)["text"] for r in first] == chunks[:2]
+    assert [r["channel"] for r in failed["failed"]] == ["telegram"]
+    assert [json.loads(r.content)["text"] for r in retry] == chunks[1:]
+    assert retried["failed"] == [] and retried["delivered_to"][1] == f"telegram:{CHAT}/1,2,3"
+    assert again == [] and last["delivered_to"] == retried["delivered_to"]
+    markers = aws.list_objects_v2(Bucket=BUCKET, Prefix="runs/run-7/notify/telegram/")["Contents"]
+    assert [m["Key"].rsplit("/", 1)[1] for m in markers] == ["chunk-001.json", "chunk-002.json", "chunk-003.json"]
+
+
 def test_missing_secret_is_a_failed_channel(monkeypatch: pytest.MonkeyPatch, aws: Any) -> None:
     monkeypatch.setenv("RETRAIN_NOTIFY_CHANNELS", "outbox,telegram")
     monkeypatch.setenv("RETRAIN_TELEGRAM_SECRET_NAME", "retrain/does-not-exist")
