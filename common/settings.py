@@ -158,9 +158,9 @@ class Settings(BaseSettings):
     shap_background_rows: int = Field(50, ge=5, le=1000, description="Sampled background rows for model-agnostic SHAP.")
     shap_time_budget_s: float = Field(15.0, gt=0, description="Model-agnostic SHAP stops adding rows after this.")
 
-    # --- promotion gate (the original system's rule) ---------------------------------------------
+    # --- promotion gate (defaults chosen on the 2019-2021 backtest: docs/backtests/choosing-defaults.md) ---
     gate_rule: GateRule = Field(
-        "original",
+        "edge",
         description="original: positive/negative accuracy and overall_score; risk: accuracy, Sharpe, drawdown; "
         "edge: the strategy beats not trading and the naive baseline, by lower confidence bounds.",
     )
@@ -171,7 +171,7 @@ class Settings(BaseSettings):
         0.9, gt=0.5, lt=1, description="Edge gate: confidence level of its one-sided lower bounds (block bootstrap)."
     )
     gate_use_honest: bool = Field(
-        False,
+        True,
         description="The gate also judges the selection-aware estimate of the whole procedure (the classifier chosen "
         "on earlier folds, scored on the next), not only the winning candidate's own walk-forward score.",
     )
@@ -179,7 +179,7 @@ class Settings(BaseSettings):
     gate_min_sharpe: float = Field(0.0, description="Risk gate: strategy Sharpe ratio at least this.")
     gate_max_drawdown: float = Field(0.5, gt=0, le=1, description="Risk gate: max drawdown at most this (0.5 = -50 %).")
     promotion_rule: PromotionRule = Field(
-        "not_worse",
+        "evidence",
         description="not_worse: a challenger that passed the gate replaces the champion only if it is not worse "
         "on the same bars (or their walk-forward estimates); evidence: only if its Brier is lower on the same bars "
         "by more than noise, or the champion is older than RETRAIN_PROMOTION_MAX_AGE_DAYS; always: every challenger "
@@ -198,7 +198,7 @@ class Settings(BaseSettings):
         "challenger that passed the gate.",
     )
     suspend_on_evidence: bool = Field(
-        False,
+        True,
         description="Suspend a champion whose live record says it is worse than not trading when no challenger "
         "passes the gate (the API answers 404 for it until one does).",
     )
@@ -211,7 +211,7 @@ class Settings(BaseSettings):
 
     # --- retraining triggers --------------------------------------------------------------------
     perf_rule: PerformanceRule = Field(
-        "window",
+        "evidence",
         description="evidence: the champion's resolved outcomes since it went live against its promised Brier, the "
         "naive baseline and not trading, with tests that allow for overlapping outcomes; window: the original "
         "rule (live accuracy over RETRAIN_PERF_WINDOW_DAYS below RETRAIN_PERF_ACCURACY_THRESHOLD).",

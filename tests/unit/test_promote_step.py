@@ -77,10 +77,11 @@ def _trained(version: str | None, score: float = 0.62) -> TrainResult:
                        metrics={"overall_score": score}, why="gate says no" if version is None else "")  # fmt: skip
 
 
-def _promote(registry: FakeRegistry, trained: TrainResult):
+def _promote(registry: FakeRegistry, trained: TrainResult, **settings: object):
     # An empty store: no prediction log, so no live record either way (the evidence tests write one).
     store = OhlcvStore(MemoryObjectStore())
-    return promote_model(load_settings(), registry, store=store, trained=trained, as_of=AS_OF)  # type: ignore[arg-type]
+    configured = load_settings().model_copy(update=settings)
+    return promote_model(configured, registry, store=store, trained=trained, as_of=AS_OF)  # type: ignore[arg-type]
 
 
 def test_first_version_that_loads_back_identically_becomes_champion() -> None:
@@ -125,10 +126,10 @@ def test_a_champion_without_a_data_range_is_compared_on_recorded_scores() -> Non
         aliases={CHAMPION: "1"},
         models={"2": Model([0.25, 0.75])},
     )
-    result = _promote(registry, _trained("2", 0.62))
+    result = _promote(registry, _trained("2", 0.62), promotion_rule="not_worse")  # the original rule's fallback
     assert result.status == "rejected" and result.comparison == "recorded_score"
     assert registry.aliases == {CHAMPION: "1"}
-    better = _promote(registry, _trained("2", 0.75))
+    better = _promote(registry, _trained("2", 0.75), promotion_rule="not_worse")
     assert better.status == "promoted" and registry.aliases == {CHAMPION: "2", PREVIOUS: "1"}
     again = _promote(registry, _trained("2", 0.75))  # a retried task: nothing moves
     assert again.status == "promoted" and again.comparison == "same_version"
