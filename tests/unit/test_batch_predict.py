@@ -33,6 +33,7 @@ from common.targets import forward_sma_change, trend_labels
 from common.trigger_check import _performance
 from retrain.batch import add_parser, replay_days
 from tests.conftest import versioned_bucket
+from tests.emf import emitted_metrics
 from tests.unit.test_import_side_effects import GUARDS, _report, _run
 
 BUCKET = "retrain-batch-test"
@@ -438,21 +439,7 @@ def test_the_handler_runs_on_the_schedules_event_time_and_reports_metrics(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "RETRAIN_DATA_BUCKET": BUCKET,
-        "RETRAIN_SYMBOLS": "BTC,ETH",
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "RetrainTest",
-        "POWERTOOLS_SERVICE_NAME": "batch-predict",
-    }.items():
-        monkeypatch.setenv(name, value)
-    from common.settings import get_settings
-
-    get_settings.cache_clear()
+    _handler_environment(monkeypatch, symbols="BTC,ETH")
     import functions.batch_predict.app as app
 
     monkeypatch.setattr(app, "Registry", lambda uri: registry)
@@ -460,9 +447,9 @@ def test_the_handler_runs_on_the_schedules_event_time_and_reports_metrics(
     event["time"] = AS_OF.isoformat()
 
     first = app.handler(event, Context())
-    first_metrics = _metrics(capsys.readouterr().out)
+    first_metrics = emitted_metrics(capsys.readouterr().out)
     second = app.handler(event, Context())
-    second_metrics = _metrics(capsys.readouterr().out)
+    second_metrics = emitted_metrics(capsys.readouterr().out)
 
     assert first["as_of"] == AS_OF.isoformat() and first["failed_models"] == []
     assert first["predictions"]["written"] == 2 and first["predictions"]["skipped"] == 2  # ETH: no champion
@@ -480,21 +467,7 @@ def test_the_handler_logs_each_failed_model_by_name_and_counts_it(
 
     from mlflow.exceptions import RestException
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "RETRAIN_DATA_BUCKET": BUCKET,
-        "RETRAIN_SYMBOLS": "BTC",
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "RetrainTest",
-        "POWERTOOLS_SERVICE_NAME": "batch-predict",
-    }.items():
-        monkeypatch.setenv(name, value)
-    from common.settings import get_settings
-
-    get_settings.cache_clear()
+    _handler_environment(monkeypatch, symbols="BTC")
     import functions.batch_predict.app as app
 
     registry = FailingRegistry(
@@ -514,19 +487,7 @@ def test_the_handler_logs_each_failed_model_by_name_and_counts_it(
     [failure] = [r for r in records if r["message"] == "batch prediction failed for a model"]
     assert failure["level"] == "ERROR" and failure["model"] == "BTC uptrend"
     assert failure["error"] == "RestException: INTERNAL_ERROR: down"
-    assert _metrics(capsys.readouterr().out)["ModelsFailed"] == 1
-
-
-def _metrics(stdout: str) -> dict[str, float]:
-    """Metric values from the EMF lines powertools prints."""
-    values: dict[str, float] = {}
-    for line in stdout.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            document = json.loads(line)
-            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = document[definition["Name"]]
-                values[definition["Name"]] = value[0] if isinstance(value, list) else value
-    return values
+    assert emitted_metrics(capsys.readouterr().out)["ModelsFailed"] == 1
 
 
 def test_importing_the_new_modules_has_no_side_effects(tmp_path: Path) -> None:
@@ -603,3 +564,22 @@ def _documents(text: str) -> list[dict[str, Any]]:
         documents.append(document)
         position = len(text) - len(text[position:].lstrip())
     return documents
+
+
+def _handler_environment(monkeypatch: pytest.MonkeyPatch, *, symbols: str) -> None:
+    """What Lambda gives the batch-prediction handler, pointed at the moto bucket; settings re-read."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RETRAIN_DATA_BUCKET": BUCKET,
+        "RETRAIN_SYMBOLS": symbols,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "RetrainTest",
+        "POWERTOOLS_SERVICE_NAME": "batch-predict",
+    }.items():
+        monkeypatch.setenv(name, value)
+    from common.settings import get_settings
+
+    get_settings.cache_clear()

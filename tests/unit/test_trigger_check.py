@@ -10,6 +10,7 @@ from common.promotion import decode_tags, encode_tags
 from common.registry import VersionInfo
 from common.trigger_check import CheckSummary, _trained_at, execution_name
 from common.triggers import Decision, TriggerResult, schedule_trigger
+from tests.emf import emitted_metrics
 
 WALL_CLOCK = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -261,19 +262,5 @@ def test_the_handler_logs_counts_and_returns_a_failed_model_and_checks_the_other
     [failure] = [r for r in records if r["message"] == "trigger check failed for a model"]
     assert failure["level"] == "ERROR" and failure["model"] == "BTC downtrend"
     assert failure["error_type"] == "EndpointConnectionError" and "EndpointConnectionError" in failure["exception"]
-    metrics = _metrics(capsys.readouterr().out)
+    metrics = emitted_metrics(capsys.readouterr().out)
     assert metrics["CheckErrors"] == 1 and metrics["ModelsToRetrain"] == 3
-
-
-def _metrics(stdout: str) -> dict[str, float]:
-    """Metric values from the EMF lines powertools prints."""
-    import json
-
-    values: dict[str, float] = {}
-    for line in stdout.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            document = json.loads(line)
-            for definition in document["_aws"]["CloudWatchMetrics"][0]["Metrics"]:
-                value = document[definition["Name"]]
-                values[definition["Name"]] = value[0] if isinstance(value, list) else value
-    return values
