@@ -3,6 +3,8 @@
 The one place that imports mlflow. Models are logged with the sklearn flavor and cloudpickle (every
 candidate, XGBoost and LightGBM included, is an sklearn estimator), with ``predict_proba`` as the pyfunc
 method, an explicit signature and explicit pip requirements (inference would cost seconds per model).
+A logged model is made of those libraries' classes only (:func:`common.training.fit_classifier`), so the
+requirements are all it needs: ``mlflow models serve --env-manager uv`` loads it without this repository.
 The live version is the ``champion`` alias; the one it replaced keeps the ``previous`` alias (rollback).
 """
 
@@ -39,7 +41,8 @@ MODEL_ARTIFACT = "model"
 SAMPLE_ARTIFACT = "checks/sample_predictions.json"
 
 # Distributions a logged model needs at load time, by classifier (pinned to what trained it).
-_BASE_REQUIREMENTS = ("scikit-learn", "numpy", "pandas", "cloudpickle")
+# scipy: sklearn computes the linear models' sigmoid with it; pinned so a served probability is the trained one.
+_BASE_REQUIREMENTS = ("scikit-learn", "scipy", "numpy", "pandas", "cloudpickle")
 _EXTRA_REQUIREMENTS = {"xgboost": ("xgboost-cpu",), "lightgbm": ("lightgbm",)}
 
 

@@ -8,7 +8,10 @@ Why the pieces look the way they do:
   ahead, so a training row closer than h bars to the test fold would leak test outcomes into training.
 - Every candidate gets class weights from its training labels (trend labels are rare, ~10-30 %): natively
   where the estimator has ``class_weight``/``scale_pos_weight``, else through a balanced ``sample_weight``
-  passed by a module-level wrapper (module level so cloudpickle/MLflow can load the model again).
+  that :func:`fit_classifier` passes.
+- A fitted model is made of scikit-learn's, LightGBM's and XGBoost's own classes, never of ours: MLflow pickles
+  classes by reference, and a subclass from here would make every registered version fail to load (with
+  ``ModuleNotFoundError``) wherever this repository is not importable, or once this module moves.
 - Scale-sensitive models (SVC, Ridge, KNN, MLP) see features through a ``QuantileTransformer`` with a normal
   output: ``OBV_pct_change``/``AD_pct_change`` reach +-9000 % near a zero crossing of the line (1st/99th
   percentiles are +-75 %), and MACD is in price units (BTC: 400 -> 100 000 $). A StandardScaler or
@@ -21,6 +24,7 @@ Why the pieces look the way they do:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -32,11 +36,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from joblib import parallel_config
-from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import AdaBoostClassifier, HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import RidgeClassifier
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -49,6 +52,16 @@ from threadpoolctl import threadpool_limits
 
 from common.errors import ConfigurationError, DataNotFoundError
 from common.features import FEATURE_NAMES, labelled_features
+
+# Versions registered before fit_classifier pickled these as common.training.<name>: keep them importable here.
+from common.legacy_estimators import (  # noqa: F401
+    BalancedAdaBoostClassifier,
+    BalancedCalibratedClassifierCV,
+    BalancedMLPClassifier,
+    ReproducibleRandomForestClassifier,
+    RidgeProbabilityClassifier,
+    SingleThreadHistGradientBoostingClassifier,
+)
 from common.ohlcv import interval_length
 from common.scorer import positive_probability as positive_proba
 from common.settings import ALL_CLASSIFIERS, ClassifierName, Trend
@@ -62,7 +75,7 @@ BASELINE_NAME = "baseline"
 # fit into 25 s and a 1 s HistGradientBoosting fit into 15 s (measured on the 2-core dev machine).
 OPENMP_THREADS = 1
 # RandomForest grows whole trees on joblib threads, which do not spin: two stay faster under load (fit only,
-# see ReproducibleRandomForestClassifier).
+# see fit_classifier).
 FOREST_JOBS = 2
 
 
@@ -116,78 +129,75 @@ def balanced_sample_weight(y: np.ndarray | pd.Series) -> np.ndarray:
     return compute_sample_weight("balanced", np.asarray(y))
 
 
-class _BalancedFitMixin:
-    """``fit`` without ``sample_weight`` uses balanced weights, for estimators that have no ``class_weight``
-    (callers such as Pipeline or SHAP never pass weights)."""
-
-    def fit(self, X: Any, y: Any, sample_weight: np.ndarray | None = None, **kwargs: Any) -> Any:
-        if sample_weight is None:
-            sample_weight = balanced_sample_weight(y)
-        return super().fit(X, y, sample_weight=sample_weight, **kwargs)  # type: ignore[misc]
+# Estimators with neither ``class_weight`` nor ``scale_pos_weight``: :func:`fit_classifier` passes them balanced
+# sample weights. (KNN takes no weights at all; its pipeline uses distance weighting instead.)
+SAMPLE_WEIGHTED = (AdaBoostClassifier, CalibratedClassifierCV, MLPClassifier)
 
 
-class ReproducibleRandomForestClassifier(RandomForestClassifier):
-    """RandomForest that grows its trees on :data:`FOREST_JOBS` threads but predicts on one.
+def fit_classifier(estimator: Any, X: pd.DataFrame, y: np.ndarray | pd.Series) -> Any:
+    """Fit an estimator of :func:`make_classifier` the way training does; returns the model to score and register.
 
-    With ``n_jobs > 1`` sklearn adds the trees' votes from several threads in the order they finish, so two
-    ``predict_proba`` calls on the same model differ in the last bits; one thread is reproducible (and faster
-    for the predictor's few rows). An explicit ``n_jobs`` still wins.
+    What used to live in subclasses lives here, so a registered model pickles scikit-learn's (and LightGBM's,
+    XGBoost's) classes only and loads wherever MLflow runs, without this repository:
+
+    - balanced sample weights for :data:`SAMPLE_WEIGHTED` (routed to the pipeline's last step);
+    - RandomForest grows its trees on :data:`FOREST_JOBS` threads but keeps ``n_jobs=None``, so it predicts
+      on one: with several, sklearn adds the trees' votes in the order threads finish and two
+      ``predict_proba`` calls differ in the last bits;
+    - HistGradientBoosting (no ``n_jobs``) fits on :data:`OPENMP_THREADS` OpenMP threads;
+    - the MLP's capped ``max_iter`` is a deliberate time budget, not a warning per fold;
+    - the fitted Ridge becomes :func:`ridge_as_logistic`.
     """
-
-    def fit(self, X: Any, y: Any, sample_weight: np.ndarray | None = None) -> Any:
-        with parallel_config(backend="threading", n_jobs=FOREST_JOBS):
-            return super().fit(X, y, sample_weight=sample_weight)
-
-
-class BalancedAdaBoostClassifier(_BalancedFitMixin, AdaBoostClassifier):
-    """AdaBoost with balanced class weights as its initial sample weights (AdaBoost has no ``class_weight``)."""
-
-
-class BalancedMLPClassifier(_BalancedFitMixin, MLPClassifier):
-    """MLP whose loss is weighted by balanced class weights (sklearn >= 1.7 MLP accepts ``sample_weight``)."""
-
-    def fit(self, X: Any, y: Any, sample_weight: np.ndarray | None = None, **kwargs: Any) -> Any:
-        # A capped max_iter is a deliberate time budget, not a failure worth a warning per fold.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            return super().fit(X, y, sample_weight=sample_weight, **kwargs)
+    final = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    params: dict[str, Any] = {}
+    if isinstance(final, SAMPLE_WEIGHTED):
+        key = f"{estimator.steps[-1][0]}__sample_weight" if isinstance(estimator, Pipeline) else "sample_weight"
+        params[key] = balanced_sample_weight(y)
+    with _fit_threads(final), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.fit(X, np.asarray(y), **params)
+    if isinstance(final, RidgeClassifier):
+        ridge = ridge_as_logistic(final)
+        if isinstance(estimator, Pipeline):
+            return estimator.set_params(**{estimator.steps[-1][0]: ridge})
+        return ridge
+    return estimator
 
 
-class BalancedCalibratedClassifierCV(_BalancedFitMixin, CalibratedClassifierCV):
-    """Platt-calibrated classifier whose base fit and calibration both use balanced weights.
+def _fit_threads(final: Any) -> contextlib.AbstractContextManager[Any]:
+    if isinstance(final, RandomForestClassifier):
+        return parallel_config(backend="threading", n_jobs=FOREST_JOBS)
+    if isinstance(final, HistGradientBoostingClassifier):
+        return threadpool_limits(limits=OPENMP_THREADS, user_api="openmp")
+    return contextlib.nullcontext()
 
-    Replaces ``SVC(probability=True)`` (deprecated in sklearn 1.9, same internal 5-fold Platt scaling).
-    Weighting the calibration too keeps the probabilities on the balanced scale of the other candidates;
-    an unweighted sigmoid would pull them back to the base rate and almost never cross 0.5.
+
+def _predict_threads(model: Any) -> contextlib.AbstractContextManager[Any]:
+    """Evaluation predicts with HistGradientBoosting on :data:`OPENMP_THREADS` too (same probabilities; idle
+    OpenMP workers spin against the other process's core)."""
+    final = model[-1] if isinstance(model, Pipeline) else model
+    if isinstance(final, HistGradientBoostingClassifier):
+        return threadpool_limits(limits=OPENMP_THREADS, user_api="openmp")
+    return contextlib.nullcontext()
+
+
+def ridge_as_logistic(ridge: RidgeClassifier) -> LogisticRegression:
+    """A fitted binary RidgeClassifier as the linear model whose ``predict_proba`` is sigmoid(decision_function).
+
+    Ridge has no ``predict_proba``; scikit-learn's LogisticRegression computes exactly
+    ``[1 - sigmoid(d), sigmoid(d)]`` from the same ``decision_function`` for two classes, so carrying the ridge
+    coefficients over gives the same probabilities without a class of ours. Monotone in the decision value and
+    0.5 on Ridge's own boundary, so ``predict`` is unchanged. Not calibrated (Ridge regresses on +-1 targets,
+    values stay mostly within 0.27..0.73); the Brier score shows that. The ridge's hyperparameters are what
+    :func:`estimator_params` logs (it reads the unfitted estimator).
     """
-
-
-class SingleThreadHistGradientBoostingClassifier(HistGradientBoostingClassifier):
-    """HistGradientBoosting on :data:`OPENMP_THREADS` threads (it has no ``n_jobs``; see that constant)."""
-
-    def fit(self, X: Any, y: Any, sample_weight: np.ndarray | None = None, **kwargs: Any) -> Any:
-        with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
-            return super().fit(X, y, sample_weight=sample_weight, **kwargs)
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        with threadpool_limits(limits=OPENMP_THREADS, user_api="openmp"):
-            return super().predict_proba(X)
-
-
-class RidgeProbabilityClassifier(RidgeClassifier):
-    """RidgeClassifier with ``predict_proba = sigmoid(decision_function)``.
-
-    Monotone in the decision value and exactly 0.5 on Ridge's own decision boundary, so thresholding at 0.5
-    reproduces ``predict``. It is not calibrated (Ridge regresses on +-1 targets, so values stay mostly
-    within 0.27..0.73); the Brier score shows that.
-    """
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        decision = np.asarray(self.decision_function(X), dtype="float64")
-        if decision.ndim != 1:
-            raise ValueError("RidgeProbabilityClassifier supports binary labels only")
-        positive = expit(decision)
-        return np.column_stack([1.0 - positive, positive])
+    if len(ridge.classes_) != 2:
+        raise ValueError(f"the ridge classifier supports binary labels only, got classes {list(ridge.classes_)}")
+    model = LogisticRegression()
+    for attribute in ("coef_", "intercept_", "classes_", "n_features_in_", "feature_names_in_"):
+        if hasattr(ridge, attribute):
+            setattr(model, attribute, getattr(ridge, attribute))
+    return model
 
 
 def _scaler(n_train: int, seed: int) -> QuantileTransformer:
@@ -213,14 +223,14 @@ def make_classifier(name: ClassifierName, *, y_train: np.ndarray | pd.Series, se
         )
     n = len(y)
     if name == "random_forest":
-        return ReproducibleRandomForestClassifier(
-            n_estimators=200, min_samples_leaf=5, class_weight="balanced", random_state=seed
-        )
+        return RandomForestClassifier(n_estimators=200, min_samples_leaf=5, class_weight="balanced", random_state=seed)
     if name == "svc":
+        # Platt calibration replaces SVC(probability=True) (deprecated in sklearn 1.9, same internal 5-fold
+        # scaling). fit_classifier weights the calibration too: that keeps the probabilities on the balanced
+        # scale of the other candidates; an unweighted sigmoid would pull them back to the base rate and almost
+        # never cross 0.5.
         svc = SVC(C=1.0, kernel="rbf", gamma="scale")
-        return Pipeline(
-            [("scale", _scaler(n, seed)), ("model", BalancedCalibratedClassifierCV(svc, cv=5, ensemble=False))]
-        )
+        return Pipeline([("scale", _scaler(n, seed)), ("model", CalibratedClassifierCV(svc, cv=5, ensemble=False))])
     if name == "xgboost":
         from xgboost import XGBClassifier
 
@@ -239,20 +249,18 @@ def make_classifier(name: ClassifierName, *, y_train: np.ndarray | pd.Series, se
     if name == "hist_gradient_boosting":
         # early_stopping off: "auto" turns it on above 10 000 rows (hourly data) with a shuffled, not
         # time-ordered, validation split.
-        return SingleThreadHistGradientBoostingClassifier(
+        return HistGradientBoostingClassifier(
             max_iter=100, learning_rate=0.1, class_weight="balanced", early_stopping=False, random_state=seed
         )
     if name == "ada_boost":
-        return BalancedAdaBoostClassifier(
+        return AdaBoostClassifier(
             DecisionTreeClassifier(max_depth=2, random_state=seed),
             n_estimators=100,
             learning_rate=0.5,
             random_state=seed,
         )
     if name == "ridge":
-        return Pipeline(
-            [("scale", _scaler(n, seed)), ("model", RidgeProbabilityClassifier(alpha=1.0, class_weight="balanced"))]
-        )
+        return Pipeline([("scale", _scaler(n, seed)), ("model", RidgeClassifier(alpha=1.0, class_weight="balanced"))])
     if name == "k_neighbors":
         # KNeighbors has no class weights (neither class_weight nor sample_weight); distance weighting at least
         # lets a close minority neighbour outvote distant majority ones.
@@ -262,7 +270,7 @@ def make_classifier(name: ClassifierName, *, y_train: np.ndarray | pd.Series, se
     if name == "mlp":
         # Early stopping on a 10 % validation split (shuffled, seeded): on BTC/ETH/SOL walk-forward it beat a fixed
         # 100-300 epochs (overall_score 0.60 vs 0.53-0.58) at a fifth of the time.
-        mlp = BalancedMLPClassifier(
+        mlp = MLPClassifier(
             hidden_layer_sizes=(32, 16), alpha=1e-3, max_iter=300, early_stopping=True, random_state=seed
         )
         return Pipeline([("scale", _scaler(n, seed)), ("model", mlp)])
@@ -686,10 +694,11 @@ def evaluate_candidates(
             estimator = make_classifier(name, y_train=train.y.to_numpy(), seed=seed)
             params = estimator_params(estimator)
             started = time.perf_counter()
-            estimator.fit(train.X, train.y.to_numpy())
+            model = fit_classifier(estimator, train.X, train.y.to_numpy())
             fit_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            proba = positive_proba(estimator, test.X)
+            with _predict_threads(model):
+                proba = positive_proba(model, test.X)
             predict_total += time.perf_counter() - started
             fit_total += fit_seconds
             probas.append(proba)
@@ -741,7 +750,7 @@ def evaluate_candidates(
 def fit_final(name: ClassifierName, data: TrainingData, seed: int) -> Any:
     """The candidate refitted on every row, the model that is registered and served."""
     estimator = make_classifier(name, y_train=data.y.to_numpy(), seed=seed)
-    return estimator.fit(data.X, data.y.to_numpy())
+    return fit_classifier(estimator, data.X, data.y.to_numpy())
 
 
 # --- the honest estimate ---------------------------------------------------------------------------------------

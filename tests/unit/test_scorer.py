@@ -10,7 +10,7 @@ import pytest
 from common.features import FEATURE_NAMES
 from common.scorer import _BOOSTER_SCORERS, compile_scorer, positive_probability
 from common.settings import ALL_CLASSIFIERS
-from common.training import make_classifier
+from common.training import fit_classifier, make_classifier
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def data() -> tuple[pd.DataFrame, pd.Series]:
 @pytest.mark.parametrize("name", ALL_CLASSIFIERS)
 def test_compiled_scorer_matches_predict_proba_for_every_zoo_classifier(name: str, data) -> None:
     X, y = data
-    model = make_classifier(name, y_train=y, seed=5).fit(X, y)
+    model = fit_classifier(make_classifier(name, y_train=y, seed=5), X, y)
     score = compile_scorer(model, FEATURE_NAMES)
     rows = X.tail(40)
     expected = positive_probability(model, rows)
@@ -34,10 +34,13 @@ def test_compiled_scorer_matches_predict_proba_for_every_zoo_classifier(name: st
     np.testing.assert_allclose(score(rows.to_numpy()[-1:]), positive_probability(model, rows.tail(1)), atol=1e-12)
 
 
+BOOSTERS = {"lightgbm": "lightgbm", "xgboost": "xgboost", "sklearn": "hist_gradient_boosting"}
+
+
 @pytest.mark.parametrize("library", sorted(_BOOSTER_SCORERS))
 def test_boosters_are_scored_through_the_booster_not_predict_proba(library: str, data) -> None:
     X, y = data
-    model = make_classifier(library, y_train=y, seed=5).fit(X, y)  # type: ignore[arg-type]
+    model = fit_classifier(make_classifier(BOOSTERS[library], y_train=y, seed=5), X, y)  # type: ignore[arg-type]
     score = compile_scorer(model, FEATURE_NAMES)
 
     def forbidden(*args, **kwargs):

@@ -32,6 +32,7 @@ from common.training import (
     compute_metrics,
     estimator_params,
     evaluate_candidates,
+    fit_classifier,
     fit_final,
     make_classifier,
     max_drawdown,
@@ -171,8 +172,8 @@ def test_every_classifier_fits_predicts_probabilities_deterministically_and_pick
     name: str, zoo_split: tuple[pd.DataFrame, np.ndarray, pd.DataFrame]
 ) -> None:
     X_train, y_train, X_test = zoo_split
-    first = make_classifier(name, y_train=y_train, seed=7).fit(X_train, y_train)  # type: ignore[arg-type]
-    second = make_classifier(name, y_train=y_train, seed=7).fit(X_train, y_train)  # type: ignore[arg-type]
+    first = fit_classifier(make_classifier(name, y_train=y_train, seed=7), X_train, y_train)  # type: ignore[arg-type]
+    second = fit_classifier(make_classifier(name, y_train=y_train, seed=7), X_train, y_train)  # type: ignore[arg-type]
     proba = first.predict_proba(X_test)
     assert proba.shape == (len(X_test), 2)
     assert np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all()
@@ -206,7 +207,7 @@ def test_class_weights_come_from_the_training_labels(monkeypatch: pytest.MonkeyP
 
         monkeypatch.setattr(base, "fit", spy)
     for name in ("ada_boost", "mlp", "svc"):
-        make_classifier(name, y_train=y_train, seed=0).fit(X_train, y_train)
+        fit_classifier(make_classifier(name, y_train=y_train, seed=0), X_train, y_train)
     assert set(seen) == {"AdaBoostClassifier", "MLPClassifier", "CalibratedClassifierCV"}
     for weights in seen.values():
         assert weights is not None
@@ -223,7 +224,7 @@ def test_a_single_class_cannot_be_trained() -> None:
 
 def test_ridge_probability_is_a_logistic_of_its_decision(zoo_split) -> None:
     X_train, y_train, X_test = zoo_split
-    ridge = make_classifier("ridge", y_train=y_train, seed=0).fit(X_train, y_train)
+    ridge = fit_classifier(make_classifier("ridge", y_train=y_train, seed=0), X_train, y_train)
     decision = ridge.decision_function(X_test)
     np.testing.assert_allclose(ridge.predict_proba(X_test)[:, 1], 1 / (1 + np.exp(-decision)))
     assert np.array_equal(ridge.predict(X_test), (ridge.predict_proba(X_test)[:, 1] > 0.5).astype(int))
