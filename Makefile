@@ -9,7 +9,7 @@ UV_VERSION := 0.9.30
 UV := .tools/bin/uv
 SAM_REQUIREMENTS := tests/packaging/requirements-sam-cli.txt
 
-.PHONY: setup sam-cli demo test lint bench clean
+.PHONY: setup sam-cli demo test lint bench docs clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -47,6 +47,10 @@ bench: setup
 	# the peer tools the benchmarks compare against (Evidently) come from the bench group, added on top
 	$(UV) sync --frozen --compile-bytecode --group bench --inexact --python $(PYTHON) --no-python-downloads
 	.venv/bin/python bench/run.py bench/RESULTS.md
+
+# The docs site (mkdocs.yml) on http://127.0.0.1:8000, rebuilt on every change; the tests build it with --strict.
+docs: setup
+	.venv/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean:
 	-.venv/bin/retrain down
