@@ -2,14 +2,15 @@
 #   make demo   install what is needed, then run the retraining loop locally (retrain demo)
 #   make test   install what is needed, then lint and run the test suite
 # Installs go to .venv/ (project, from uv.lock) and .tools/ (the pinned uv that installs it, and aws-sam-cli in
-# its own venv .tools/sam/ for the SAM checks of `make test`).
+# its own venv .tools/sam/ for the SAM checks of `make test`; checkov in .tools/checkov/ for its security scan).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 UV_VERSION := 0.9.30
 UV := .tools/bin/uv
 SAM_REQUIREMENTS := tests/packaging/requirements-sam-cli.txt
+CHECKOV_REQUIREMENTS := tests/packaging/requirements-checkov.txt
 
-.PHONY: setup sam-cli demo test lint bench docs clean
+.PHONY: setup sam-cli checkov demo test lint bench docs clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -33,6 +34,15 @@ setup: .venv/.installed
 
 sam-cli: .tools/sam/.installed
 
+# checkov (the template's security scan in `make test`) pins its own boto3 too: a venv of its own, hash-locked.
+.tools/checkov/.installed: $(CHECKOV_REQUIREMENTS) | $(UV)
+	rm -rf .tools/checkov
+	$(UV) venv --quiet --python $(PYTHON) --no-python-downloads .tools/checkov
+	$(UV) pip install --quiet --python .tools/checkov/bin/python --require-hashes --requirement $(CHECKOV_REQUIREMENTS)
+	touch $@
+
+checkov: .tools/checkov/.installed
+
 demo: setup
 	.venv/bin/retrain demo
 
@@ -40,7 +50,7 @@ lint: setup
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
-test: lint sam-cli
+test: lint sam-cli checkov
 	.venv/bin/pytest
 
 bench: setup

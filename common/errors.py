@@ -43,5 +43,9 @@ class UnknownSymbolError(MarketDataError):
     """The vendor does not list the symbol (a configuration problem: no retry helps)."""
 
 
+class RegionBlockedError(MarketDataError):
+    """The vendor refuses this machine's location (Binance: HTTP 451); no retry helps, another region or host does."""
+
+
 class ProviderUnavailableError(MarketDataError):
     """The vendor kept failing (429, 5xx, timeouts) after every retry."""

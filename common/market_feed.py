@@ -30,6 +30,7 @@ from common.errors import (
     DataFormatError,
     MarketDataError,
     ProviderUnavailableError,
+    RegionBlockedError,
     UnknownSymbolError,
 )
 from common.ohlcv import COLUMNS, empty_bars, interval_length, parse_ohlcv_csv
@@ -57,6 +58,8 @@ KLINE_FIELDS = 12
 # currency, and mixing units would put a ~1e5x step into every volume-based feature at the seam.
 _KLINE_POSITIONS: dict[str, int] = {"open": 1, "high": 2, "low": 3, "close": 4, "volume": 7}
 _RETRYABLE_STATUS = frozenset({418, 429})
+#: Binance's answer to a request from a location it does not serve (e.g. api.binance.com from US regions).
+HTTP_UNAVAILABLE_FOR_LEGAL_REASONS = 451
 
 
 @runtime_checkable
@@ -303,6 +306,12 @@ class BinanceKlinesProvider:
             body = None
         if isinstance(body, dict):
             code, msg = body.get("code"), str(body.get("msg", msg))
+        if response.status_code == HTTP_UNAVAILABLE_FOR_LEGAL_REASONS:
+            return RegionBlockedError(
+                f"Binance refuses requests from this location (HTTP 451, region block) for {pair} at "
+                f"{self.base_url}: {msg}. Run ingestion from a region Binance serves, or set "
+                "RETRAIN_MARKET_DATA_URL to a klines host that serves it"
+            )
         if code == BINANCE_INVALID_SYMBOL:
             return UnknownSymbolError(
                 f"Binance does not list {pair} (symbol {symbol!r} with quote {self.quote!r}): {msg}"

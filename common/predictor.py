@@ -12,6 +12,8 @@ SPEC.md, "Zero-downtime model update":
   in-flight requests finish on it, and later requests get the new one.
 - A version that fails to load, to score or the check is never served: it is remembered as rejected (not
   retried on every refresh), logged and counted, and the previous model keeps serving.
+- Each swap and refused load is also handed to ``on_event`` as a :class:`CacheEvent` (the Lambda adapter
+  publishes them as metrics; this module stays free of AWS).
 
 Nothing here imports MLflow: the registry is behind :class:`ModelSource`.
 """
@@ -24,7 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -93,6 +95,17 @@ class _Entry:
 
 
 @dataclass(frozen=True)
+class CacheEvent:
+    """A swap (a new version now serving) or a refused load (a version that will never serve)."""
+
+    kind: Literal["swap", "rejected"]
+    model: str  # registered model name, e.g. BTC_uptrend_model
+    version: str
+    previous: str | None  # the version served before (a swap) or still serving (a refusal); None: nothing
+    why: str | None = None  # a refusal's reason
+
+
+@dataclass(frozen=True)
 class CacheStats:
     swaps: int
     rejected_loads: int
@@ -109,8 +122,10 @@ class ModelCache:
         refresh_seconds: float = 30.0,
         background: bool = True,
         clock: Callable[[], float] = time.monotonic,
+        on_event: Callable[[CacheEvent], None] | None = None,
     ) -> None:
         self._source = source
+        self._on_event = on_event
         self._refresh_seconds = refresh_seconds
         self._clock = clock
         self._entries: dict[tuple[str, str], _Entry] = {}
@@ -228,6 +243,7 @@ class ModelCache:
                 self._rejected += 1
             kept = f"v{current.version} keeps serving" if current is not None else "nothing to serve"
             logger.error("%s v%s rejected (%s); %s", name, info.version, why, kept)
+            self._notify(CacheEvent("rejected", name, info.version, current.version if current else None, why))
             return
         tags = decode_tags(info.tags)
         entry.served = ServedModel(
@@ -246,6 +262,15 @@ class ModelCache:
             self._swaps += 1
         previous = f"v{current.version}" if current is not None else "nothing"
         logger.info("%s: v%s now serving (replaced %s)", name, info.version, previous)
+        self._notify(CacheEvent("swap", name, info.version, current.version if current else None))
+
+    def _notify(self, event: CacheEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:  # an observer (metrics) must never stop a swap or fail a request
+            logger.exception("cache event observer failed on %s", event)
 
 
 class RegistrySource:

@@ -424,7 +424,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from functions.predictor.app import Service, create_app
+    from common.api import Service, create_app
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 

@@ -325,7 +325,7 @@ def _predictor_under_calls(
 ) -> Iterator[PredictionClient]:
     """The predictor on loopback (uvicorn in a thread, the replay's clock, aliases re-resolved every half
     second) and a client calling it for every model until the block ends."""
-    from functions.predictor.app import Service, create_app
+    from common.api import Service, create_app
     from retrain.loopback import serving
 
     settings = load_settings(

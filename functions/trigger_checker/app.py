@@ -15,6 +15,7 @@ as starting the training execution.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -34,6 +35,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 METRIC_NAMES = {"schedule": "ChampionAgeDays", "performance": "LiveAccuracy", "drift": "MaxPSI"}
+TRIGGER_KINDS = ("schedule", "performance", "drift", "no_model")
 
 
 @logger.inject_lambda_context
@@ -66,6 +68,13 @@ def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
                     name=METRIC_NAMES[result.trigger], unit=MetricUnit.Count, value=result.value
                 ) as metric:
                     metric.add_dimension(name="model", value=f"{decision.symbol}_{decision.trend}")
+    if per_model:
+        # Triggers fired by kind ("no_model": a pair without a champion), zeros too: a kind that stops firing
+        # shows as 0 on the dashboard, not as a gap.
+        fired = Counter(reason for decision in summary.decisions for reason in decision.reasons)
+        for kind in TRIGGER_KINDS:
+            with single_metric(name="TriggersFired", unit=MetricUnit.Count, value=fired[kind]) as metric:
+                metric.add_dimension(name="trigger", value=kind)
     metrics.add_metric(name="ModelsToRetrain", unit=MetricUnit.Count, value=len(summary.to_retrain))
     metrics.add_metric(name="CheckErrors", unit=MetricUnit.Count, value=len(summary.errors))
     if summary.errors:

@@ -245,10 +245,16 @@ def local_resources(
 
     globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     buckets, functions, machines = [], [], []
+    access_log_buckets = {
+        resource["Properties"]["LoggingConfiguration"]["DestinationBucketName"].get("Ref")
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::S3::Bucket" and "LoggingConfiguration" in resource.get("Properties", {})
+    }
     for logical_id, resource in template["Resources"].items():
         kind, props = resource["Type"], resource.get("Properties", {})
         if kind == "AWS::S3::Bucket":
-            buckets.append(resolver.physical_name(logical_id))
+            if logical_id not in access_log_buckets:  # S3's server access logs: nothing runs on them locally
+                buckets.append(resolver.physical_name(logical_id))
         elif kind == "AWS::Serverless::Function":
             if props.get("PackageType") == "Image":
                 code_dir = Path(resource.get("Metadata", {}).get("DockerContext", "."))

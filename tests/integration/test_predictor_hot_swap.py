@@ -81,7 +81,7 @@ def _corrupt_artifacts(bucket: str, model_id: str) -> int:
 
 
 def test_hot_swap_under_load_serves_every_request_and_never_the_corrupt_version(stack) -> None:
-    from functions.predictor.app import Service, create_app
+    from common.api import Service, create_app
 
     bucket = stack.info.bucket
     registry = Registry(stack.info.mlflow_uri)

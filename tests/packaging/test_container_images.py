@@ -1,6 +1,9 @@
 """The container-image functions, checked without Docker: template.yaml points at Dockerfiles that exist, each
 Dockerfile's statements are the ones that work on Lambda (base image, COPY sources, locked dependencies, handler),
-and the locked dependency set installs, from wheels only, for the image's platform and fits Lambda's image limit.
+and each image's locked dependency set installs, from wheels only, for the image's platform and fits Lambda's
+image limit. Two images: functions/image/Dockerfile (the trainer steps, trigger checker, batch predictions,
+backtest) and the predictor's lean one, functions/predictor/Dockerfile (what scoring needs), whose set alone is
+shown to import and answer.
 
 The dependency install runs the Dockerfile's own `uv export` and `uv pip install` commands (read from its RUN
 statement), retargeted from the image's venv to a local folder for the image's platform; the uv cache that
@@ -16,6 +19,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,11 +229,17 @@ def test_dockerignore_matcher_follows_dockers_last_match_rule() -> None:
     assert _ignored_by_docker("common/__pycache__/a.pyc", patterns)
 
 
+# A package that writes a cache at run time -> the variable that must move it to /tmp, Lambda's only writable folder.
+CACHE_VARIABLES = {"numba": "NUMBA_CACHE_DIR", "matplotlib": "MPLCONFIGDIR"}
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
-def test_caches_go_to_lambdas_only_writable_folder(dockerfile: Path) -> None:
+def test_caches_go_to_lambdas_only_writable_folder(dockerfile: Path, tmp_path: Path) -> None:
     environment = " ".join(i.arguments for i in parse_dockerfile(dockerfile) if i.keyword == "ENV")
-    for variable in ("NUMBA_CACHE_DIR", "MPLCONFIGDIR"):
-        assert re.search(rf"\b{variable}=/tmp/", environment), f"{variable} must point into /tmp"
+    names = _exported_names(_exported(dockerfile, tmp_path).read_text())
+    for package, variable in CACHE_VARIABLES.items():
+        if package in names:
+            assert re.search(rf"\b{variable}=/tmp/", environment), f"{variable} must point into /tmp"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
@@ -259,14 +269,22 @@ def _option(command: list[str], name: str) -> str:
     return command[command.index(name) + 1]
 
 
+def _only_groups(export: list[str]) -> list[str]:
+    return [export[index + 1] for index, word in enumerate(export) if word == "--only-group"]
+
+
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
 def test_dependencies_are_installed_from_the_lock_file(dockerfile: Path) -> None:
     instructions = parse_dockerfile(dockerfile)
     steps = _install_steps(dockerfile)
     assert "--frozen" in steps.export, "exactly uv.lock's resolution, never a fresh one"
-    assert {"--no-dev", "--no-emit-project"} <= set(steps.export)
-    assert _option(steps.export, "--no-group") == "local"
-    assert _option(steps.export, "--group") == "image"
+    assert "--no-emit-project" in steps.export
+    if _only_groups(steps.export):  # a lean image: its group alone, plus the runtime interface client
+        assert sorted(_only_groups(steps.export)) == ["image", "predictor"]
+    else:  # the runtime dependencies plus the image group; neither the local stack nor the dev tools
+        assert "--no-dev" in steps.export
+        assert _option(steps.export, "--no-group") == "local"
+        assert _option(steps.export, "--group") == "image"
     assert {"--require-hashes", "--no-deps"} <= set(steps.install)
     assert _option(steps.install, "--only-binary") == ":all:", "no source builds in the image"
     assert _option(steps.install, "--requirement") == _option(steps.export, "--output-file")
@@ -278,9 +296,34 @@ def test_dependencies_are_installed_from_the_lock_file(dockerfile: Path) -> None
     assert makefile_uv and f"astral-sh/uv:{makefile_uv[1]} " in uv_copy, "the uv the Makefile pins"
 
 
-def test_dockerfiles_install_the_same_dependency_set() -> None:
-    """One install measured below stands for both images."""
-    assert len({tuple(_install_steps(dockerfile).export) for dockerfile in DOCKERFILES}) == 1
+def test_the_predictor_has_its_own_lean_image_and_the_others_share_one() -> None:
+    predictor = REPO_ROOT / "functions" / "predictor" / "Dockerfile"
+    uses = {function: _dockerfile_of(function) for function in IMAGE_FUNCTIONS}
+    assert uses.pop("PredictorFunction") == predictor
+    assert set(uses.values()) == {REPO_ROOT / "functions" / "image" / "Dockerfile"}
+    assert _only_groups(_install_steps(predictor).export) == ["predictor", "image"]
+
+
+# What the predictor's image leaves out: the trainer's explanations and plots, numba's compiler, MLflow's server.
+NOT_FOR_SCORING = {"shap", "numba", "llvmlite", "matplotlib", "mlflow", "flask", "sqlalchemy", "alembic", "pyarrow"}
+FOR_SCORING = {
+    "lightgbm",
+    "xgboost-cpu",
+    "scikit-learn",
+    "ta-lib",
+    "mlflow-skinny",
+    "fastapi",
+    "mangum",
+    "awslambdaric",
+}
+
+
+def test_the_predictors_set_is_what_scoring_needs(tmp_path: Path) -> None:
+    names = _exported_names(_exported(REPO_ROOT / "functions" / "predictor" / "Dockerfile", tmp_path).read_text())
+    assert names >= FOR_SCORING
+    assert not names & NOT_FOR_SCORING, "the trainer's dependencies in the predictor's image"
+    everything = _exported_names(_exported(REPO_ROOT / "functions" / "image" / "Dockerfile", tmp_path).read_text())
+    assert NOT_FOR_SCORING - {"pyarrow"} <= everything, "the shared image still carries the trainer's set"
 
 
 # The locked dependency set, installed for the image's platform
@@ -292,16 +335,23 @@ class ImageInstall:
     site_packages: Path
 
 
-def _exported_and_installed(dockerfile: Path, workdir: Path) -> ImageInstall:
+def _exported(dockerfile: Path, workdir: Path) -> Path:
+    """The requirements file the Dockerfile's `uv export` writes, written under ``workdir``."""
     steps = _install_steps(dockerfile)
-    project = workdir / "lock"
-    project.mkdir()
+    project = workdir / f"lock-{dockerfile.parent.name}"
+    project.mkdir(exist_ok=True)
     for name in ("pyproject.toml", "uv.lock"):  # all the image's export sees (COPY pyproject.toml uv.lock)
         shutil.copy(REPO_ROOT / name, project / name)
-    requirements = workdir / "requirements.txt"
+    requirements = workdir / f"requirements-{dockerfile.parent.name}.txt"
     export = _retarget(steps.export, {"--project": str(project), "--output-file": str(requirements)})
     result = subprocess.run([str(UV), *export[1:]], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{shlex.join(export)}\n{result.stderr}"
+    return requirements
+
+
+def _exported_and_installed(dockerfile: Path, workdir: Path) -> ImageInstall:
+    steps = _install_steps(dockerfile)
+    requirements = _exported(dockerfile, workdir)
     site_packages = workdir / "site-packages"
     install = [
         *_retarget(steps.install, {"--python": None, "--requirement": str(requirements)}),
@@ -333,11 +383,18 @@ def _retarget(command: list[str], options: dict[str, str | None]) -> list[str]:
     return retargeted
 
 
-@pytest.fixture(scope="session")
-def image_install(tmp_path_factory: pytest.TempPathFactory) -> ImageInstall:
+_INSTALLS: dict[Path, ImageInstall] = {}
+
+
+@pytest.fixture(params=DOCKERFILES, ids=_id)
+def image_install(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ImageInstall:
+    """Each Dockerfile's dependency set installed once per session (parametrised: every check runs on each)."""
     if not UV.exists():
         pytest.fail(f"{UV.relative_to(REPO_ROOT)} missing: `make setup` installs it")
-    return _exported_and_installed(DOCKERFILES[0], tmp_path_factory.mktemp("image"))
+    dockerfile: Path = request.param
+    if dockerfile not in _INSTALLS:
+        _INSTALLS[dockerfile] = _exported_and_installed(dockerfile, tmp_path_factory.mktemp(dockerfile.parent.name))
+    return _INSTALLS[dockerfile]
 
 
 def _exported_names(requirements: str) -> set[str]:
@@ -346,7 +403,8 @@ def _exported_names(requirements: str) -> set[str]:
 
 def test_image_dependencies_are_the_runtime_set(image_install: ImageInstall) -> None:
     names = _exported_names(image_install.requirements)
-    assert {"awslambdaric", "mlflow", "lightgbm", "xgboost-cpu", "fastapi", "mangum"} <= names
+    assert {"awslambdaric", "lightgbm", "xgboost-cpu", "fastapi", "mangum"} <= names
+    assert names & {"mlflow", "mlflow-skinny"}
     assert not names & {"moto", "pytest", "ruff", "cfn-lint", "hypothesis", "evidently"}, "dev/local/bench groups"
     assert "retrain" not in names, "the project itself is copied as source, not installed"
 
@@ -355,10 +413,11 @@ def test_image_dependencies_fit_lambdas_image_limit(
     image_install: ImageInstall, packaging_report: dict[str, str]
 ) -> None:
     size = sum(path.stat().st_size for path in image_install.site_packages.rglob("*") if path.is_file())
-    for dockerfile in DOCKERFILES:
-        packaging_report[f"{_id(dockerfile)} dependencies ({IMAGE_PLATFORM})"] = (
-            f"{size:>12,} bytes ({size / MIB:.2f} MiB) + the base image and its Python 3.11"
-        )
+    dockerfile = next(d for d, install in _INSTALLS.items() if install is image_install)
+    functions = ", ".join(f for f in IMAGE_FUNCTIONS if _dockerfile_of(f) == dockerfile)
+    packaging_report[f"{_id(dockerfile)} dependencies ({IMAGE_PLATFORM}; {functions})"] = (
+        f"{size:>12,} bytes ({size / MIB:.2f} MiB) + the base image and its Python 3.11"
+    )
     assert size + BASE_ALLOWANCE < LAMBDA_IMAGE_LIMIT
 
 
@@ -373,9 +432,9 @@ def test_image_binaries_run_on_amazon_linux_2023(image_install: ImageInstall) ->
     assert too_new == {}, f"these need a newer glibc than Amazon Linux 2023's 2.{IMAGE_GLIBC_MINOR}"
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
-def test_image_installs_the_system_libraries_the_wheels_link_to(image_install: ImageInstall, dockerfile: Path) -> None:
+def test_image_installs_the_system_libraries_the_wheels_link_to(image_install: ImageInstall) -> None:
     """The OS-only base has little beyond glibc: every library a wheel needs and does not carry is dnf-installed."""
+    dockerfile = next(d for d, install in _INSTALLS.items() if install is image_install)
     runs = [i.arguments.split() for i in parse_dockerfile(dockerfile) if i.keyword == "RUN" and "dnf" in i.arguments]
     (words,) = runs
     start = words.index("install") + 1
@@ -392,3 +451,44 @@ def test_image_installs_the_system_libraries_the_wheels_link_to(image_install: I
         if library not in available
     }
     assert missing == {}, f"{_id(dockerfile)}: dnf-install the packages providing these (AL2023_PACKAGE_LIBRARIES)"
+
+
+def test_the_predictors_lean_set_alone_imports_the_handler_and_answers(
+    image_install: ImageInstall, tmp_path: Path
+) -> None:
+    """The predictor's handler, and what loading any zoo model needs, from its image's packages alone (no project
+    venv on the path: python -S), answering /health as Lambda calls it. Run for the predictor's image only."""
+    dockerfile = next(d for d, install in _INSTALLS.items() if install is image_install)
+    if _only_groups(_install_steps(dockerfile).export) != ["predictor", "image"]:
+        pytest.skip("the shared image carries the project's whole runtime set")
+    script = (
+        "import json, sys\n"
+        "import lightgbm, xgboost, sklearn.ensemble, mlflow.sklearn, cloudpickle, talib\n"
+        "from functions.predictor.app import handler\n"
+        "from retrain.stack.lambda_router import LocalLambdaContext\n"
+        "event = json.loads(open(sys.argv[1]).read())\n"
+        "response = handler(event, LocalLambdaContext('PredictorFunction', 'arn:local'))\n"
+        "print(response['statusCode'], json.loads(response['body'])['status'])\n"
+    )
+    event = json.loads((REPO_ROOT / "tests" / "events" / "http_api_health.json").read_text())
+    (tmp_path / "event.json").write_text(json.dumps(event))
+    # The stdlib of this interpreter (the image's is the same minor version), the image's packages, the sources.
+    environment = {
+        "PYTHONPATH": f"{image_install.site_packages}:{REPO_ROOT}",
+        "PATH": "/usr/bin:/bin",
+        "AWS_LAMBDA_FUNCTION_NAME": "PredictorFunction",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RETRAIN_DATA_BUCKET": "unused",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(tmp_path / "event.json")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["200", "ok"], result.stdout

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from common.api import Service, create_app
 from common.features import FEATURE_NAMES
 from common.predictor import CheckedModel, ModelCache
 from common.registry import VersionInfo
 from common.scorer import compile_scorer
 from common.serving import FeatureCache
 from common.settings import load_settings
-from functions.predictor.app import Service, create_app
 from retrain.loopback import serving
 from tests.unit.test_predictor import FakeSource, _row
 

@@ -19,6 +19,7 @@ from common.errors import (
     DataFormatError,
     MarketDataError,
     ProviderUnavailableError,
+    RegionBlockedError,
     UnknownSymbolError,
 )
 from common.market_feed import BinanceKlinesProvider, MarketDataProvider, ReplayProvider, empty_bars
@@ -354,10 +355,21 @@ def test_other_client_errors_fail_at_once_with_binance_message() -> None:
 
 
 def test_client_error_without_json_body() -> None:
-    recorder = Recorder(httpx.Response(451, text="Service unavailable from a restricted location"))
+    recorder = Recorder(httpx.Response(403, text="Forbidden by the proxy"))
     provider, _ = _provider(recorder)
-    with pytest.raises(MarketDataError, match=r"HTTP 451.*restricted location"):
+    with pytest.raises(MarketDataError, match=r"HTTP 403.*Forbidden by the proxy"):
         provider.fetch_bars("BTC", "1d", BTC_START, BTC_END)
+
+
+def test_a_region_block_fails_at_once_naming_the_cause_and_the_way_out() -> None:
+    recorder = Recorder(_json_response("error_restricted_location.json", 451))
+    provider, sleep = _provider(recorder)
+    with pytest.raises(RegionBlockedError) as info:
+        provider.fetch_bars("BTC", "1d", BTC_START, BTC_END)
+    message = str(info.value)
+    assert "HTTP 451, region block" in message and "restricted location" in message
+    assert "RETRAIN_MARKET_DATA_URL" in message and BASE_URL in message
+    assert len(recorder.requests) == 1 and sleep.delays == []
     assert len(recorder.requests) == 1
 
 

@@ -7,6 +7,7 @@ import itertools
 import json
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,15 +15,17 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from common.api import MAX_BATCH_ROWS, Service, create_app
 from common.errors import DataNotFoundError
 from common.features import FEATURE_NAMES
-from common.predictor import CheckedModel, ModelCache, ModelLoadError
+from common.predictor import CacheEvent, CheckedModel, ModelCache, ModelLoadError
 from common.promotion import encode_tags
 from common.registry import VersionInfo
 from common.scorer import compile_scorer
 from common.serving import FeatureCache, FeatureRow
 from common.settings import load_settings
-from functions.predictor.app import MAX_BATCH_ROWS, Service, create_app
+from retrain.stack.lambda_router import LocalLambdaContext
+from tests.emf import emitted_metrics
 from tests.original_api import OriginalModel, OriginalPrediction, is_original_prediction
 
 BAR = datetime(2025, 2, 19, tzinfo=UTC)
@@ -414,3 +417,71 @@ def test_a_suspended_champion_answers_404_with_the_reason_and_serves_again_once_
     again = client.get("/prediction", params=params)
     assert again.status_code == 200 and again.json()["model_version"] == "7"
     assert source.loads.count("7") == 1, "suspending and resuming never reloads the model"
+
+
+# --- the Lambda adapter: swaps and refused loads as metrics --------------------------------------------------
+def test_the_cache_reports_each_swap_and_refused_load_and_survives_a_failing_observer() -> None:
+    source, clock = FakeSource(), Clock()
+    heard: list[CacheEvent] = []
+    source.aliases["BTC_uptrend_model"] = "1"
+    cache = _cache(source, clock, on_event=heard.append)
+    cache.get("BTC", "uptrend")
+    source.aliases["BTC_uptrend_model"], source.broken = "2", {"2"}
+    clock.now = 10
+    cache.get("BTC", "uptrend")
+    assert [(e.kind, e.version, e.previous) for e in heard] == [("swap", "1", None), ("rejected", "2", "1")]
+    assert heard[1].why == "ModelLoadError: v2 is corrupt"
+
+    def broken_observer(event: CacheEvent) -> None:
+        raise RuntimeError("metrics down")
+
+    source.aliases["BTC_uptrend_model"] = "3"
+    failing = _cache(source, clock, on_event=broken_observer)
+    assert failing.get("BTC", "uptrend").version == "3"  # type: ignore[union-attr]
+
+
+def test_the_lambda_handler_publishes_swaps_and_refused_loads_as_metrics(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """functions/predictor/app.py as Lambda runs it: the handler's service hears its cache's events and the
+    invocation that swapped publishes ModelSwaps; one whose champion fails to load, ModelLoadsRejected."""
+    import functions.predictor.app as app
+    from common.api import Service
+
+    for name, value in {
+        "AWS_LAMBDA_FUNCTION_NAME": "retrain-test-PredictorFunction",
+        "RETRAIN_SYMBOLS": "BTC",
+        "RETRAIN_DATA_BUCKET": "unused",
+        "POWERTOOLS_SERVICE_NAME": "retrain-test",
+        "POWERTOOLS_METRICS_NAMESPACE": "RetrainTest",
+    }.items():
+        monkeypatch.setenv(name, value)
+    source, clock = FakeSource(), Clock()
+    source.aliases["BTC_uptrend_model"] = "1"
+
+    def from_settings(settings: Any, *, background: bool, on_event: Any = None, **_: Any) -> Service:
+        assert background is False  # on Lambda the refresh runs inline
+        cache = ModelCache(source, refresh_seconds=10, background=False, clock=clock, on_event=on_event)
+        return Service(settings, cache, FeatureCache(lambda s, i: _row(s)))
+
+    monkeypatch.setattr(Service, "from_settings", from_settings)
+    # The module may have been imported by an earlier test: its Metrics read the namespace and service then.
+    monkeypatch.setattr(app.metrics.provider, "namespace", "RetrainTest")
+    monkeypatch.setattr(app.metrics.provider, "service", "retrain-test")
+    app.default_service.cache_clear()
+    event = json.loads((Path(__file__).resolve().parents[1] / "events" / "http_api_prediction.json").read_text())
+    context = LocalLambdaContext("retrain-test-PredictorFunction", "arn:aws:lambda:us-east-1:1:function:x")
+    try:
+        assert app.handler(event, context)["statusCode"] == 200
+        first = emitted_metrics(capsys.readouterr().out)
+        assert app.handler(event, context)["statusCode"] == 200  # nothing new: no swap counted
+        second = emitted_metrics(capsys.readouterr().out)
+        source.aliases["BTC_uptrend_model"], source.broken = "2", {"2"}
+        clock.now = 10
+        assert json.loads(app.handler(event, context)["body"])["model_version"] == "1"  # v1 keeps serving
+        third = emitted_metrics(capsys.readouterr().out)
+    finally:
+        app.default_service.cache_clear()
+    assert first == {"ModelSwaps": 1}
+    assert "ModelSwaps" not in second and "ModelLoadsRejected" not in second
+    assert third == {"ModelLoadsRejected": 1}

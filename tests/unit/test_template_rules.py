@@ -380,11 +380,82 @@ def schedule_violations(template: Template) -> list[str]:
 
 
 def concurrency_violations(template: Template) -> list[str]:
-    return [
+    found = [
         f"{logical_id}: ReservedConcurrentExecutions must be 1 ({reason})"
         for logical_id, reason in SINGLE_RUN_FUNCTIONS.items()
         if _props(template["Resources"][logical_id]).get("ReservedConcurrentExecutions") != 1
     ]
+    # The API's throttle bounds the request rate; only a reservation bounds how many environments bill at once.
+    if _props(template["Resources"]["PredictorFunction"]).get("ReservedConcurrentExecutions") != {
+        "Ref": "PredictorMaxConcurrency"
+    }:
+        found.append("PredictorFunction: ReservedConcurrentExecutions is not the PredictorMaxConcurrency parameter")
+    return found
+
+
+def logging_violations(template: Template) -> list[str]:
+    """Every function logs JSON with its levels set: the Python runtime's default level (WARNING) drops the
+    INFO lines of the standard-library loggers (the predictor's hot swaps) unless the template sets one."""
+    found = []
+    config = template.get("Globals", {}).get("Function", {}).get("LoggingConfig", {})
+    if config.get("LogFormat") != "JSON":
+        found.append("Globals.Function.LoggingConfig: LogFormat is not JSON")
+    if config.get("ApplicationLogLevel") not in {"INFO", "DEBUG", "TRACE"}:
+        found.append("Globals.Function.LoggingConfig: ApplicationLogLevel drops INFO lines (or is not set)")
+    if config.get("SystemLogLevel") not in {"DEBUG", "INFO", "WARN"}:
+        found.append("Globals.Function.LoggingConfig: SystemLogLevel not set")
+    for logical_id, resource in _resources(template, "AWS::Serverless::Function"):
+        if "LoggingConfig" in _props(resource):
+            found.append(f"{logical_id}: LoggingConfig of its own (the Globals' is the one)")
+    return found
+
+
+def stated_version_retention_days() -> int:
+    """How long README.md says a superseded object version is kept."""
+    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
+    found = re.search(r"superseded version of an object is kept (\d+) days", readme)
+    assert found, "README.md no longer states how long superseded object versions are kept"
+    return int(found.group(1))
+
+
+def version_retention_violations(template: Template) -> list[str]:
+    """Old versions of the data bucket expire, but not before the README's retention: dataset manifests pin
+    the object version each model was trained on, and retraining on exactly it needs that version."""
+    rules = _props(template["Resources"]["DataBucket"]).get("LifecycleConfiguration", {}).get("Rules", [])
+    days = [
+        rule["NoncurrentVersionExpiration"].get("NoncurrentDays")
+        for rule in rules
+        if rule.get("Status") == "Enabled" and "NoncurrentVersionExpiration" in rule
+    ]
+    if not days:
+        return ["DataBucket: noncurrent versions never expire (each daily append keeps a full copy forever)"]
+    found = []
+    for rule in rules:
+        if "NoncurrentVersionExpiration" in rule and (rule.get("Prefix") or rule.get("Filter")):
+            found.append(f"DataBucket: rule {rule.get('Id')} is filtered; the retention is stated for every object")
+        if rule.get("NoncurrentVersionExpiration", {}).get("NewerNoncurrentVersions"):
+            found.append(f"DataBucket: rule {rule.get('Id')} keeps a number of versions, not the stated days")
+    stated = stated_version_retention_days()
+    if days != [stated]:
+        found.append(f"DataBucket: noncurrent versions expire after {days} days; README.md states {stated}")
+    return found
+
+
+def access_log_violations(template: Template) -> list[str]:
+    """The data bucket's requests are logged (S3 server access logs) to a bucket that S3 may write them to."""
+    logging = _props(template["Resources"]["DataBucket"]).get("LoggingConfiguration", {})
+    target = logging.get("DestinationBucketName", {}).get("Ref")
+    if target not in template["Resources"]:
+        return ["DataBucket: no server access logging to a bucket of this template"]
+    statements = [
+        s
+        for _, policy in _resources(template, "AWS::S3::BucketPolicy")
+        if _refers_to(_props(policy)["Bucket"], target)
+        for s in _statements(_props(policy)["PolicyDocument"])
+    ]
+    if not any(s.get("Principal") == {"Service": "logging.s3.amazonaws.com"} and _allows(s) for s in statements):
+        return [f"{target}: its policy does not let S3's log delivery write the access logs"]
+    return []
 
 
 def alarm_violations(template: Template) -> list[str]:
@@ -499,6 +570,9 @@ RULES: list[Callable[[Template], list[str]]] = [
     log_group_violations,
     schedule_violations,
     concurrency_violations,
+    logging_violations,
+    version_retention_violations,
+    access_log_violations,
     alarm_violations,
     secret_violations,
     mlflow_violations,
@@ -671,6 +745,42 @@ def _mlflow_deletes(t: Template) -> None:
     )
 
 
+def _predictor_unbounded(t: Template) -> None:
+    del _resource(t, "PredictorFunction")["ReservedConcurrentExecutions"]
+
+
+def _text_logs(t: Template) -> None:
+    t["Globals"]["Function"]["LoggingConfig"]["LogFormat"] = "Text"
+
+
+def _no_log_level(t: Template) -> None:
+    del t["Globals"]["Function"]["LoggingConfig"]["ApplicationLogLevel"]
+
+
+def _function_log_override(t: Template) -> None:
+    _resource(t, "PredictorFunction")["LoggingConfig"] = {"LogFormat": "Text"}
+
+
+def _versions_kept_forever(t: Template) -> None:
+    rules = _resource(t, "DataBucket")["LifecycleConfiguration"]["Rules"]
+    rules[:] = [r for r in rules if "NoncurrentVersionExpiration" not in r]
+
+
+def _versions_expire_early(t: Template) -> None:
+    for rule in _resource(t, "DataBucket")["LifecycleConfiguration"]["Rules"]:
+        if "NoncurrentVersionExpiration" in rule:
+            rule["NoncurrentVersionExpiration"]["NoncurrentDays"] = 30
+
+
+def _no_access_log(t: Template) -> None:
+    del _resource(t, "DataBucket")["LoggingConfiguration"]
+
+
+def _log_delivery_refused(t: Template) -> None:
+    statements = _resource(t, "AccessLogBucketPolicy")["PolicyDocument"]["Statement"]
+    statements[:] = [s for s in statements if s.get("Sid") != "S3ServerAccessLogs"]
+
+
 BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
     (role_violations, _share_a_role, "PredictorFunction: Role set"),
     (role_violations, _full_access, "managed policy CloudWatchLogsFullAccess"),
@@ -691,6 +801,14 @@ BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None
     (schedule_violations, _failed_invocations_dropped, "BatchPredictFunction: failed invocations are not kept"),
     (schedule_violations, _queue_unencrypted, "DeadLetterQueue: not encrypted"),
     (concurrency_violations, _concurrent_trigger_checks, "TriggerCheckerFunction"),
+    (concurrency_violations, _predictor_unbounded, "PredictorFunction: ReservedConcurrentExecutions"),
+    (logging_violations, _text_logs, "LogFormat is not JSON"),
+    (logging_violations, _no_log_level, "ApplicationLogLevel"),
+    (logging_violations, _function_log_override, "PredictorFunction: LoggingConfig of its own"),
+    (version_retention_violations, _versions_kept_forever, "noncurrent versions never expire"),
+    (version_retention_violations, _versions_expire_early, "expire after [30] days"),
+    (access_log_violations, _no_access_log, "DataBucket: no server access logging"),
+    (access_log_violations, _log_delivery_refused, "AccessLogBucket: its policy does not let"),
     (alarm_violations, _no_trigger_checker_alarm, "no alarm for: trigger checker failed"),
     (alarm_violations, _no_backtest_alarm, "no alarm for: backtest run failed"),
     (alarm_violations, _silent_alarm, "DeadLetterQueueMessagesAlarm: does not notify"),

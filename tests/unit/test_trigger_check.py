@@ -10,7 +10,7 @@ from common.promotion import decode_tags, encode_tags
 from common.registry import VersionInfo
 from common.trigger_check import CheckSummary, _trained_at, execution_name
 from common.triggers import Decision, TriggerResult, schedule_trigger
-from tests.emf import emitted_metrics
+from tests.emf import emitted_metrics, emitted_points
 
 WALL_CLOCK = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -262,5 +262,9 @@ def test_the_handler_logs_counts_and_returns_a_failed_model_and_checks_the_other
     [failure] = [r for r in records if r["message"] == "trigger check failed for a model"]
     assert failure["level"] == "ERROR" and failure["model"] == "BTC downtrend"
     assert failure["error_type"] == "EndpointConnectionError" and "EndpointConnectionError" in failure["exception"]
-    metrics = emitted_metrics(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    metrics = emitted_metrics(out)
     assert metrics["CheckErrors"] == 1 and metrics["ModelsToRetrain"] == 3
+    # Triggers fired by kind, each kind its own series (the dashboard's first graph): three pairs without champion.
+    fired = {dims["trigger"]: value for name, dims, value in emitted_points(out) if name == "TriggersFired"}
+    assert fired == {"schedule": 0, "performance": 0, "drift": 0, "no_model": 3}
