@@ -276,7 +276,7 @@ def reference_pages() -> dict[str, str]:
     """Path under docs/ -> content, for every generated page (and the OpenAPI document beside the API page)."""
     from common import keys
     from common.settings import Settings
-    from functions.predictor.app import create_app
+    from common.api import create_app
     from retrain.cli import build_parser
     from retrain.stack.config import LocalStackConfig
 

@@ -92,7 +92,7 @@ def test_every_command_and_option_is_on_the_cli_page() -> None:
 
 
 def test_every_api_operation_is_on_the_api_page() -> None:
-    from functions.predictor.app import create_app
+    from common.api import create_app
 
     openapi = create_app().openapi()
     page = api_page(openapi)
