@@ -2,12 +2,12 @@
 
 For one (symbol, trend) and each policy (:mod:`common.policies`), day by day after ``start``:
 
-1. 00:10, after the bar of the previous day closed: the trigger check, :func:`common.trigger_check.check_model`
+1. 00:05 (the day's one as-of time, infra/day.asl.json), after the bar of the previous day closed: the trigger check, :func:`common.trigger_check.check_model`
    (schedule, performance from the predictions served so far and resolved only once due, drift against the
    champion's own reference, cooldown, backoff);
 2. when it says retrain: :func:`common.pipeline.train_model` and :func:`common.pipeline.promote_model`, as
    the state machine's TrainModel and PromoteModel steps run them, as of that check;
-3. 00:15: :func:`common.batch_predict.run_batch`, the champion of that moment predicting the bar that just
+3. then :func:`common.batch_predict.run_batch`, the champion of that moment predicting the bar that just
    closed and the outcomes that came due being resolved.
 
 Those are the live loop's functions, unchanged: what they read from MLflow and S3 (the champion and its
@@ -50,9 +50,9 @@ from common.storage import MemoryObjectStore
 from common.trigger_check import check_model, execution_name
 from common.triggers import Decision
 
-# When the schedules run after a bar closes (template.yaml: ingestion 00:05, check 00:10, predictions 00:15).
-CHECK_AT = timedelta(minutes=10)
-BATCH_AT = timedelta(minutes=15)
+# When the day runs after a bar closes (template.yaml's DaySchedule, 00:05): its check, trainings and predictions
+# all work with the day's one as-of time (infra/day.asl.json).
+DAY_AT = timedelta(minutes=5)
 ESTIMATE_KEYS = ("accuracy", "precision", "positive_accuracy", "negative_accuracy", "overall_score", "sharpe")
 
 Progress = Callable[[str], None]
@@ -176,12 +176,12 @@ def _policy_run(
 
 
 def _initial_training(run: PolicyRun, unit: ModelUnit, start: datetime, memo: TrainingMemo, timings: Timings) -> None:
-    as_of = start + CHECK_AT  # as if the start day's check had trained it: its age counts from there
+    as_of = start + DAY_AT  # as if the start day's check had trained it: its age counts from there
     _train(run, unit, as_of, "initial", f"initial-{start:%Y-%m-%d}", memo, timings)
 
 
 def _replay_day(run: PolicyRun, unit: ModelUnit, day: datetime, memo: TrainingMemo, timings: Timings) -> None:
-    check_at = day + CHECK_AT
+    check_at = day + DAY_AT
     try:
         decision, _ = check_model(
             run.settings,
@@ -199,7 +199,7 @@ def _replay_day(run: PolicyRun, unit: ModelUnit, day: datetime, memo: TrainingMe
         run.decisions.append(_decision_record(decision))
         if decision.retrain:
             _train(run, unit, check_at, decision.reason, execution_name(check_at), memo, timings)
-    batch = run_batch(run.settings, run.registry, run.objects, as_of=day + BATCH_AT, symbols=(unit.symbol,))  # type: ignore[arg-type]
+    batch = run_batch(run.settings, run.registry, run.objects, as_of=check_at, symbols=(unit.symbol,))  # type: ignore[arg-type]
     for failed in batch.predictions.failed:
         if failed.trend == unit.trend:
             run.errors.append({"day": f"{day:%Y-%m-%d}", "step": "predict", "error": failed.reason})

@@ -6,7 +6,7 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -139,6 +139,27 @@ class CheckEvent(ScheduledEvent):
 
 class BatchPredictEvent(ScheduledEvent):
     detail: BatchPredictRequest
+
+
+E = TypeVar("E", bound=ScheduledEvent)
+
+
+class DayStep(_SymbolsRequest):
+    """What the day state machine (infra/day.asl.json) passes each of its steps: its execution's name, the
+    day's one as-of time, and the symbols the step works on (the check and the predictions get those whose
+    newest bar ingestion stored)."""
+
+    day: str = Field(pattern=_NAME)
+    as_of: UtcDatetime
+
+
+def parse_daily_event(event: Any, scheduled: type[E]) -> DayStep | E:
+    """A daily function's event: a step of the day state machine, or an EventBridge-shaped event (a manual
+    run, `sam local invoke`). Told apart by the ``day`` key, so a malformed event is reported against the one
+    shape it meant, its errors naming the field as that shape spells it."""
+    if isinstance(event, dict) and "day" in event:
+        return DayStep.model_validate(event)
+    return scheduled.model_validate(event)
 
 
 # --- the backtest state machine (infra/backtest.asl.json) -----------------------------------------------------

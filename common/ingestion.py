@@ -29,7 +29,7 @@ from common.validation import RejectedRow, Severity, ValidationIssue, bars_behin
 if TYPE_CHECKING:
     from common.market_feed import MarketDataProvider
 
-SymbolStatus = Literal["created", "appended", "unchanged", "up_to_date", "failed"]
+SymbolStatus = Literal["created", "appended", "unchanged", "up_to_date", "failed", "not_reached"]
 #: Bars a new series gets from a vendor unless RETRAIN_INGEST_BACKFILL_BARS says otherwise.
 DEFAULT_BACKFILL_BARS = 1000
 #: Start of a window that reaches back to whatever a provider holds (the Unix epoch).
@@ -113,7 +113,28 @@ class IngestionSummary:
     def rejected_rows(self) -> int:
         return sum(item.rejected_rows for item in self.symbols)
 
+    @property
+    def not_reached(self) -> tuple[SymbolIngestion, ...]:
+        return tuple(item for item in self.symbols if item.status == "not_reached")
+
+    def not_ready(self) -> dict[str, str]:
+        """Symbols whose newest closed bar is not stored, and why: what a check or a prediction would judge on
+        an older bar. Failed, not reached before the deadline, or the vendor has not published the bar yet."""
+        step = interval_length(self.interval)
+        why = {}
+        for item in self.symbols:
+            if item.status == "failed":
+                why[item.symbol] = f"failed: {item.error_type}: {item.error}"
+            elif item.status == "not_reached":
+                why[item.symbol] = "not reached before the ingestion's deadline"
+            elif item.last_bar is None:
+                why[item.symbol] = "no bars stored"
+            elif (behind := bars_behind(item.last_bar, self.as_of, step)) > 0:
+                why[item.symbol] = f"newest bar {item.last_bar:%Y-%m-%d %H:%M} is {behind} bar(s) behind"
+        return why
+
     def to_dict(self) -> dict[str, Any]:
+        not_ready = self.not_ready()
         return {
             "as_of": self.as_of.isoformat(),
             "interval": self.interval,
@@ -123,6 +144,11 @@ class IngestionSummary:
             "rejected_rows": self.rejected_rows,
             "failed": [item.symbol for item in self.failed],
             "stale": [item.symbol for item in self.stale],
+            "not_reached": [item.symbol for item in self.not_reached],
+            # What the day's next steps may judge: each symbol's newest closed bar is stored.
+            "ready": [item.symbol for item in self.symbols if item.symbol not in not_ready],
+            "not_ready": not_ready,
+            "complete": not not_ready,
             "symbols": [item.to_dict() for item in self.symbols],
         }
 
@@ -139,6 +165,7 @@ class IngestionSummary:
             f"{self.appended} bar(s) appended for {len(self.symbols)} symbol(s) as of {self.as_of:%Y-%m-%d %H:%M} "
             f"from {self.provider}{' (back-fill)' if self.backfill else ''}; {len(self.failed)} failed, "
             f"{len(self.stale)} stale, {self.rejected_rows} row(s) refused"
+            + (f", {len(self.not_reached)} not reached before the deadline" if self.not_reached else "")
         )
         for item in self.symbols:
             if item.noteworthy:
@@ -187,13 +214,23 @@ def ingest_symbols(
     backfill: bool = False,
     since: datetime | None = None,
     progress: Callable[[SymbolIngestion], None] | None = None,
+    time_left_s: Callable[[], float] | None = None,
+    reserve_s: float = 0.0,
 ) -> IngestionSummary:
     """Ingest each symbol (see the module doc). ``backfill_bars`` None: :func:`new_series_bars`.
-    ``backfill``: fetch from ``since`` (default: all the provider holds) instead of after the newest bar."""
+    ``backfill``: fetch from ``since`` (default: all the provider holds) instead of after the newest bar.
+    ``time_left_s``: seconds left before the caller's deadline; no symbol is started with less than
+    ``reserve_s`` left (one symbol's worst case and the time to report), the rest are ``not_reached``."""
     step = interval_length(interval)
     window = _Window(interval, as_of, new_series_bars(provider, backfill_bars), backfill, since, step)
-    results = []
+    results: list[SymbolIngestion] = []
     for symbol in symbols:
+        if time_left_s is not None and time_left_s() < reserve_s:
+            item = SymbolIngestion(symbol, "not_reached")
+            results.append(item)
+            if progress is not None:
+                progress(item)
+            continue
         try:
             item = _ingest_one(store, provider, symbol, window, gap_policy, stale_after_bars)
         except Exception as exc:  # one symbol's failure (vendor, validation, storage) never blocks the others
@@ -279,6 +316,13 @@ def provider_from_settings(settings: Settings) -> MarketDataProvider:
     return BinanceKlinesProvider.from_settings(settings, api_key=api_key)
 
 
+def worst_case_seconds(provider: MarketDataProvider) -> float:
+    """How long one symbol's fetch can take at worst (every attempt timing out, every backoff at its cap);
+    0 for a provider that does not say (a local folder)."""
+    worst = getattr(provider, "worst_case_seconds", None)
+    return float(worst()) if callable(worst) else 0.0
+
+
 def run_ingestion(
     settings: Settings,
     *,
@@ -290,8 +334,12 @@ def run_ingestion(
     progress: Callable[[SymbolIngestion], None] | None = None,
     backfill: bool = False,
     since: datetime | None = None,
+    time_left_s: Callable[[], float] | None = None,
+    reserve_margin_s: float = 0.0,
 ) -> IngestionSummary:
-    """Ingestion with everything taken from settings unless given (the handler and the CLI share it)."""
+    """Ingestion with everything taken from settings unless given (the handler and the CLI share it).
+    ``time_left_s``: see :func:`ingest_symbols`; the reserve is the provider's worst case for one symbol plus
+    ``reserve_margin_s``."""
     store = store or OhlcvStore(S3ObjectStore(settings.bucket))
     owns_provider = provider is None
     provider = provider or provider_from_settings(settings)
@@ -308,6 +356,8 @@ def run_ingestion(
             backfill=backfill,
             since=since,
             progress=progress,
+            time_left_s=time_left_s,
+            reserve_s=worst_case_seconds(provider) + reserve_margin_s,
         )
     finally:
         close = getattr(provider, "close", None)

@@ -191,6 +191,12 @@ class BinanceKlinesProvider:
     ) -> None:
         self.close()
 
+    def worst_case_seconds(self) -> float:
+        """One request at its worst: every attempt timing out, every wait between them at its cap (a
+        ``Retry-After`` is capped there too). The ingestion keeps this much time in reserve."""
+        timeout = self._timeout.read or 0.0
+        return self.max_attempts * timeout + (self.max_attempts - 1) * self.backoff_max_s
+
     # --- fetching -----------------------------------------------------------------------------------
     def pair(self, symbol: str) -> str:
         """Binance's symbol for one of ours: ``BTC`` -> ``BTCUSDT``."""

@@ -3,6 +3,8 @@ model per day in S3 (with its PSI chart), and at most one training execution per
 
 The execution name is derived from the day (``trigger-YYYY-MM-DD``): Step Functions refuses a second
 execution with the same name, so a repeated or concurrent invocation on the same day starts nothing new.
+The summary's ``training`` is that execution's name and input; the day state machine starts it itself (and
+waits for it), a standalone check (``retrain check``, a manual invocation) through ``start_execution``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class CheckSummary:
     execution: str | None = None
     started: bool = False
     drift: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> drift report (to_dict)
+    training: dict[str, Any] | None = None  # {"name", "input"} of the day's training execution, if any
 
     @property
     def to_retrain(self) -> list[Decision]:
@@ -75,6 +78,7 @@ class CheckSummary:
             "errors": self.errors,
             "failed_models": len(self.errors),
             "skipped": self.skipped,
+            "training": self.training,
         }
 
     def render(self) -> str:
@@ -296,13 +300,12 @@ def run_check(
                 summary.errors[model] = f"decision not recorded: {error_text(exc)}"
                 on_error(model, exc)
             progress(f"{model}: {_verdict(decision)}")
-    if summary.to_retrain and start_execution is not None:
-        summary.execution = execution_name(as_of)
-        payload = {
-            "models": [{"symbol": d.symbol, "trend": d.trend, "reason": d.reason} for d in summary.to_retrain],
-            "as_of": as_of.isoformat(),
-        }
-        summary.started = start_execution(summary.execution, payload)
+    if summary.to_retrain:
+        models = [{"symbol": d.symbol, "trend": d.trend, "reason": d.reason} for d in summary.to_retrain]
+        summary.training = {"name": execution_name(as_of), "input": {"models": models, "as_of": as_of.isoformat()}}
+        if start_execution is not None:
+            summary.execution = summary.training["name"]
+            summary.started = start_execution(summary.execution, summary.training["input"])
     return summary
 
 

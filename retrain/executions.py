@@ -69,6 +69,28 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
         kwargs["nextToken"] = page["nextToken"]
 
 
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+
+def execution_exists(sfn: Any, state_machine_arn: str, name: str) -> bool:
+    try:
+        sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False
+    return True
+
+
+def last_state(sfn: Any, arn: str) -> Any:
+    """The data the execution's last finished state passed on: what a failed execution had got to (AWS
+    gives a failed execution no output)."""
+    for event in reversed(_history(sfn, arn)):
+        output = (event.get("stateExitedEventDetails") or {}).get("output")
+        if output:
+            return json.loads(output)
+    return None
+
+
 def run_execution(
     sfn: Any,
     state_machine_arn: str,
@@ -82,7 +104,7 @@ def run_execution(
 ) -> ExecutionResult:
     """Start (or, if ``name`` already ran, re-attach to) an execution and wait for it to finish.
     ``attach_only``: someone else started it (the trigger checker); only wait for it."""
-    arn = state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+    arn = execution_arn(state_machine_arn, name)
     if not attach_only:
         with contextlib.suppress(sfn.exceptions.ExecutionAlreadyExists):
             arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload))[

@@ -1,12 +1,16 @@
 """The replay: real market history through the deployed logic, day by day, on the embedded stack.
 
 An embedded stack (moto S3 + Step Functions interpreter + the real handlers, a real MLflow server) is seeded
-with the sample bars up to the start day; the pool is trained as of then. Each replayed day then runs what
-the schedules run on AWS, through lambda:Invoke with EventBridge events:
+with the sample bars up to the start day; the pool is trained as of then. Each replayed day then starts what
+the schedule starts on AWS at 00:05: one execution of the day state machine (infra/day.asl.json), which
 
-- 00:05 ingestion of the bar that just closed (the replay provider reads the sample files);
-- 00:10 the trigger checker (it starts a training execution when a trigger fires; the replay waits for it);
-- 00:15 batch predictions into the log, and the outcomes that came due.
+- ingests the bar that just closed (the replay provider reads the sample files);
+- checks the models whose newest bar is stored, and runs the training state machine (nested) for the ones
+  whose triggers fired: retrain, gate, promote or reject, notify;
+- logs the day's predictions, and resolves the outcomes that came due.
+
+The replay waits for the day and reads what each step wrote from its output (or, for a day that failed,
+from its last state in the history) to tell the story.
 
 Meanwhile the predictor runs on loopback (uvicorn, its model cache re-resolving aliases every half second)
 and a client keeps calling ``/prediction`` for every model: a promotion shows as a version change in its
@@ -15,21 +19,20 @@ answers, and any failed request is counted.
 :func:`replay` runs on any running stack (the demo's own, or a test session's: every event names the
 replay's symbols, so other models in the pool are left alone); :func:`replay_stack` starts a fresh one seeded
 up to the start day. Re-running the same days changes nothing: the initial training and each day's
-execution have fixed names (Step Functions refuses a second start; the replay re-attaches), the trigger check
+executions have fixed names (``day-YYYY-MM-DD``: Step Functions refuses a second start; the replay re-attaches
+and retells that day, counting nothing again), the trigger check
 judges a day by what happened strictly before it, and the prediction log's writes are conditional.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,8 +45,8 @@ if TYPE_CHECKING:
     from retrain.stack.embedded import StackInfo
 
 Echo = Callable[[str], None]
-# The template's default schedules (UTC): IngestSchedule, TriggerSchedule, BatchPredictSchedule.
-INGEST_AT, CHECK_AT, BATCH_AT = timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=15)
+# The template's DaySchedule (UTC): the day's one as-of time, after the daily bar closed.
+DAY_AT = timedelta(minutes=5)
 
 
 @dataclass
@@ -86,7 +89,8 @@ class ReplaySummary:
     failed_requests: int = 0
     failed_requests_during_swaps: int = 0
     notifications_sent: int = 0
-    executions: list[str] = field(default_factory=list)
+    executions: list[str] = field(default_factory=list)  # training executions the replayed days started
+    failed_days: list[str] = field(default_factory=list)  # "2024-11-21 Retrain.DayIncomplete: {...}"
     models: dict[str, ModelTimeline] = field(default_factory=dict)
     live_accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)
     notifications: list[dict[str, str]] = field(default_factory=list)  # {"key", "subject", "text"}
@@ -109,6 +113,7 @@ class ReplaySummary:
             "failed_requests_during_swaps": self.failed_requests_during_swaps,
             "notifications_sent": self.notifications_sent,
             "executions": self.executions,
+            "failed_days": self.failed_days,
             "notifications": self.notifications,
             "plots": self.plots,
             "mlflow_uri": self.mlflow_uri,
@@ -126,32 +131,6 @@ class ReplaySummary:
                 for name, m in self.models.items()
             },
         }
-
-
-def scheduled_event(at: datetime, **detail: Any) -> dict[str, Any]:
-    """The event an EventBridge schedule sends at ``at``."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/replay"],
-        "detail": detail,
-    }
-
-
-def invoke(function_name: str, event: dict[str, Any]) -> dict[str, Any]:
-    """lambda:Invoke, as the schedule would; a function error is raised with the function's own message."""
-    import boto3
-
-    response = boto3.client("lambda").invoke(FunctionName=function_name, Payload=json.dumps(event))
-    payload = json.loads(response["Payload"].read())
-    if response.get("FunctionError"):
-        raise RuntimeError(f"{function_name}: {payload.get('errorType')}: {payload.get('errorMessage')}")
-    return payload
 
 
 class PredictionClient:
@@ -288,7 +267,7 @@ def replay(
     first = start_training(
         connection,
         [{"symbol": s, "trend": t, "reason": "initial"} for s, t in models],
-        as_of=start + CHECK_AT,  # as if the start day's check had trained them: ages count from there
+        as_of=start + DAY_AT,  # as if the start day's check had trained them: ages count from there
         name=f"replay-initial-{start:%Y%m%d}",
         echo=lambda m: echo(f"  {m.strip()}"),
     )
@@ -299,7 +278,7 @@ def replay(
     with _predictor_under_calls(info, symbols, summary.models, clock, echo) as client:
         for day_number in range(1, days + 1):
             day = start + timedelta(days=day_number)
-            _replay_day(day, day_number, days, info.functions, connection, summary, client, clock, echo)
+            _replay_day(day, day_number, days, info.state_machines["DayStateMachine"], summary, client, clock, echo)
     summary.requests, summary.failed_requests = client.requests, client.failed
     summary.failed_requests_during_swaps = client.failed_during_swaps
     summary.swaps_observed = client.swaps
@@ -310,7 +289,7 @@ def replay(
     summary.notifications_sent = len(summary.notifications)
     summary.live_accuracy = _live_accuracy(store, models, start, start + timedelta(days))
     if plots_dir is not None:
-        summary.plots = _copy_plots(info, store, models, start + timedelta(days) + CHECK_AT, plots_dir)
+        summary.plots = _copy_plots(info, store, models, start + timedelta(days) + DAY_AT, plots_dir)
     summary.seconds = time.monotonic() - began
     return summary
 
@@ -393,32 +372,60 @@ def _record_outcomes(summary: ReplaySummary, output: dict[str, Any] | None, day:
         echo(f"    {name}: {line}")
 
 
+def day_execution_name(day: datetime) -> str:
+    return f"day-{day:%Y-%m-%d}"
+
+
 def _replay_day(
     day: datetime,
     number: int,
     total: int,
-    functions: dict[str, str],
-    connection: Any,
+    day_machine: str,
     summary: ReplaySummary,
     client: PredictionClient,
     clock: list[datetime],
     echo: Echo,
 ) -> None:
-    """One day as the schedules run it: ingestion 00:05, trigger check 00:10, batch predictions 00:15."""
-    only = {"symbols": list(summary.symbols)}  # the replay's models, whatever else the stack's pool holds
-    line = f"[{number}/{total}] {day:%Y-%m-%d}"
-    ingest = invoke(functions["IngestFunction"], scheduled_event(day + INGEST_AT, **only))
-    clock[0] = day + INGEST_AT  # the predictor now serves features of the bar that just closed
-    check = invoke(functions["TriggerCheckerFunction"], scheduled_event(day + CHECK_AT, **only))
-    _record_decisions(summary, check, day)
-    if check.get("execution") and check.get("started"):
-        echo(f"{line} triggers fired for {', '.join(check['retrain'])}: training ({check['execution']})")
-        _wait_for_training(summary, check, day, connection, client, echo)
-    batch = invoke(functions["BatchPredictFunction"], scheduled_event(day + BATCH_AT, **only))
+    """One day as the schedule starts it: one day execution (ingest, check, train, predict) as of 00:05. The
+    whole day is a swap window: a promotion may be served before the day's last step has finished."""
+    import boto3
+
+    from retrain.executions import execution_exists, last_state, run_execution
+
+    sfn = boto3.client("stepfunctions")
+    name, line = day_execution_name(day), f"[{number}/{total}] {day:%Y-%m-%d}"
+    as_of = day + DAY_AT
+    new = not execution_exists(sfn, day_machine, name)
+
+    def on_step(step: Any) -> None:
+        if step.kind == "TaskStateExited" and step.state == "Ingest":
+            clock[0] = as_of  # the predictor now serves features of the bar that just closed
+
+    with client.swap_window():
+        # The replay's models only, whatever else the stack's pool holds.
+        payload = {"as_of": as_of.isoformat(), "symbols": list(summary.symbols)}
+        result = run_execution(sfn, day_machine, name, payload, on_step=on_step, timeout_s=3600)
+        clock[0] = as_of
+        state = result.output if result.status == "SUCCEEDED" else last_state(sfn, result.arn)
+        state = state or {}
+        check, training = state.get("check") or {}, state.get("training") or {}
+        _record_decisions(summary, check, day)
+        if check.get("training"):
+            execution = check["training"]["name"]
+            echo(f"{line} triggers fired for {', '.join(check.get('retrain', []))}: training ({execution})")
+            if new:
+                _count_execution(summary, training, None, check)
+            _record_outcomes(summary, training, day, echo)
+            _wait_for_promotions(summary, training, echo)
+    if result.status != "SUCCEEDED":
+        echo(f"{line} day {name} {result.status}: {result.error}: {str(result.cause)[:300]}")
+        summary.failed_days.append(f"{day:%Y-%m-%d} {result.error}: {str(result.cause)[:300]}")
+    ingestion, batch = state.get("ingestion") or {}, state.get("predictions") or {}
     predictions, outcomes = batch.get("predictions", {}), batch.get("outcomes", {})
     echo(
-        f"{line} ingested {ingest.get('appended', 0)} bar(s); logged {predictions.get('written', 0)} "
-        f"prediction(s), resolved {outcomes.get('resolved', 0)} outcome(s); "
+        f"{line} {name} {result.status.lower()} in {result.duration_s:.1f}s{'' if new else ' (ran before: re-attached)'}; "
+        f"ingested {ingestion.get('appended', 0)} bar(s); "
+        f"logged {predictions.get('written', 0)} prediction(s), resolved {outcomes.get('resolved', 0)} outcome(s); "
         f"{client.requests} requests, {client.failed} failed"
     )
 
@@ -447,40 +454,17 @@ def _record_decisions(summary: ReplaySummary, check: dict[str, Any], day: dateti
             timeline.held_back.append(f"{day:%m-%d} {reasons}: {decision['held_back']}")
 
 
-def _wait_for_training(
-    summary: ReplaySummary,
-    check: dict[str, Any],
-    day: datetime,
-    connection: Any,
-    client: PredictionClient,
-    echo: Echo,
-) -> None:
-    """Waits for the execution the check started, then for the predictor to serve each promoted version,
-    while the client keeps calling it (failures in this window count as failures during swaps)."""
-    import boto3
-
-    from retrain.executions import run_execution
-
-    with client.swap_window():
-        result = run_execution(
-            boto3.client("stepfunctions"),
-            connection.state_machine_arn,
-            check["execution"],
-            {},
-            timeout_s=1800,
-            attach_only=True,
-        )
-        _count_execution(summary, result.output, None, check)
-        _record_outcomes(summary, result.output, day, echo)
-        for item in (result.output or {}).get("results", []):
-            if item.get("status") != "promoted":
-                continue
-            expected, name = str(item.get("version")), f"{item['symbol']} {item['trend']}"
-            seen = wait_until(lambda n=name, v=expected: summary.models[n].versions_served[-1:] == [v], 30)
-            swap = " -> ".join(f"v{v}" for v in summary.models[name].versions_served[-2:])
-            echo(
-                f"    {name}: predictor now serves {swap}" if seen else f"    {name}: v{expected} not served after 30 s"
-            )
+def _wait_for_promotions(summary: ReplaySummary, training: dict[str, Any], echo: Echo) -> None:
+    """Waits for the predictor to serve each version the day promoted, while the client keeps calling it."""
+    for item in training.get("results", []):
+        if item.get("status") != "promoted":
+            continue
+        expected, name = str(item.get("version")), f"{item['symbol']} {item['trend']}"
+        if name not in summary.models:
+            continue
+        seen = wait_until(lambda n=name, v=expected: summary.models[n].versions_served[-1:] == [v], 30)
+        swap = " -> ".join(f"v{v}" for v in summary.models[name].versions_served[-2:])
+        echo(f"    {name}: predictor now serves {swap}" if seen else f"    {name}: v{expected} not served after 30 s")
 
 
 def _count_execution(
@@ -496,7 +480,7 @@ def _count_execution(
         for decision in check.get("decisions", []):
             for reason in decision.get("reasons", []) if decision.get("retrain") else []:
                 summary.retrains_by_trigger[reason] += 1
-        summary.executions.append(check["execution"])
+        summary.executions.append(check["training"]["name"])
 
 
 def _live_accuracy(store: Any, models: list[tuple[str, str]], since: datetime, until: datetime) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""Daily batch predictions (EventBridge schedule, after ingestion): every champion's prediction for the
-last closed bar goes to the prediction log, then the outcomes that came due are filled in.
+"""Daily batch predictions, the day state machine's last step (after ingestion and the day's trainings):
+every champion's prediction for the last closed bar goes to the prediction log, then the outcomes that came
+due are filled in.
 
-The as-of time is the event's own time, so a retried or repeated invocation asks about the same bar and
+The as-of time is the day's (or a manual event's own time), so a retried or repeated invocation asks about the same bar and
 finds its records already logged: it writes nothing new and changes nothing. Per-model failures (whatever
 one model raises: its bars, its artifact, MLflow or S3 failing for it) are logged with the model's name, in
 the result and counted (``ModelsFailed`` alarms); they do not fail the invocation, the other models are
@@ -17,11 +18,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.batch_predict import run_batch
-from common.events import BatchPredictEvent
+from common.events import BatchPredictEvent, DayStep, parse_daily_event
 from common.registry import Registry
 from common.settings import get_settings
 from common.storage import S3ObjectStore
@@ -34,16 +34,19 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
-@event_parser(model=BatchPredictEvent)
-def handler(event: BatchPredictEvent, context: LambdaContext) -> dict[str, Any]:
+def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    event = parse_daily_event(raw, BatchPredictEvent)
     settings = get_settings()
-    as_of = event.detail.as_of or settings.as_of or event.time
+    if isinstance(event, DayStep):
+        request, as_of = event, event.as_of
+    else:
+        request, as_of = event.detail, event.detail.as_of or settings.as_of or event.time
     run = run_batch(
         settings,
         Registry(settings.tracking_uri),
         S3ObjectStore(settings.bucket),
         as_of=as_of,
-        symbols=tuple(event.detail.symbols) if event.detail.symbols else None,
+        symbols=tuple(request.symbols) if request.symbols else None,
         progress=logger.info,
     )
     predictions = run.predictions

@@ -1,8 +1,14 @@
-"""Daily ingestion (EventBridge schedule): append the newest closed candles of every configured symbol.
+"""Daily ingestion, the day state machine's first step: append the newest closed candles of every symbol.
 
-The as-of time is the scheduled event's own time, so a retried or replayed invocation asks for the same
-bars and appends nothing twice. Per-symbol failures are reported in the result and counted; they do
+The as-of time is the day's (or a manual event's own time), so a retried or replayed invocation asks for the
+same bars and appends nothing twice. Per-symbol failures are reported in the result and counted; they do
 not fail the invocation (the other symbols' bars are stored), the ``SymbolsFailed`` metric alarms.
+
+It stops starting symbols before Lambda's deadline (the context's remaining time, less one symbol's worst
+case and a margin to report): a vendor outage then ends in a result that names the symbols it did not reach
+(``not_reached``, counted in ``SymbolsNotReached``) with its metrics flushed, instead of a killed invocation.
+The result's ``ready`` lists the symbols whose newest closed bar is stored: what the day's check and
+predictions may judge.
 """
 
 from __future__ import annotations
@@ -12,22 +18,25 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import IngestEvent
+from common.events import DayStep, IngestEvent, parse_daily_event
 from common.ingestion import SymbolIngestion, run_ingestion
 from common.settings import get_settings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# Seconds kept beyond one symbol's worst case: its append to S3, the summary, the metrics' flush.
+REPORT_MARGIN_S = 15.0
 
 
 def _log_symbol(item: SymbolIngestion) -> None:
     details = item.to_dict()  # with the counts per reason ("issues") and each refused row ("rejections")
     if item.status == "failed":
         logger.error("symbol ingestion failed", extra=details)
+    elif item.status == "not_reached":
+        logger.error("symbol not reached before the deadline", extra=details)
     elif item.stale or item.rejected_rows:
         logger.warning("symbol ingested with findings", extra=details)
     else:
@@ -37,17 +46,34 @@ def _log_symbol(item: SymbolIngestion) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
-@event_parser(model=IngestEvent)
-def handler(event: IngestEvent, context: LambdaContext) -> dict[str, Any]:
+def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    event = parse_daily_event(raw, IngestEvent)
     settings = get_settings()
-    request = event.detail
-    as_of = request.as_of or settings.as_of or event.time
+    if isinstance(event, DayStep):
+        symbols, interval, as_of = event.symbols, None, event.as_of
+    else:
+        request = event.detail
+        symbols, interval, as_of = request.symbols, request.interval, request.as_of or settings.as_of or event.time
     summary = run_ingestion(
-        settings, symbols=request.symbols, interval=request.interval, as_of=as_of, progress=_log_symbol
+        settings,
+        symbols=symbols,
+        interval=interval,
+        as_of=as_of,
+        progress=_log_symbol,
+        time_left_s=lambda: context.get_remaining_time_in_millis() / 1000,
+        reserve_margin_s=REPORT_MARGIN_S,
     )
     metrics.add_metric(name="BarsAppended", unit=MetricUnit.Count, value=summary.appended)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=summary.rejected_rows)
     metrics.add_metric(name="SymbolsFailed", unit=MetricUnit.Count, value=len(summary.failed))
     metrics.add_metric(name="SymbolsStale", unit=MetricUnit.Count, value=len(summary.stale))
-    logger.info("ingestion finished", extra={"appended": summary.appended, "failed": len(summary.failed)})
+    metrics.add_metric(name="SymbolsNotReached", unit=MetricUnit.Count, value=len(summary.not_reached))
+    logger.info(
+        "ingestion finished",
+        extra={
+            "appended": summary.appended,
+            "failed": len(summary.failed),
+            "not_reached": [item.symbol for item in summary.not_reached],
+        },
+    )
     return summary.to_dict()

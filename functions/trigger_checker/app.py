@@ -1,8 +1,11 @@
-"""Daily trigger check (EventBridge schedule): schedule, performance and drift triggers for every model,
-a decision record per model per day, and one training execution for the models that need it.
+"""Daily trigger check: schedule, performance and drift triggers for every model, a decision record per
+model per day, and one training execution for the models that need it.
 
-The as-of time is the event's own time and the execution name is derived from its day, so a retried,
-repeated or concurrent invocation on the same day starts nothing new.
+As a step of the day state machine (a ``DayStep`` event) it only decides: the result's ``training`` names
+the execution and its input, and the day starts it and waits for it. Invoked on its own (an EventBridge-shaped
+event, by hand) it starts that execution itself when RETRAIN_STATE_MACHINE_ARN is set. The as-of time is the
+day's (or the event's own time) and the execution name is derived from its day, so a retried, repeated or
+concurrent invocation on the same day starts nothing new.
 
 A model whose check fails (whatever it raises: its data, MLflow or S3 unreachable for it) is logged with its
 name, recorded with status ``error``, counted (``CheckErrors``, which alarms) and listed in the result; the
@@ -21,10 +24,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import CheckEvent
+from common.events import CheckEvent, DayStep, parse_daily_event
 from common.registry import Registry
 from common.settings import get_settings
 from common.storage import S3ObjectStore
@@ -41,18 +43,21 @@ TRIGGER_KINDS = ("schedule", "performance", "drift", "no_model")
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
-@event_parser(model=CheckEvent)
-def handler(event: CheckEvent, context: LambdaContext) -> dict[str, Any]:
+def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    event = parse_daily_event(raw, CheckEvent)
     settings = get_settings()
-    as_of = event.detail.as_of or settings.as_of or event.time
-    workflow = TrainingWorkflow(settings.state_machine_arn) if settings.state_machine_arn else None
+    if isinstance(event, DayStep):
+        request, as_of, workflow = event, event.as_of, None  # the day starts the training and waits for it
+    else:
+        request, as_of = event.detail, event.detail.as_of or settings.as_of or event.time
+        workflow = TrainingWorkflow(settings.state_machine_arn) if settings.state_machine_arn else None
     summary = run_check(
         settings,
         Registry(settings.tracking_uri),
         S3ObjectStore(settings.bucket),
         as_of=as_of,
         start_execution=workflow.start if workflow else None,
-        symbols=tuple(event.detail.symbols) if event.detail.symbols else None,
+        symbols=tuple(request.symbols) if request.symbols else None,
         progress=logger.info,
         on_error=_log_model_error,
     )

@@ -2,8 +2,9 @@
 
 - a moto server (in this process, on a thread) with S3, Step Functions executing the real ASL,
   Lambda, EventBridge, IAM, SSM and Secrets Manager, provisioned from template.yaml;
-- moto's Lambda invocations routed in-process to the handlers in ``functions/``, and its Step Functions
-  context object's start time given as AWS gives it (:mod:`retrain.stack.sfn_context`);
+- moto's Lambda invocations routed in-process to the handlers in ``functions/``, its Step Functions
+  context object's start time given as AWS gives it (:mod:`retrain.stack.sfn_context`), and nested
+  executions run as on AWS (:mod:`retrain.stack.sfn_nested`);
 - a real MLflow tracking server (child process): SQLite backend in the state folder, artifacts
   proxied into the moto bucket under ``mlflow/``;
 - the sample OHLCV uploaded to the bucket under the key layout of :mod:`common.keys`.
@@ -37,7 +38,7 @@ import httpx
 from common.errors import ConfigurationError, RetrainError
 from common.keys import MLFLOW_ARTIFACTS_PREFIX
 from common.storage import S3ObjectStore
-from retrain.stack import lambda_router, sample_data, sfn_context
+from retrain.stack import lambda_router, sample_data, sfn_context, sfn_nested
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.process import EnvironmentPatch
 from retrain.stack.template import LocalResources, local_resources
@@ -184,6 +185,7 @@ class EmbeddedStack:
         try:
             self._start_moto(moto_port)
             sfn_context.install()
+            sfn_nested.install()
             self._apply_environment(resources, moto_port)
             if config.with_mlflow:
                 self._spawn_mlflow(resources.bucket, mlflow_port, state_dir)
@@ -228,6 +230,7 @@ class EmbeddedStack:
         self._stop_mlflow()
         lambda_router.uninstall()
         sfn_context.uninstall()
+        sfn_nested.uninstall()
         self.router = None
         if self._moto is not None:
             # moto's backends are process-global: reset them so a later start is a fresh account.
@@ -331,9 +334,19 @@ class EmbeddedStack:
         sfn = self._client("stepfunctions")
         for machine in resources.state_machines:
             sfn.create_state_machine(name=machine.name, definition=machine.definition, roleArn=role_arn)
+        # moto keeps the schedules but never fires them: the replay starts each day itself, as they would.
+        scheduler = self._client("scheduler")
+        for schedule in resources.schedules:
+            scheduler.create_schedule(
+                Name=schedule.name,
+                ScheduleExpression=schedule.expression,
+                FlexibleTimeWindow={"Mode": "OFF"},
+                Target={"Arn": schedule.target_arn, "RoleArn": role_arn, "Input": schedule.input},
+            )
         self.progress(
             f"provisioned bucket {resources.bucket}, {len(resources.functions)} functions, "
-            f"{len(resources.state_machines)} state machine(s) from {self.config.template_path.name}"
+            f"{len(resources.state_machines)} state machine(s), {len(resources.schedules)} schedule(s) "
+            f"from {self.config.template_path.name}"
         )
 
     def _spawn_mlflow(self, bucket: str, port: int, state_dir: Path) -> None:

@@ -81,6 +81,17 @@ class StateMachineSpec:
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """An EventBridge Scheduler schedule: what it starts, when, with which input (its role is the stack's)."""
+
+    logical_id: str
+    name: str
+    expression: str
+    target_arn: str
+    input: str
+
+
+@dataclass(frozen=True)
 class LocalResources:
     """Everything the local stack provisions, resolved from the template."""
 
@@ -90,6 +101,7 @@ class LocalResources:
     region: str
     stack_name: str
     parameters: dict[str, str] = field(default_factory=dict)
+    schedules: tuple[ScheduleSpec, ...] = ()
 
     def function(self, logical_id: str) -> FunctionSpec:
         for spec in self.functions:
@@ -244,7 +256,7 @@ def local_resources(
             resolver.parameters[name] = values[name].split(",")  # type: ignore[assignment]
 
     globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    buckets, functions, machines = [], [], []
+    buckets, functions, machines, scheduler_schedules = [], [], [], []
     access_log_buckets = {
         resource["Properties"]["LoggingConfiguration"]["DestinationBucketName"].get("Ref")
         for resource in template["Resources"].values()
@@ -290,6 +302,17 @@ def local_resources(
             machines.append(
                 StateMachineSpec(logical_id, resolver.physical_name(logical_id), resolver.arn(logical_id), definition)
             )
+        elif kind == "AWS::Scheduler::Schedule":
+            target = props["Target"]
+            scheduler_schedules.append(
+                ScheduleSpec(
+                    logical_id,
+                    resolver.resolve(props.get("Name", logical_id)),
+                    resolver.resolve(props["ScheduleExpression"]),
+                    resolver.resolve(target["Arn"]),
+                    str(resolver.resolve(target.get("Input", "{}"))),
+                )
+            )
     if len(buckets) != 1:
         raise ConfigurationError(f"the template must declare exactly one S3 bucket, found {buckets}")
     return LocalResources(
@@ -299,4 +322,5 @@ def local_resources(
         region=region,
         stack_name=stack_name,
         parameters=values,
+        schedules=tuple(scheduler_schedules),
     )

@@ -88,15 +88,6 @@ def _record_objects(stack) -> list[tuple[str, str]]:
     return sorted((v["Key"], v["VersionId"]) for v in listing.get("Versions", []))
 
 
-def test_batch_predictions_are_scheduled_after_ingestion(stack):
-    function_name = stack.info.functions["BatchPredictFunction"]
-    events = boto3.client("events")
-    rules = [r for r in events.list_rules()["Rules"] if r.get("ScheduleExpression") == "cron(15 0 * * ? *)"]
-    assert rules, "the template's BatchPredictSchedule rule is provisioned"
-    targets = events.list_targets_by_rule(Rule=rules[0]["Name"])["Targets"]
-    assert [t["Arn"].rsplit(":", 1)[-1] for t in targets] == [function_name]
-
-
 def test_repeated_runs_keep_one_record_per_model_bar_and_version(stack, champion):
     first = _invoke(stack, FIRST_RUN)
     stored = _record_objects(stack)

@@ -33,13 +33,16 @@ def test_seeding_stored_the_clean_sample_series_byte_for_byte(stack):
         assert body == (SAMPLE / interval / f"{symbol}.csv").read_bytes()
 
 
-def test_ingest_function_is_scheduled_daily_after_the_close(stack):
-    events = boto3.client("events")
-    function_name = stack.info.functions["IngestFunction"]
-    rules = [r for r in events.list_rules()["Rules"] if r.get("ScheduleExpression") == "cron(5 0 * * ? *)"]
-    assert rules, "the template's IngestSchedule rule is provisioned"
-    targets = events.list_targets_by_rule(Rule=rules[0]["Name"])["Targets"]
-    assert [t["Arn"].rsplit(":", 1)[-1] for t in targets] == [function_name]
+def test_the_day_is_scheduled_after_the_close_and_nothing_else_is(stack):
+    """One schedule (the template's DaySchedule) starts the day state machine, whose first step is ingestion;
+    no function has a cron rule of its own any more."""
+    scheduler = boto3.client("scheduler")
+    [summary] = scheduler.list_schedules()["Schedules"]
+    schedule = scheduler.get_schedule(Name=summary["Name"])
+    assert schedule["ScheduleExpression"] == "cron(5 0 * * ? *)"
+    assert schedule["Target"]["Arn"] == stack.info.state_machines["DayStateMachine"]
+    assert json.loads(schedule["Target"]["Input"]) == {"as_of": "<aws.scheduler.scheduled-time>"}
+    assert boto3.client("events").list_rules()["Rules"] == []
 
 
 def test_ingest_function_through_the_lambda_api_is_idempotent(stack):

@@ -14,6 +14,13 @@ every Retry used up (4 attempts, backoff 2 + 4 + 8 s):
   the same pool one model at a time (max_concurrency 1) without retries takes 32 x 1,500 + 90 = 48,090 s.
 - backtest: ceil(32 / 8) = 4 waves x BacktestModel (4 x 960 + 14 = 3,854 s) + Summarize (4 x 360 + 14 =
   1,454 s) = 16,870 s <= 21,600 s.
+- day: Ingest (4 x 360 + 14 = 1,454 s) + Check (4 x 660 + 14 = 2,654 s) + Train (the nested training
+  execution, 86,460 s: a little above the training machine's own 86,400 s, not retried) + BatchPredict
+  (2,654 s) = 93,222 s <= 93,600 s.
+
+The day (infra/day.asl.json) has rules of its own: its steps run in the issue's order (ingest, check, the
+trainings, predictions), its trainings are the training state machine nested (not a copy of its steps), a
+failed ingestion fails the day before any check, and the later steps see only what ingestion made ready.
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_FILES = sorted((REPO_ROOT / "infra").glob("*.asl.json"))
 TRAINING_ASL = REPO_ROOT / "infra" / "training.asl.json"  # what the linter's own tests break
+DAY_ASL = REPO_ROOT / "infra" / "day.asl.json"
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+# Nested executions: the optimised integration that waits for the child and returns its output as JSON.
+START_EXECUTION_SYNC = "arn:aws:states:::states:startExecution.sync:2"
 
 LAMBDA_TRANSIENT_ERRORS = {
     "Lambda.ServiceException",
@@ -113,6 +124,8 @@ def test_every_task_retries_lambda_service_errors(asl: tuple[Path, dict[str, Any
     tasks = _tasks(machine)
     assert tasks, "a definition without tasks: is the walker broken?"
     for name, state in tasks:
+        if state["Resource"] != LAMBDA_INVOKE:
+            continue
         retried: set[str] = set()
         for retrier in state.get("Retry", []):
             assert retrier.get("MaxAttempts", 3) >= 1, f"{name}: a retrier with MaxAttempts 0 retries nothing"
@@ -177,11 +190,22 @@ def test_placeholders_match_definition_substitutions() -> None:
 
 
 def test_substituted_resources_are_lambda_invocations(asl: tuple[Path, dict[str, Any]]) -> None:
-    """Tasks call Lambda through the optimised integration with a substituted function ARN."""
+    """Tasks call Lambda through the optimised integration with a substituted function ARN, or run a state
+    machine of the template, nested, with a substituted ARN."""
     _, machine = asl
     for name, state in _tasks(machine):
-        assert state["Resource"] == "arn:aws:states:::lambda:invoke", name
-        assert PLACEHOLDER.fullmatch(state["Parameters"]["FunctionName"]), f"{name}: hard-coded FunctionName"
+        assert state["Resource"] in {LAMBDA_INVOKE, START_EXECUTION_SYNC}, name
+        target = state["Parameters"]["FunctionName" if state["Resource"] == LAMBDA_INVOKE else "StateMachineArn"]
+        assert PLACEHOLDER.fullmatch(target), f"{name}: hard-coded target"
+
+
+def test_nested_executions_are_not_retried(asl: tuple[Path, dict[str, Any]]) -> None:
+    """A nested execution that failed ran its own steps (and their retries): running it again under the same
+    name is refused by Step Functions, under another would train the models twice."""
+    _, machine = asl
+    for name, state in _tasks(machine):
+        if state["Resource"] == START_EXECUTION_SYNC:
+            assert not state.get("Retry"), f"{name}: retries a nested execution"
 
 
 # --- timeouts ---------------------------------------------------------------------------------------
@@ -208,10 +232,25 @@ def _task_function(state: dict[str, Any], props: dict[str, Any]) -> str:
     return props["DefinitionSubstitutions"][placeholder]["GetAtt"].split(".")[0]
 
 
+def _task_state_machine(state: dict[str, Any], props: dict[str, Any]) -> str:
+    """Logical id of the state machine a nested-execution Task starts: its placeholder, substituted by !Ref X."""
+    placeholder = PLACEHOLDER.fullmatch(state["Parameters"]["StateMachineArn"]).group(1)  # type: ignore[union-attr]
+    return props["DefinitionSubstitutions"][placeholder]["Ref"]
+
+
+def _machine_timeouts(template: dict[str, Any]) -> dict[str, int]:
+    return {
+        logical_id: int(_load(REPO_ROOT / resource["Properties"]["DefinitionUri"]).get("TimeoutSeconds", 0))
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+
 def _default_concurrency(props: dict[str, Any], template: dict[str, Any]) -> int:
-    """The Map's concurrency when the input sets none: the template parameter the definition substitutes."""
-    (reference,) = [v for k, v in props["DefinitionSubstitutions"].items() if k.endswith("MaxConcurrency")]
-    return int(template["Parameters"][reference["Ref"]]["Default"])
+    """The Map's concurrency when the input sets none: the template parameter the definition substitutes
+    (1 for a definition without a Map)."""
+    references = [v for k, v in props["DefinitionSubstitutions"].items() if k.endswith("MaxConcurrency")]
+    return int(template["Parameters"][references[0]["Ref"]]["Default"]) if references else 1
 
 
 def _pool_size(template: dict[str, Any]) -> int:
@@ -258,9 +297,12 @@ def timeout_violations(machine: dict[str, Any], props: dict[str, Any], template:
     longest path for the default pool has had its time."""
     found = []
     functions = _function_timeouts(template)
+    # A nested execution's Task times out a little after the child machine does, as a Lambda Task after its function.
+    functions.update(_machine_timeouts(template))
     low, high = TASK_TIMEOUT_MARGIN_S
     for name, state in _tasks(machine):
-        function = _task_function(state, props)
+        nested = state["Resource"] == START_EXECUTION_SYNC
+        function = _task_state_machine(state, props) if nested else _task_function(state, props)
         timeout = state.get("TimeoutSeconds")
         if timeout is None:
             found.append(f"{name}: no TimeoutSeconds (a hung invocation holds the execution for a year)")
@@ -377,3 +419,116 @@ def _inner(machine: dict[str, Any]) -> dict[str, Any]:
 def test_lint_rejects_broken_definition(check, mutate) -> None:
     with pytest.raises(AssertionError):
         check((TRAINING_ASL, _broken(mutate)))
+
+
+# --- the day ------------------------------------------------------------------------------------------------
+DAY_ORDER = ["IngestFunction", "TriggerCheckerFunction", "TrainingStateMachine", "BatchPredictFunction"]
+
+
+def _day_props(template: dict[str, Any]) -> dict[str, Any]:
+    return _state_machines(template)[DAY_ASL.resolve()]
+
+
+def _target(state: dict[str, Any], props: dict[str, Any]) -> str:
+    if state["Resource"] == START_EXECUTION_SYNC:
+        return _task_state_machine(state, props)
+    return _task_function(state, props)
+
+
+def _leads_to_fail(states: dict[str, Any], name: str) -> bool:
+    """The state is a Fail, or Pass states lead to one."""
+    while states[name]["Type"] == "Pass" and "Next" in states[name]:
+        name = states[name]["Next"]
+    return states[name]["Type"] == "Fail"
+
+
+def day_violations(machine: dict[str, Any], template: dict[str, Any]) -> list[str]:
+    found = []
+    props, states = _day_props(template), machine["States"]
+    # The path a day without failures takes: Next, and each Choice's Default.
+    path, name = [], machine["StartAt"]
+    while name is not None and len(path) <= len(states):
+        path.append(name)
+        name = states[name].get("Next") or states[name].get("Default")
+    order = [_target(states[n], props) for n in path if states[n]["Type"] == "Task"]
+    if order != DAY_ORDER:
+        found.append(f"steps run as {order}, not {DAY_ORDER}")
+    training = _state_machines(template)[TRAINING_ASL.resolve()]
+    training_functions = {_task_function(state, training) for _, state in _tasks(_load(TRAINING_ASL))}
+    for name, state in _tasks(machine):
+        if state["Resource"] == LAMBDA_INVOKE and _task_function(state, props) in training_functions:
+            found.append(f"{name}: a training step copied into the day (nest the training state machine)")
+    by_target = {_target(state, props): (name, state) for name, state in _tasks(machine)}
+    ingest_name, ingest = by_target.get("IngestFunction", ("Ingest", {}))
+    catch_all = [c["Next"] for c in ingest.get("Catch", []) if c["ErrorEquals"] == ["States.ALL"]]
+    if not catch_all or not _leads_to_fail(states, catch_all[0]):
+        found.append(f"{ingest_name}: a failed ingestion does not fail the day")
+    ingested = ingest.get("ResultPath")
+    for target in ("TriggerCheckerFunction", "BatchPredictFunction"):
+        name, state = by_target.get(target, (target, {}))
+        symbols = state.get("Parameters", {}).get("Payload", {}).get("symbols.$")
+        if ingested is None or symbols != f"{ingested}.ready":
+            found.append(f"{name}: symbols {symbols!r}, not those ingestion made ready ({ingested}.ready)")
+    for name, state in _tasks(machine):
+        payload = state["Parameters"].get("Payload")
+        if payload is not None and (payload.get("as_of.$"), payload.get("day.$")) != ("$.as_of", "$$.Execution.Name"):
+            found.append(f"{name}: not the day's one as_of and name")
+    incomplete = [
+        rule["Next"]
+        for state in states.values()
+        if state["Type"] == "Choice"
+        for rule in state["Choices"]
+        if rule.get("Variable") == f"{ingested}.complete" and rule.get("BooleanEquals") is False
+    ]
+    if not incomplete or not all(_leads_to_fail(states, n) for n in incomplete):
+        found.append("a day with symbols not ingested can succeed")
+    return found
+
+
+def test_the_day_runs_ingest_check_train_predict_on_what_ingestion_stored() -> None:
+    assert day_violations(_load(DAY_ASL), _template()) == []
+
+
+def _day_step(machine: dict[str, Any], name: str) -> dict[str, Any]:
+    return machine["States"][name]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        # The cron offsets in one machine: predictions before the trainings.
+        (
+            lambda m: (
+                _day_step(m, "AnyToRetrain").update(Default="BatchPredict"),
+                _day_step(m, "BatchPredict").update(Next="Train"),
+                _day_step(m, "Train").update(Next="DayOutcome"),
+            ),
+            "steps run as",
+        ),
+        # The training steps copied instead of nested.
+        (
+            lambda m: _day_step(m, "Train").update(
+                Resource=LAMBDA_INVOKE, Parameters={"FunctionName": "${TrainModelFunctionArn}"}
+            ),
+            "a training step copied into the day",
+        ),
+        (lambda m: _day_step(m, "Ingest")["Catch"][0].update(Next="Check"), "a failed ingestion does not fail the day"),
+        (
+            lambda m: _day_step(m, "Check")["Parameters"]["Payload"].update({"symbols.$": "$.symbols"}),
+            "not those ingestion made ready",
+        ),
+        (
+            lambda m: _day_step(m, "BatchPredict")["Parameters"]["Payload"].update({"as_of.$": "$$.State.EnteredTime"}),
+            "BatchPredict: not the day's one as_of",
+        ),
+        (lambda m: _day_step(m, "DayOutcome")["Choices"].pop(0), "a day with symbols not ingested can succeed"),
+    ],
+    ids=["predict-before-train", "training-copied", "ingest-failure-ignored", "check-all", "own-clock", "no-partial"],
+)
+def test_day_rule_rejects_broken_days(mutate, expected: str) -> None:
+    template, machine = _template(), _load(DAY_ASL)
+    # What a copy of a training step would need (unused by the other breakages).
+    _day_props(template)["DefinitionSubstitutions"]["TrainModelFunctionArn"] = {"GetAtt": "TrainModelFunction.Arn"}
+    mutate(machine)
+    found = day_violations(machine, template)
+    assert any(expected in violation for violation in found), found

@@ -212,6 +212,12 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:retrain-ingest"
     aws_request_id = "test-request"
 
+    def __init__(self, remaining_ms: list[int] | None = None) -> None:
+        self._remaining = list(remaining_ms or [300_000])  # one value per call; the last one repeats
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining.pop(0) if len(self._remaining) > 1 else self._remaining[0]
+
 
 @pytest.fixture
 def handler_env(monkeypatch: pytest.MonkeyPatch, s3: Any) -> None:
@@ -260,6 +266,68 @@ def test_malformed_events_are_rejected_before_any_work(handler_env: None, store:
     with pytest.raises(ValidationError):
         handler(scheduled_event("2025-02-15T00:05:00Z", detail), Context())
     assert not store.objects.exists(ohlcv_key("BTC", "1d"))
+
+
+def test_a_day_step_from_the_state_machine_is_ingested_with_the_days_as_of(
+    handler_env: None, store: OhlcvStore
+) -> None:
+    from functions.ingest.app import handler
+
+    seed_until(store, "BTC", utc(2025, 2, 13))
+    result = handler({"day": "day-2025-02-15", "as_of": "2025-02-15T00:05:00Z", "symbols": ["BTC"]}, Context())
+    assert result["appended"] == 1 and result["ready"] == ["BTC"] and result["complete"] is True
+
+
+def test_ingestion_stops_before_the_lambda_deadline_and_names_what_it_did_not_reach(
+    handler_env: None, store: OhlcvStore
+) -> None:
+    """Plenty of time for BTC, then less than the reserve (one symbol's worst case + the report margin): ETH
+    is not started, and the result says so instead of Lambda killing the invocation."""
+    from functions.ingest.app import REPORT_MARGIN_S, handler
+
+    for symbol in ("BTC", "ETH"):
+        seed_until(store, symbol, utc(2025, 2, 13))
+    short = int(REPORT_MARGIN_S * 1000) - 1
+    result = handler(scheduled_event("2025-02-15T00:05:00Z"), Context([300_000, short]))
+
+    by_symbol = {s["symbol"]: s for s in result["symbols"]}
+    assert by_symbol["BTC"]["status"] == "appended" and by_symbol["ETH"]["status"] == "not_reached"
+    assert result["not_reached"] == ["ETH"] and result["ready"] == ["BTC"] and result["complete"] is False
+    assert result["not_ready"] == {"ETH": "not reached before the ingestion's deadline"}
+    assert store.read_if_exists("ETH", "1d").bars.index.max() == pd.Timestamp(utc(2025, 2, 13))
+
+
+def test_the_reserve_is_the_vendors_worst_case_for_one_symbol(store: OhlcvStore) -> None:
+    """5 attempts x 10 s + 4 waits at the 30 s cap: with 100 s left a Binance fetch is not started."""
+    vendor = BinanceKlinesProvider(base_url="https://vendor.invalid", timeout_s=10, max_attempts=5, backoff_max_s=30)
+    assert vendor.worst_case_seconds() == 170
+    summary = run_ingestion(
+        load_settings(symbols=("BTC",), data_bucket=BUCKET),
+        store=store,
+        provider=vendor,
+        as_of=utc(2025, 2, 15),
+        time_left_s=lambda: 100.0,
+    )
+    assert [(s.symbol, s.status) for s in summary.symbols] == [("BTC", "not_reached")]
+
+
+def test_a_symbol_one_bar_behind_is_not_ready(store: OhlcvStore) -> None:
+    """The vendor has not published the bar that closed at midnight: stored, unchanged, but the check and the
+    predictions would judge yesterday's bar, so the day must not take it as ready."""
+    seed_until(store, "BTC", utc(2025, 2, 13))  # the bar that closed at 02-14 00:00 is stored
+    summary = ingest_symbols(store, _Empty(), ["BTC"], interval="1d", as_of=utc(2025, 2, 14, 0, 5))
+    assert summary.to_dict()["ready"] == ["BTC"]
+    late = ingest_symbols(store, _Empty(), ["BTC"], interval="1d", as_of=utc(2025, 2, 15, 0, 5))
+    assert late.to_dict()["ready"] == [] and "1 bar(s) behind" in late.not_ready()["BTC"]
+
+
+class _Empty:
+    """A vendor that has nothing new yet."""
+
+    name = "empty"
+
+    def fetch_bars(self, symbol: str, interval: str, start: datetime, end: datetime) -> pd.DataFrame:
+        return sample(symbol).iloc[0:0]
 
 
 SAMPLE_SERIES = sorted((path.parent.name, path.stem) for path in SAMPLE.glob("*/*.csv"))

@@ -1,5 +1,5 @@
-"""retrain.replay's pure parts: the schedule events it sends, the client's swap and failure accounting, the
-execution counting and the summary; the replay itself runs on the embedded stack (`retrain replay`)."""
+"""retrain.replay's pure parts: the client's swap and failure accounting, the execution counting and the
+summary; the replay itself runs on the embedded stack (`retrain demo`, tests/integration/test_replay_loop.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 
-from common.events import BatchPredictEvent, CheckEvent, IngestEvent
 from retrain.replay import (
     SUMMARY_KEYS,
     ModelTimeline,
@@ -17,16 +15,9 @@ from retrain.replay import (
     ReplaySummary,
     _count_execution,
     render,
-    scheduled_event,
 )
 
 DAY = datetime(2024, 12, 21, tzinfo=UTC)
-
-
-@pytest.mark.parametrize("model", [IngestEvent, CheckEvent, BatchPredictEvent])
-def test_scheduled_events_parse_as_each_scheduled_function_expects(model) -> None:
-    event = model.model_validate(scheduled_event(DAY))
-    assert event.time == DAY
 
 
 def _client(answers: list[httpx.Response]) -> tuple[PredictionClient, dict[str, ModelTimeline]]:
@@ -65,7 +56,7 @@ def test_executions_count_registered_versions_promotions_and_reasons() -> None:
     initial = {"results": [{"status": "promoted", "version": "1"}, {"status": "failed"}, {"status": "rejected"}]}
     _count_execution(summary, initial, "initial")
     check = {
-        "execution": "trigger-2024-12-29",
+        "training": {"name": "trigger-2024-12-29", "input": {}},
         "decisions": [
             {"retrain": True, "reasons": ["schedule", "drift"]},
             {"retrain": False, "reasons": []},

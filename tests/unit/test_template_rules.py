@@ -53,6 +53,8 @@ SCOPED_SAM_POLICY_TEMPLATES = {"LambdaInvokePolicy"}
 REQUIRED_ALARMS: list[tuple[str, list[tuple[str, str, str, str]]]] = [
     ("training run failed", [("AWS/States", "ExecutionsFailed", "StateMachineArn", "TrainingStateMachine")]),
     ("training run timed out", [("AWS/States", "ExecutionsTimedOut", "StateMachineArn", "TrainingStateMachine")]),
+    ("day failed", [("AWS/States", "ExecutionsFailed", "StateMachineArn", "DayStateMachine")]),
+    ("day timed out", [("AWS/States", "ExecutionsTimedOut", "StateMachineArn", "DayStateMachine")]),
     ("backtest run failed", [("AWS/States", "ExecutionsFailed", "StateMachineArn", "BacktestStateMachine")]),
     ("backtest run timed out", [("AWS/States", "ExecutionsTimedOut", "StateMachineArn", "BacktestStateMachine")]),
     (
@@ -345,12 +347,45 @@ def log_group_violations(template: Template) -> list[str]:
 
 
 def schedule_violations(template: Template) -> list[str]:
-    """Scheduled (asynchronous) runs are retried, and what still fails lands in an encrypted, TLS-only queue."""
+    """One schedule starts the day state machine (its steps run one after the other, never on cron offsets of
+    their own); it retries, what it still cannot start lands in an encrypted, TLS-only queue, and its role can
+    start the day and nothing else."""
     found = []
     queues = dict(_resources(template, "AWS::SQS::Queue"))
+    schedules = dict(_resources(template, "AWS::Scheduler::Schedule"))
+    if len(schedules) != 1:
+        found.append(f"{len(schedules)} EventBridge Scheduler schedules, not the day's one")
+    roles = dict(_resources(template, "AWS::IAM::Role"))
+    for logical_id, resource in schedules.items():
+        target = _props(resource).get("Target", {})
+        if not _refers_to(target.get("Arn"), "DayStateMachine"):
+            found.append(f"{logical_id}: does not start the day state machine")
+        if "RetryPolicy" not in target:
+            found.append(f"{logical_id}: no RetryPolicy")
+        if not any(_refers_to(target.get("DeadLetterConfig", {}).get("Arn"), q) for q in queues):
+            found.append(f"{logical_id}: no dead-letter queue for the starts it could not make")
+        owner = [r for r in roles if _refers_to(target.get("RoleArn"), r)]
+        if not owner:
+            found.append(f"{logical_id}: its role is not one of this template's")
+        for role in owner:
+            for policy in _props(roles[role]).get("Policies", []):
+                for statement in _statements(policy["PolicyDocument"]):
+                    actions, resources = _as_list(statement.get("Action")), _as_list(statement.get("Resource"))
+                    start = actions == ["states:StartExecution"] and all(
+                        _refers_to(r, "DayStateMachine") for r in resources
+                    )
+                    dead_letter = actions == ["sqs:SendMessage"] and all(
+                        any(_refers_to(r, q) for q in queues) for r in resources
+                    )
+                    if _allows(statement) and not (start or dead_letter):
+                        found.append(f"{role}: {actions} on {resources} (only starting the day, and its dead letters)")
     for logical_id, resource in _resources(template, "AWS::Serverless::Function"):
         props = _props(resource)
         scheduled = {n: e for n, e in props.get("Events", {}).items() if e["Type"] in {"Schedule", "ScheduleV2"}}
+        for name in scheduled:
+            found.append(
+                f"{logical_id}.{name}: scheduled on its own (the day state machine runs it after the step before)"
+            )
         for name, event in scheduled.items():
             event_props = event.get("Properties", {})
             if "RetryPolicy" not in event_props:
@@ -667,11 +702,32 @@ def _logs_kept_forever(t: Template) -> None:
 
 
 def _schedule_without_dead_letters(t: Template) -> None:
-    del _resource(t, "IngestFunction")["Events"]["Daily"]["Properties"]["DeadLetterConfig"]
+    del _resource(t, "DayStartSchedule")["Target"]["DeadLetterConfig"]
 
 
-def _failed_invocations_dropped(t: Template) -> None:
-    del _resource(t, "BatchPredictFunction")["EventInvokeConfig"]
+def _schedule_without_retries(t: Template) -> None:
+    del _resource(t, "DayStartSchedule")["Target"]["RetryPolicy"]
+
+
+def _cron_offset(t: Template) -> None:
+    _resource(t, "BatchPredictFunction")["Events"] = {
+        "Daily": {"Type": "Schedule", "Properties": {"Schedule": "cron(15 0 * * ? *)"}}
+    }
+
+
+def _schedule_starts_training(t: Template) -> None:
+    _resource(t, "DayStartSchedule")["Target"]["Arn"] = {"Ref": "TrainingStateMachine"}
+
+
+def _schedule_role_too_wide(t: Template) -> None:
+    statements = _resource(t, "DayStartScheduleRole")["Policies"][0]["PolicyDocument"]["Statement"]
+    statements.append(
+        {"Effect": "Allow", "Action": "states:StartExecution", "Resource": {"Ref": "TrainingStateMachine"}}
+    )
+
+
+def _no_day_alarm(t: Template) -> None:
+    del t["Resources"]["DayExecutionsFailedAlarm"]
 
 
 def _queue_unencrypted(t: Template) -> None:
@@ -797,8 +853,11 @@ BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None
     (api_violations, _route_without_auth, "opts out of the authorizer"),
     (log_group_violations, _function_without_log_group, "PredictorFunction: no log group"),
     (log_group_violations, _logs_kept_forever, "TrainingStateMachineLogGroup: no RetentionInDays"),
-    (schedule_violations, _schedule_without_dead_letters, "IngestFunction.Daily: no dead-letter queue"),
-    (schedule_violations, _failed_invocations_dropped, "BatchPredictFunction: failed invocations are not kept"),
+    (schedule_violations, _schedule_without_dead_letters, "DayStartSchedule: no dead-letter queue"),
+    (schedule_violations, _schedule_without_retries, "DayStartSchedule: no RetryPolicy"),
+    (schedule_violations, _cron_offset, "BatchPredictFunction.Daily: scheduled on its own"),
+    (schedule_violations, _schedule_starts_training, "does not start the day state machine"),
+    (schedule_violations, _schedule_role_too_wide, "DayStartScheduleRole: ['states:StartExecution'] on"),
     (schedule_violations, _queue_unencrypted, "DeadLetterQueue: not encrypted"),
     (concurrency_violations, _concurrent_trigger_checks, "TriggerCheckerFunction"),
     (concurrency_violations, _predictor_unbounded, "PredictorFunction: ReservedConcurrentExecutions"),
@@ -811,6 +870,7 @@ BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None
     (access_log_violations, _log_delivery_refused, "AccessLogBucket: its policy does not let"),
     (alarm_violations, _no_trigger_checker_alarm, "no alarm for: trigger checker failed"),
     (alarm_violations, _no_backtest_alarm, "no alarm for: backtest run failed"),
+    (alarm_violations, _no_day_alarm, "no alarm for: day failed"),
     (alarm_violations, _silent_alarm, "DeadLetterQueueMessagesAlarm: does not notify"),
     (secret_violations, _token_default, "TelegramSecretName: default looks like a secret"),
     (secret_violations, _token_parameter, "TelegramBotToken"),

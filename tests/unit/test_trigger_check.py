@@ -268,3 +268,64 @@ def test_the_handler_logs_counts_and_returns_a_failed_model_and_checks_the_other
     # Triggers fired by kind, each kind its own series (the dashboard's first graph): three pairs without champion.
     fired = {dims["trigger"]: value for name, dims, value in emitted_points(out) if name == "TriggersFired"}
     assert fired == {"schedule": 0, "performance": 0, "drift": 0, "no_model": 3}
+
+
+@pytest.mark.parametrize(("day_step", "starts"), [(True, False), (False, True)], ids=["day-step", "standalone"])
+def test_as_a_step_of_the_day_the_check_names_the_training_and_the_day_starts_it(
+    monkeypatch: pytest.MonkeyPatch, day_step: bool, starts: bool
+) -> None:
+    """The day state machine starts (and waits for) the training the check names; a standalone invocation
+    starts it itself. Same decision, same name and input either way."""
+    import json
+    from pathlib import Path
+
+    from common.settings import get_settings
+    from tests.conftest import versioned_bucket
+
+    bucket = "retrain-check-day-test"
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "RETRAIN_DATA_BUCKET": bucket,
+        "RETRAIN_SYMBOLS": "BTC",
+        "RETRAIN_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:training",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_SERVICE_NAME": "trigger-checker",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    import functions.trigger_checker.app as app
+
+    started: list[tuple[str, dict[str, object]]] = []
+
+    class Workflow:
+        def __init__(self, arn: str) -> None:
+            pass
+
+        def start(self, name: str, payload: dict[str, object]) -> bool:
+            started.append((name, payload))
+            return True
+
+    monkeypatch.setattr(app, "TrainingWorkflow", Workflow)
+    monkeypatch.setattr(app, "Registry", lambda uri: FlakyRegistry({}))
+    if day_step:
+        event: dict[str, object] = {"day": "day-2025-02-20", "as_of": AS_OF.isoformat(), "symbols": ["BTC"]}
+    else:
+        event = json.loads((Path(__file__).resolve().parents[1] / "events" / "schedule.json").read_text())
+        event["time"] = AS_OF.isoformat()
+
+    with versioned_bucket(bucket):
+        result = app.handler(event, Context())
+
+    training = result["training"]
+    assert training["name"] == f"trigger-{AS_OF:%Y-%m-%d}"  # no champion: both trends fire no_model
+    assert {(m["symbol"], m["trend"]) for m in training["input"]["models"]} == {
+        ("BTC", "uptrend"),
+        ("BTC", "downtrend"),
+    }
+    assert training["input"]["as_of"] == AS_OF.isoformat()
+    assert started == ([(training["name"], training["input"])] if starts else [])
+    assert result["started"] is starts
