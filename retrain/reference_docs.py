@@ -275,8 +275,8 @@ def s3_layout_page(keys_module: ModuleType) -> str:
 def reference_pages() -> dict[str, str]:
     """Path under docs/ -> content, for every generated page (and the OpenAPI document beside the API page)."""
     from common import keys
-    from common.settings import Settings
     from common.api import create_app
+    from common.settings import Settings
     from retrain.cli import build_parser
     from retrain.stack.config import LocalStackConfig
 
