@@ -1,6 +1,6 @@
 """Every benchmark in one run, written as one markdown report (machine, date, our figures next to the
-peers' measured in the same run). ``make bench`` runs it and writes ``bench/RESULTS.md``, and the same
-report into README.md's benchmark section (``bench/report.py``)."""
+peers' measured in the same run). ``make bench`` runs it and writes ``bench/RESULTS.md``, which the docs
+site's benchmarks page includes as it is."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import bench_features  # noqa: E402
 import bench_monitoring  # noqa: E402
 import bench_predictor  # noqa: E402
 import bench_training  # noqa: E402
-import report as readme_report  # noqa: E402
 
 BENCHMARKS = (
     ("features", bench_features.main),
@@ -58,9 +57,6 @@ def main() -> None:
     out.write_text(report)
     print(report)
     print(f"written to {out}", file=sys.stderr)
-    readme = BENCH_DIR.parent / "README.md"
-    readme.write_text(readme_report.splice(readme.read_text(), report))
-    print(f"and into {readme}'s benchmark section", file=sys.stderr)
 
 
 if __name__ == "__main__":

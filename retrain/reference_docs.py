@@ -18,8 +18,10 @@ from types import ModuleType
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel
 from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings
+
+from common.settings import environment_names
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 GENERATED_NOTE = "<!-- Generated from the code by retrain/reference_docs.py when the site builds. Do not edit. -->"
@@ -77,19 +79,17 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def settings_table(settings_class: type[BaseModel], env_prefix: str) -> list[str]:
+def settings_table(settings_class: type[BaseSettings]) -> list[str]:
     """One row per field: its environment variable, type, default, valid values and description."""
     lines = ["| variable | type | default | valid values | description |", "|---|---|---|---|---|"]
     for name, field in settings_class.model_fields.items():
-        alias = field.validation_alias
-        names = [alias] if isinstance(alias, str) else [a for a in getattr(alias, "choices", []) if isinstance(a, str)]
-        variable = " or ".join(f"`{n.upper()}`" for n in names or [f"{env_prefix}{name}"])
+        variable = " or ".join(f"`{n.upper()}`" for n in environment_names(settings_class, name).split(" or "))
         parts = (variable, _type_name(field.annotation), _default(field), _valid_range(field), field.description or "")
         lines.append("| " + " | ".join(_cell(part) for part in parts) + " |")
     return lines
 
 
-def settings_page(system: type[BaseModel], local_stack: type[BaseModel]) -> str:
+def settings_page(system: type[BaseSettings], local_stack: type[BaseSettings]) -> str:
     """Every setting of the system (``RETRAIN_*``) and of the embedded local stack (``RETRAIN_LOCAL_*``)."""
     return "\n".join(
         [
@@ -104,13 +104,13 @@ def settings_page(system: type[BaseModel], local_stack: type[BaseModel]) -> str:
             "",
             "## The system",
             "",
-            *settings_table(system, "RETRAIN_"),
+            *settings_table(system),
             "",
             "## The embedded local stack",
             "",
             "Read by `retrain up`, `retrain demo` and the integration tests (`retrain/stack/config.py`); never on AWS.",
             "",
-            *settings_table(local_stack, "RETRAIN_LOCAL_"),
+            *settings_table(local_stack),
             "",
         ]
     )

@@ -446,15 +446,15 @@ def logging_violations(template: Template) -> list[str]:
 
 
 def stated_version_retention_days() -> int:
-    """How long README.md says a superseded object version is kept."""
-    readme = " ".join((REPO_ROOT / "README.md").read_text().split())
-    found = re.search(r"superseded version of an object is kept (\d+) days", readme)
-    assert found, "README.md no longer states how long superseded object versions are kept"
+    """How long the docs (the data concepts page) say a superseded object version is kept."""
+    page = " ".join((REPO_ROOT / "docs/concepts/data.md").read_text().split())
+    found = re.search(r"superseded version of an object is kept (\d+) days", page)
+    assert found, "docs/concepts/data.md no longer states how long superseded object versions are kept"
     return int(found.group(1))
 
 
 def version_retention_violations(template: Template) -> list[str]:
-    """Old versions of the data bucket expire, but not before the README's retention: dataset manifests pin
+    """Old versions of the data bucket expire, but not before the retention the docs state: dataset manifests pin
     the object version each model was trained on, and retraining on exactly it needs that version."""
     rules = _props(template["Resources"]["DataBucket"]).get("LifecycleConfiguration", {}).get("Rules", [])
     days = [
@@ -472,7 +472,7 @@ def version_retention_violations(template: Template) -> list[str]:
             found.append(f"DataBucket: rule {rule.get('Id')} keeps a number of versions, not the stated days")
     stated = stated_version_retention_days()
     if days != [stated]:
-        found.append(f"DataBucket: noncurrent versions expire after {days} days; README.md states {stated}")
+        found.append(f"DataBucket: noncurrent versions expire after {days} days; docs/concepts/data.md states {stated}")
     return found
 
 
