@@ -4,7 +4,8 @@
 # Installs go to .venv/ (project, from uv.lock) and .tools/ (the pinned uv that installs it, and aws-sam-cli in
 # its own venv .tools/sam/ for the SAM checks of `make test`; checkov in .tools/checkov/ for its security scan).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The project's Python (requires-python); under pyenv, .python-version makes the python3.13 shim resolve.
+PYTHON ?= $(shell command -v python3.13 || command -v python3)
 UV_VERSION := 0.9.30
 UV := .tools/bin/uv
 SAM_REQUIREMENTS := tests/packaging/requirements-sam-cli.txt

@@ -320,7 +320,7 @@ class EmbeddedStack:
         for function in resources.functions:
             awslambda.create_function(
                 FunctionName=function.name,
-                Runtime="python3.11",
+                Runtime="python3.13",
                 Role=role_arn,
                 Handler=function.handler,
                 Code={"ZipFile": _placeholder_zip()},

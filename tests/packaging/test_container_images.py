@@ -6,7 +6,7 @@ backtest) and the predictor's lean one, functions/predictor/Dockerfile (what sco
 shown to import and answer.
 
 The dependency install runs the Dockerfile's own `uv export` and `uv pip install` commands (read from its RUN
-statement), retargeted from the image's venv to a local folder for the image's platform; the uv cache that
+statement), retargeted from the image's task root to a local folder for the image's platform; the uv cache that
 `make test` filled makes it quick.
 """
 
@@ -28,20 +28,20 @@ import pytest
 from shared_objects import GLIBC_LIBRARIES, libraries_from_the_system, shared_objects
 
 from retrain.stack.template import load_template
+from tests.runtime import AMAZON_LINUX_2023_GLIBC_MINOR, LAMBDA_BASE_IMAGE, PYTHON_VERSION
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
 UV = REPO_ROOT / ".tools" / "bin" / "uv"
 
-# Lambda's OS-only Amazon Linux 2023 image, with the distribution's Python 3.11. Not Lambda's python:3.11 image:
-# that is Amazon Linux 2 (glibc 2.26), and the locked scipy, scikit-learn, lightgbm, xgboost-cpu, numba, pyarrow,
-# pillow and contourpy ship only manylinux_2_28 wheels (uv finds no wheel for that platform; checked 2026-11).
-BASE_IMAGE = "public.ecr.aws/lambda/provided:al2023"
-IMAGE_PLATFORM = "x86_64-manylinux_2_34"  # Amazon Linux 2023's glibc is 2.34; template.yaml: Architectures x86_64
-IMAGE_GLIBC_MINOR = 34
-IMAGE_PYTHON = "/usr/bin/python3.11"
-# Lambda's quota: a container image of at most 10 GB uncompressed, all layers together. The base image and the
-# distribution's Python are a few hundred MB; keep 1 GiB of the 10 GB for them.
+# Lambda's own image of the project's Python (Amazon Linux 2023): the zip functions' runtime, with its runtime
+# interface client and entry point.
+BASE_IMAGE = LAMBDA_BASE_IMAGE
+IMAGE_GLIBC_MINOR = AMAZON_LINUX_2023_GLIBC_MINOR
+IMAGE_PLATFORM = f"x86_64-manylinux_2_{IMAGE_GLIBC_MINOR}"  # template.yaml: Architectures x86_64
+IMAGE_PYTHON = f"/var/lang/bin/python{PYTHON_VERSION}"  # where Lambda's python images keep their Python
+# Lambda's quota: a container image of at most 10 GB uncompressed, all layers together. The base image and its
+# Python are a few hundred MB; keep 1 GiB of the 10 GB for them.
 LAMBDA_IMAGE_LIMIT = 10 * 1000**3
 BASE_ALLOWANCE = 1024**3
 MIB = 1024 * 1024
@@ -190,13 +190,14 @@ def test_image_function_command_names_a_handler_the_image_ships(function: str) -
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
-def test_base_image_is_lambdas_amazon_linux_2023_with_python_3_11(dockerfile: Path) -> None:
+def test_base_image_is_lambdas_python_image_of_the_projects_python(dockerfile: Path) -> None:
     instructions = parse_dockerfile(dockerfile)
     assert _single(instructions, "FROM").arguments == BASE_IMAGE
     runs = " ".join(instruction.arguments for instruction in instructions if instruction.keyword == "RUN")
-    assert "dnf install -y python3.11 " in runs + " ", "the distribution's Python 3.11"
-    assert f"uv venv /opt/venv --python {IMAGE_PYTHON}" in runs
-    assert _exec_form(_single(instructions, "ENTRYPOINT")) == ["/opt/venv/bin/python", "-m", "awslambdaric"]
+    assert not re.search(r"dnf install[^&]* python3", runs), "the base's Python, not a second one"
+    assert not re.search(r"\buv venv\b", runs), "the base's Python, not a venv: the runtime imports from the task root"
+    assert _option(_install_steps(dockerfile).install, "--python") == IMAGE_PYTHON
+    assert not [i for i in instructions if i.keyword == "ENTRYPOINT"], "the base's entry point runs its runtime client"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=_id)
@@ -279,12 +280,12 @@ def test_dependencies_are_installed_from_the_lock_file(dockerfile: Path) -> None
     steps = _install_steps(dockerfile)
     assert "--frozen" in steps.export, "exactly uv.lock's resolution, never a fresh one"
     assert "--no-emit-project" in steps.export
-    if _only_groups(steps.export):  # a lean image: its group alone, plus the runtime interface client
-        assert sorted(_only_groups(steps.export)) == ["image", "predictor"]
-    else:  # the runtime dependencies plus the image group; neither the local stack nor the dev tools
-        assert "--no-dev" in steps.export
-        assert _option(steps.export, "--no-group") == "local"
-        assert _option(steps.export, "--group") == "image"
+    if _only_groups(steps.export):  # a lean image: its group alone
+        assert sorted(_only_groups(steps.export)) == ["predictor"]
+    else:  # the runtime dependencies only: no default group (neither the local stack, the dev tools nor the docs)
+        assert "--no-default-groups" in steps.export
+    assert "--group" not in steps.export, "the base image brings the runtime interface client"
+    assert _option(steps.install, "--target") == "${LAMBDA_TASK_ROOT}", "first on the runtime's sys.path"
     assert {"--require-hashes", "--no-deps"} <= set(steps.install)
     assert _option(steps.install, "--only-binary") == ":all:", "no source builds in the image"
     assert _option(steps.install, "--requirement") == _option(steps.export, "--output-file")
@@ -301,7 +302,7 @@ def test_the_predictor_has_its_own_lean_image_and_the_others_share_one() -> None
     uses = {function: _dockerfile_of(function) for function in IMAGE_FUNCTIONS}
     assert uses.pop("PredictorFunction") == predictor
     assert set(uses.values()) == {REPO_ROOT / "functions" / "image" / "Dockerfile"}
-    assert _only_groups(_install_steps(predictor).export) == ["predictor", "image"]
+    assert _only_groups(_install_steps(predictor).export) == ["predictor"]
 
 
 # What the predictor's image leaves out: the trainer's explanations and plots, numba's compiler, MLflow's server.
@@ -314,7 +315,6 @@ FOR_SCORING = {
     "mlflow-skinny",
     "fastapi",
     "mangum",
-    "awslambdaric",
 }
 
 
@@ -354,16 +354,16 @@ def _exported_and_installed(dockerfile: Path, workdir: Path) -> ImageInstall:
     requirements = _exported(dockerfile, workdir)
     site_packages = workdir / "site-packages"
     install = [
-        *_retarget(steps.install, {"--python": None, "--requirement": str(requirements)}),
-        "--target",
-        str(site_packages),
+        *_retarget(
+            steps.install, {"--python": None, "--target": str(site_packages), "--requirement": str(requirements)}
+        ),
         "--python-platform",
         IMAGE_PLATFORM,
         "--python-version",
-        "3.11",
+        PYTHON_VERSION,
     ]
     # The image keeps no cache (here the warm uv cache saves the downloads) and compiles bytecode (measured once:
-    # +229 MB, 20 s here; not worth the wait in every test run, the size limit leaves a wide margin).
+    # +190 MB, 35 s CPU here on Python 3.13; not worth the wait in every test run, the size limit leaves a wide margin).
     install.remove("--no-cache")
     install.remove("--compile-bytecode")
     result = subprocess.run([str(UV), *install[1:]], capture_output=True, text=True, timeout=540)
@@ -403,8 +403,9 @@ def _exported_names(requirements: str) -> set[str]:
 
 def test_image_dependencies_are_the_runtime_set(image_install: ImageInstall) -> None:
     names = _exported_names(image_install.requirements)
-    assert {"awslambdaric", "lightgbm", "xgboost-cpu", "fastapi", "mangum"} <= names
+    assert {"lightgbm", "xgboost-cpu", "fastapi", "mangum"} <= names
     assert names & {"mlflow", "mlflow-skinny"}
+    assert "awslambdaric" not in names, "the base image's runtime interface client is the one that runs"
     assert not names & {"moto", "pytest", "ruff", "cfn-lint", "hypothesis", "evidently"}, "dev/local/bench groups"
     assert "retrain" not in names, "the project itself is copied as source, not installed"
 
@@ -416,7 +417,7 @@ def test_image_dependencies_fit_lambdas_image_limit(
     dockerfile = next(d for d, install in _INSTALLS.items() if install is image_install)
     functions = ", ".join(f for f in IMAGE_FUNCTIONS if _dockerfile_of(f) == dockerfile)
     packaging_report[f"{_id(dockerfile)} dependencies ({IMAGE_PLATFORM}; {functions})"] = (
-        f"{size:>12,} bytes ({size / MIB:.2f} MiB) + the base image and its Python 3.11"
+        f"{size:>12,} bytes ({size / MIB:.2f} MiB) + the base image and its Python {PYTHON_VERSION}"
     )
     assert size + BASE_ALLOWANCE < LAMBDA_IMAGE_LIMIT
 
@@ -433,7 +434,7 @@ def test_image_binaries_run_on_amazon_linux_2023(image_install: ImageInstall) ->
 
 
 def test_image_installs_the_system_libraries_the_wheels_link_to(image_install: ImageInstall) -> None:
-    """The OS-only base has little beyond glibc: every library a wheel needs and does not carry is dnf-installed."""
+    """The base is a minimal Amazon Linux 2023: every library a wheel needs and does not carry is dnf-installed."""
     dockerfile = next(d for d, install in _INSTALLS.items() if install is image_install)
     runs = [i.arguments.split() for i in parse_dockerfile(dockerfile) if i.keyword == "RUN" and "dnf" in i.arguments]
     (words,) = runs
@@ -459,7 +460,7 @@ def test_the_predictors_lean_set_alone_imports_the_handler_and_answers(
     """The predictor's handler, and what loading any zoo model needs, from its image's packages alone (no project
     venv on the path: python -S), answering /health as Lambda calls it. Run for the predictor's image only."""
     dockerfile = next(d for d, install in _INSTALLS.items() if install is image_install)
-    if _only_groups(_install_steps(dockerfile).export) != ["predictor", "image"]:
+    if _only_groups(_install_steps(dockerfile).export) != ["predictor"]:
         pytest.skip("the shared image carries the project's whole runtime set")
     script = (
         "import json, sys\n"

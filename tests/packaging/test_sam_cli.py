@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 from shared_objects import GLIBC_LIBRARIES, libraries_from_the_system, shared_objects
+from wheel_tags import installed_wheel_tags, tag_runs_on
 
 from retrain.stack.template import load_template
+from tests.runtime import AMAZON_LINUX_2023_GLIBC_MINOR, LAMBDA_RUNTIME, PYTHON_MINOR
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -31,9 +33,8 @@ SAM_REQUIREMENTS = Path(__file__).with_name("requirements-sam-cli.txt")
 MIB = 1024 * 1024
 # Lambda's quota for a zip function: the unzipped deployment package plus all its layers, 262,144,000 bytes.
 LAMBDA_UNZIPPED_LIMIT = 250 * MIB
-# Lambda's python3.11 runtime is Amazon Linux 2: no shared object may need a newer glibc than its 2.26, nor a system
-# library beyond glibc's and the C++/compression ones that runtime has (manylinux's allowed system libraries).
-AMAZON_LINUX_2_GLIBC_MINOR = 26
+# Lambda's python3.13 runtime is Amazon Linux 2023: no shared object may need a newer glibc than its 2.34, nor a
+# system library beyond glibc's and the C++/compression ones that runtime has (manylinux's allowed system libraries).
 PYTHON_RUNTIME_LIBRARIES = GLIBC_LIBRARIES | {"libgcc_s.so.1", "libstdc++.so.6", "libz.so.1"}
 
 
@@ -76,8 +77,9 @@ def _unzipped_size(directory: Path) -> int:
 
 
 def _sam_environment() -> dict[str, str]:
-    """sam without telemetry or the caller's AWS settings. sam build runs `python3.11 -m pip` from PATH: the SAM
-    venv's own python3.11 (which has pip, unlike this venv or a bare system Python) goes first, this venv not at all.
+    """sam without telemetry or the caller's AWS settings. sam build runs `python3.13 -m pip` from PATH (the
+    runtime's name): the SAM venv's own python3.13 (which has pip, unlike this venv or a bare system Python) goes
+    first, this venv not at all.
     """
     environment = {
         name: value
@@ -193,24 +195,39 @@ def test_function_and_its_layers_fit_lambdas_unzipped_limit(
 
 @pytest.mark.parametrize("layer", LAYERS)
 def test_layer_leaves_boto3_to_the_runtime(zip_build: ZipBuild, layer: str) -> None:
-    """Lambda's python3.11 runtime ships boto3; a copy in the layer would only spend the 250 MiB."""
+    """Lambda's python3.13 runtime ships boto3; a copy in the layer would only spend the 250 MiB."""
     shipped = {path.name for path in (zip_build.directory / layer / "python").iterdir()}
     assert not shipped & {"boto3", "s3transfer"}
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_layer_binaries_run_on_amazon_linux_2(zip_build: ZipBuild, layer: str) -> None:
-    """sam build chose manylinux2014 wheels; the shared objects' glibc versions and libraries prove it."""
+def test_layer_binaries_run_on_amazon_linux_2023(zip_build: ZipBuild, layer: str) -> None:
+    """sam build chose wheels for glibc 2.34 at most; the shared objects' glibc versions and libraries prove it."""
     objects = shared_objects(zip_build.directory / layer)
     assert objects, f"{layer}: no shared objects found (numpy ships some): wrong directory?"
     too_new = {
         str(item.path.relative_to(zip_build.directory)): f"2.{item.newest_glibc_minor}"
         for item in objects
-        if item.newest_glibc_minor > AMAZON_LINUX_2_GLIBC_MINOR
+        if item.newest_glibc_minor > AMAZON_LINUX_2023_GLIBC_MINOR
     }
-    assert too_new == {}, f"these need a newer glibc than Amazon Linux 2's 2.{AMAZON_LINUX_2_GLIBC_MINOR}"
+    assert too_new == {}, f"these need a newer glibc than Amazon Linux 2023's 2.{AMAZON_LINUX_2023_GLIBC_MINOR}"
     missing = set(libraries_from_the_system(objects)) - PYTHON_RUNTIME_LIBRARIES
-    assert missing == set(), f"{layer}: libraries Lambda's python3.11 runtime does not have"
+    assert missing == set(), f"{layer}: libraries Lambda's {LAMBDA_RUNTIME} runtime does not have"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_layer_wheels_are_for_the_runtimes_python_and_glibc(zip_build: ZipBuild, layer: str) -> None:
+    """Every wheel sam build put in the layer was built for the project's CPython (or pure Python) and a manylinux
+    the runtime's glibc runs: a layer built for another Python imports its extensions nowhere."""
+    tags = installed_wheel_tags(zip_build.directory / layer / "python")
+    (numpy,) = [wheel_tags for name, wheel_tags in tags.items() if name.startswith("numpy-")]
+    assert any(f"cp3{PYTHON_MINOR}-cp3{PYTHON_MINOR}-manylinux" in tag for tag in numpy), numpy  # a binary wheel
+    wrong = {
+        name: wheel_tags
+        for name, wheel_tags in tags.items()
+        if not any(tag_runs_on(tag, PYTHON_MINOR, AMAZON_LINUX_2023_GLIBC_MINOR) for tag in wheel_tags)
+    }
+    assert wrong == {}, f"{layer}: wheels not for CPython 3.{PYTHON_MINOR} on glibc 2.{AMAZON_LINUX_2023_GLIBC_MINOR}"
 
 
 @pytest.fixture(scope="session")

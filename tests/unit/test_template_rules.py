@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from retrain.stack.template import load_template
+from tests.runtime import LAMBDA_RUNTIME
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
@@ -596,6 +597,26 @@ def mlflow_violations(template: Template) -> list[str]:
     return found
 
 
+def runtime_violations(template: Template) -> list[str]:
+    """Lambda runs the Python the tests ran on (pyproject.toml's): every zip function on that runtime, each layer built
+    for it and declared for it alone, each image tagged for it (its Dockerfile's base: tests/packaging)."""
+    found = []
+    default = template.get("Globals", {}).get("Function", {}).get("Runtime")
+    for logical_id, resource in _resources(template, "AWS::Serverless::Function"):
+        if _props(resource).get("PackageType") == "Image":
+            tag = resource.get("Metadata", {}).get("DockerTag")
+            if tag != LAMBDA_RUNTIME:
+                found.append(f"{logical_id}: DockerTag {tag}, not {LAMBDA_RUNTIME}")
+        elif (runtime := _props(resource).get("Runtime", default)) != LAMBDA_RUNTIME:
+            found.append(f"{logical_id}: Runtime {runtime}, not {LAMBDA_RUNTIME}")
+    for logical_id, resource in _resources(template, "AWS::Serverless::LayerVersion"):
+        if (runtimes := _props(resource).get("CompatibleRuntimes")) != [LAMBDA_RUNTIME]:
+            found.append(f"{logical_id}: CompatibleRuntimes {runtimes}, not [{LAMBDA_RUNTIME}]")
+        if (build := resource.get("Metadata", {}).get("BuildMethod")) != LAMBDA_RUNTIME:
+            found.append(f"{logical_id}: BuildMethod {build}, not {LAMBDA_RUNTIME}")
+    return found
+
+
 RULES: list[Callable[[Template], list[str]]] = [
     role_violations,
     action_violations,
@@ -611,6 +632,7 @@ RULES: list[Callable[[Template], list[str]]] = [
     alarm_violations,
     secret_violations,
     mlflow_violations,
+    runtime_violations,
 ]
 
 
@@ -837,6 +859,22 @@ def _log_delivery_refused(t: Template) -> None:
     statements[:] = [s for s in statements if s.get("Sid") != "S3ServerAccessLogs"]
 
 
+def _function_on_an_older_python(t: Template) -> None:
+    _resource(t, "IngestFunction")["Runtime"] = "python3.11"
+
+
+def _layer_for_two_pythons(t: Template) -> None:
+    _resource(t, "CommonLayer")["CompatibleRuntimes"] = ["python3.11", LAMBDA_RUNTIME]
+
+
+def _layer_built_for_an_older_python(t: Template) -> None:
+    t["Resources"]["CommonLayer"]["Metadata"]["BuildMethod"] = "python3.11"
+
+
+def _image_tagged_for_an_older_python(t: Template) -> None:
+    t["Resources"]["PredictorFunction"]["Metadata"]["DockerTag"] = "python3.11"
+
+
 BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None], str]] = [
     (role_violations, _share_a_role, "PredictorFunction: Role set"),
     (role_violations, _full_access, "managed policy CloudWatchLogsFullAccess"),
@@ -881,6 +919,10 @@ BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None
     (mlflow_violations, _mlflow_user_without_access, "BatchPredictFunction: uses MLflow"),
     (mlflow_violations, _mlflow_deletes, "DeleteRegisteredModel"),
     (mlflow_violations, _mlflow_unconditional, "PromoteModelFunction: MLflow permissions not under"),
+    (runtime_violations, _function_on_an_older_python, "IngestFunction: Runtime python3.11"),
+    (runtime_violations, _layer_for_two_pythons, "CommonLayer: CompatibleRuntimes"),
+    (runtime_violations, _layer_built_for_an_older_python, "CommonLayer: BuildMethod python3.11"),
+    (runtime_violations, _image_tagged_for_an_older_python, "PredictorFunction: DockerTag python3.11"),
 ]
 
 
