@@ -6,7 +6,7 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -141,7 +141,6 @@ class BatchPredictEvent(ScheduledEvent):
     detail: BatchPredictRequest
 
 
-E = TypeVar("E", bound=ScheduledEvent)
 
 
 class DayStep(_SymbolsRequest):
@@ -153,7 +152,7 @@ class DayStep(_SymbolsRequest):
     as_of: UtcDatetime
 
 
-def parse_daily_event(event: Any, scheduled: type[E]) -> DayStep | E:
+def parse_daily_event[E: ScheduledEvent](event: Any, scheduled: type[E]) -> DayStep | E:
     """A daily function's event: a step of the day state machine, or an EventBridge-shaped event (a manual
     run, `sam local invoke`). Told apart by the ``day`` key, so a malformed event is reported against the one
     shape it meant, its errors naming the field as that shape spells it."""
