@@ -141,8 +141,6 @@ class BatchPredictEvent(ScheduledEvent):
     detail: BatchPredictRequest
 
 
-
-
 class DayStep(_SymbolsRequest):
     """What the day state machine (infra/day.asl.json) passes each of its steps: its execution's name, the
     day's one as-of time, and the symbols the step works on (the check and the predictions get those whose
