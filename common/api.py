@@ -32,14 +32,18 @@ from common.errors import DataNotFoundError
 from common.features import FEATURE_NAMES
 from common.predictor import CacheEvent, ModelCache, RegistrySource, ServedModel
 from common.serving import FeatureCache, latest_features
-from common.settings import TRENDS, Settings, get_settings
+from common.settings import TRENDS, PoolEntry, Settings, get_settings, model_label, model_stem
 
 MAX_BATCH_ROWS = 1000
 FEATURE_FIELDS = {name: f"feature_{index}" for index, name in enumerate(FEATURE_NAMES)}
 SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
 TrendType = Literal["uptrend", "downtrend"]
+IntervalType = Literal["1d", "1h"]
 SymbolParam = Annotated[str, Query(pattern=SYMBOL_PATTERN, description="Ticker, e.g. BTC")]
 TrendParam = Annotated[TrendType, Query(description="uptrend or downtrend")]
+IntervalParam = Annotated[
+    IntervalType, Query(description="Bars the model trades on: 1d (the default, the original API's) or 1h")
+]
 
 
 class Strict(BaseModel):
@@ -78,6 +82,7 @@ class PerformanceMetrics(Strict):
 class ModelSummary(Strict):
     symbol: str
     trend_type: TrendType
+    interval: IntervalType = Field("1d", description="Bars the model trades on")
     model_version: str
     feature_importance: dict[str, float]
     performance_metrics: PerformanceMetrics
@@ -105,9 +110,12 @@ class PredictionResponse(Strict):
     class_probabilities: list[float] = Field(
         min_length=2, max_length=2, description="[P(no trend), P(trend)]: both classes, in predict_proba's order"
     )
-    model_name: str = Field(description="Registered model that answered, e.g. BTC_uptrend_model")
+    model_name: str = Field(
+        description="Registered model that answered, e.g. BTC_uptrend_model (XRP_1h_uptrend_model: hourly)"
+    )
     model_version: str = Field(description="Registry version that answered (changes when a champion is swapped in)")
     as_of: datetime = Field(description="Open time of the closed bar the prediction is for")
+    interval: IntervalType = Field("1d", description="Bars the model trades on (the bar of as_of is one of them)")
 
 
 # The 19 features by their names (several start with a digit, so the fields go by alias): the schema lists
@@ -123,6 +131,7 @@ FeatureValues = create_model(
 class PredictRequest(Strict):
     symbol: str = Field(pattern=SYMBOL_PATTERN)
     trend_type: TrendType
+    interval: IntervalType = Field("1d", description="Bars the model trades on (default 1d)")
     rows: list[FeatureValues] = Field(  # type: ignore[valid-type]
         min_length=1, max_length=MAX_BATCH_ROWS, description="Feature rows, scored as they are"
     )
@@ -131,6 +140,7 @@ class PredictRequest(Strict):
 class PredictResponse(Strict):
     symbol: str
     trend_type: TrendType
+    interval: IntervalType = "1d"
     model_version: str
     probabilities: list[float] = Field(description="P(trend) per row")
 
@@ -139,7 +149,9 @@ class Health(Strict):
     status: Literal["ok", "degraded"]
     loaded: dict[str, str] = Field(description="model -> version being served")
     rejected: dict[str, dict[str, str]] = Field(description="model -> versions never served, and why")
-    last_bar: dict[str, datetime] = Field(description="symbol -> newest closed bar the features use")
+    last_bar: dict[str, datetime] = Field(
+        description="symbol (daily) or SYMBOL:INTERVAL -> newest closed bar the features use"
+    )
     swaps: int
     rejected_loads: int
 
@@ -151,6 +163,7 @@ class Service:
         self.settings = settings
         self.models = models
         self.features = features
+        self.pool = frozenset(settings.pool)
 
     @classmethod
     def from_settings(
@@ -181,28 +194,32 @@ class Service:
         )
         return cls(settings, models, FeatureCache(load, refresh_seconds=settings.predictor_feature_refresh_seconds))
 
-    def loaded_model(self, symbol: str, trend: str) -> ServedModel | None:
-        """The serving model already in memory for a configured pair, without waiting for anything (None
+    def loaded_model(self, symbol: str, trend: str, interval: str = "1d") -> ServedModel | None:
+        """The serving model already in memory for a configured model, without waiting for anything (None
         otherwise: not loaded, or suspended, which :meth:`model` answers)."""
-        if symbol not in self.settings.symbols:
+        if PoolEntry(symbol, interval) not in self.pool:  # type: ignore[arg-type]
             return None
-        served = self.models.loaded_model(symbol, trend)  # type: ignore[arg-type]
+        served = self.models.loaded_model(symbol, trend, interval)  # type: ignore[arg-type]
         return served if served is not None and served.suspension is None else None
 
-    def model(self, symbol: str, trend: str) -> ServedModel:
-        """The model that answers predictions for the pair; 404 when there is none or it is suspended."""
-        served = self.described(symbol, trend)
+    def model(self, symbol: str, trend: str, interval: str = "1d") -> ServedModel:
+        """The model that answers predictions; 404 when there is none or it is suspended."""
+        served = self.described(symbol, trend, interval)
         if served.suspension is not None:
-            raise HTTPException(404, f"no model for {symbol} {trend}: v{served.version} is {served.suspension.text()}")
+            what = model_label(symbol, trend, interval)
+            raise HTTPException(404, f"no model for {what}: v{served.version} is {served.suspension.text()}")
         return served
 
-    def described(self, symbol: str, trend: str) -> ServedModel:
-        """The pair's champion, serving or suspended (what ``/models`` describes); 404 when there is none."""
-        if symbol not in self.settings.symbols:
-            raise HTTPException(404, f"no model for {symbol} {trend}: {symbol} is not in the configured pool")
-        served = self.models.get(symbol, trend)  # type: ignore[arg-type]
+    def described(self, symbol: str, trend: str, interval: str = "1d") -> ServedModel:
+        """The model's champion, serving or suspended (what ``/models`` describes); 404 when there is none."""
+        what = model_label(symbol, trend, interval)
+        if PoolEntry(symbol, interval) not in self.pool:  # type: ignore[arg-type]
+            held = [e.interval for e in self.pool if e.symbol == symbol]
+            why = f"the pool holds {symbol} on {', '.join(held)} bars only" if held else "not in the configured pool"
+            raise HTTPException(404, f"no model for {what}: {why}")
+        served = self.models.get(symbol, trend, interval)  # type: ignore[arg-type]
         if served is None:
-            raise HTTPException(404, f"no model for {symbol} {trend}: no champion is registered yet")
+            raise HTTPException(404, f"no model for {what}: no champion is registered yet")
         return served
 
 
@@ -249,9 +266,12 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
     @app.get("/health", response_model=Health)
     async def health() -> Health:
         svc = service_factory()
-        loaded = {f"{s}_{t}": m.version for (s, t), m in svc.models.loaded().items()}
-        rejected = {f"{s}_{t}": versions for (s, t), versions in svc.models.rejected().items()}
-        last_bar = {symbol: row.bar for (symbol, _), row in svc.features.rows().items()}
+        loaded = {model_stem(s, t, i): m.version for (s, t, i), m in svc.models.loaded().items()}
+        rejected = {model_stem(s, t, i): versions for (s, t, i), versions in svc.models.rejected().items()}
+        last_bar = {
+            symbol if interval == "1d" else f"{symbol}:{interval}": row.bar
+            for (symbol, interval), row in svc.features.rows().items()
+        }
         stats = svc.models.stats()
         return Health(
             status="degraded" if rejected else "ok",
@@ -265,26 +285,30 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
     @app.get("/models", response_model=list[ModelSummary])
     async def models() -> list[ModelSummary]:
         svc = service_factory()
-        pairs = [(symbol, trend) for symbol in svc.settings.symbols for trend in TRENDS]
-        served = await asyncio.gather(*(asyncio.to_thread(svc.models.get, s, t) for s, t in pairs))
+        models = [(e.symbol, trend, e.interval) for e in svc.settings.pool for trend in TRENDS]
+        served = await asyncio.gather(*(asyncio.to_thread(svc.models.get, s, t, i) for s, t, i in models))
         return [_summary(model) for model in served if model is not None]
 
     @app.get("/models/{symbol}/{trend_type}", response_model=ModelSummary, responses=_errors(404, 422))
     async def model(
         symbol: Annotated[str, Path(pattern=SYMBOL_PATTERN)],
         trend_type: Annotated[TrendType, Path()],
+        interval: IntervalParam = "1d",
     ) -> ModelSummary:
         svc = service_factory()
-        return _summary(await asyncio.to_thread(svc.described, symbol, trend_type))
+        return _summary(await asyncio.to_thread(svc.described, symbol, trend_type, interval))
 
     @app.get("/prediction", response_model=PredictionResponse, responses=_errors(404, 422, 503))
-    async def prediction(request: Request, symbol: SymbolParam, trend_type: TrendParam) -> Any:
-        _no_unknown_params(request, {"symbol", "trend_type"})
+    async def prediction(
+        request: Request, symbol: SymbolParam, trend_type: TrendParam, interval: IntervalParam = "1d"
+    ) -> Any:
+        _no_unknown_params(request, {"symbol", "trend_type", "interval"})
         svc = service_factory()
         # Warm path: both caches answer from memory and nothing blocks, so no thread hop; a cold or stale
         # entry (a registry or S3 read) runs in a worker thread so the event loop keeps serving.
-        served = svc.loaded_model(symbol, trend_type) or await asyncio.to_thread(svc.model, symbol, trend_type)
-        interval = svc.settings.interval
+        served = svc.loaded_model(symbol, trend_type, interval) or await asyncio.to_thread(
+            svc.model, symbol, trend_type, interval
+        )
         row = svc.features.fresh(symbol, interval)
         if row is None:
             try:
@@ -300,6 +324,7 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
             model_name=served.name,
             model_version=served.version,
             as_of=row.bar,
+            interval=interval,
         )
         # Already validated by its construction: serialise once instead of FastAPI's validate-then-dump.
         return Response(answer.model_dump_json(), media_type="application/json")
@@ -307,8 +332,8 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
     @app.post("/predict", response_model=PredictResponse, responses=_errors(400, 404, 422, 503))
     async def predict(body: PredictRequest) -> Any:
         svc = service_factory()
-        served = svc.loaded_model(body.symbol, body.trend_type) or await asyncio.to_thread(
-            svc.model, body.symbol, body.trend_type
+        served = svc.loaded_model(body.symbol, body.trend_type, body.interval) or await asyncio.to_thread(
+            svc.model, body.symbol, body.trend_type, body.interval
         )
         unknown = [name for name in served.feature_names if name not in FEATURE_FIELDS]
         if unknown:  # a version trained on columns this API does not take: it cannot be asked here
@@ -323,6 +348,7 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         answer = PredictResponse(
             symbol=body.symbol,
             trend_type=body.trend_type,
+            interval=body.interval,
             model_version=served.version,
             probabilities=probabilities.tolist(),
         )
@@ -377,6 +403,7 @@ def _summary(served: ServedModel) -> ModelSummary:
     return ModelSummary(
         symbol=served.symbol,
         trend_type=served.trend,
+        interval=served.interval,  # type: ignore[arg-type]
         model_version=served.version,
         feature_importance=importance,
         performance_metrics=PerformanceMetrics(

@@ -168,7 +168,7 @@ def _days(start: datetime, end: datetime) -> list[datetime]:
 def _policy_run(
     policy: Policy, base: Settings, unit: ModelUnit, bars: pd.DataFrame, end: datetime, step: timedelta
 ) -> PolicyRun:
-    settings = policy.settings(base).model_copy(update={"symbols": (unit.symbol,), "interval": unit.interval})
+    settings = policy.settings(base).model_copy(update={"symbols": (unit.symbol,)}).for_interval(unit.interval)  # type: ignore[arg-type]
     objects = MemoryObjectStore(bucket=f"backtest-{policy.name}")
     # The whole series is stored once; every load sees only the bars closed at its own as-of time.
     OhlcvStore(objects).append(unit.symbol, unit.interval, bars, as_of=end + step * (settings.prediction_window + 2))
@@ -262,7 +262,7 @@ def _decision_record(decision: Decision) -> dict[str, Any]:
 def _policy_result(
     run: PolicyRun, unit: ModelUnit, bars: pd.DataFrame, start: datetime, end: datetime
 ) -> dict[str, Any]:
-    name = registered_model_name(unit.symbol, unit.trend)
+    name = registered_model_name(unit.symbol, unit.trend, unit.interval)
     versions = {}
     for info in run.registry.versions(name):
         tags = decode_tags(info.tags)
@@ -301,7 +301,9 @@ def served_predictions(
     horizon = run.settings.prediction_window
     forward_return = close.shift(-horizon) / close - 1.0
     served = []
-    records = read_records(run.objects, unit.symbol, unit.trend, since=start, until=end + timedelta(days=1))
+    records = read_records(
+        run.objects, unit.symbol, unit.trend, since=start, until=end + timedelta(days=1), interval=unit.interval
+    )
     for record in sorted(records, key=lambda r: r.bar):
         realized = record.realized
         if realized is None:

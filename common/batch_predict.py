@@ -41,7 +41,7 @@ from common.promotion import decode_tags, suspension_of
 from common.registry import CHAMPION, Registry, VersionInfo
 from common.scorer import positive_probability
 from common.serving import FeatureRow, latest_features
-from common.settings import TRENDS, Settings, Trend, as_utc, registered_model_name
+from common.settings import TRENDS, Settings, Trend, as_utc, model_label, registered_model_name
 from common.storage import S3ObjectStore
 from common.targets import forward_sma_change, trend_labels
 
@@ -73,11 +73,13 @@ class ModelPrediction:
     bar: datetime | None = None
     probability: float | None = None
     reason: str = ""
+    interval: str = "1d"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "symbol": self.symbol,
             "trend": self.trend,
+            "interval": self.interval,
             "status": self.status,
             "version": self.version,
             "bar": self.bar.isoformat() if self.bar else None,
@@ -90,7 +92,9 @@ class ModelPrediction:
         bar = f" bar {self.bar:%Y-%m-%d %H:%M}" if self.bar else ""
         probability = f" p={self.probability:.3f}" if self.probability is not None else ""
         reason = f" ({self.reason})" if self.reason else ""
-        return f"{self.symbol} {self.trend}{version}:{bar} {self.status}{probability}{reason}"
+        return (
+            f"{model_label(self.symbol, self.trend, self.interval)}{version}:{bar} {self.status}{probability}{reason}"
+        )
 
 
 @dataclass
@@ -145,13 +149,12 @@ class _PredictionRun:
             self.models[key] = self.registry.load_model(champion.name, champion.version)
         return self.models[key]
 
-    def predict(self, champion: VersionInfo, symbol: str, trend: Trend) -> ModelPrediction:
+    def predict(self, champion: VersionInfo, symbol: str, trend: Trend, interval: str) -> ModelPrediction:
         tags = decode_tags(champion.tags)
-        interval = str(tags.get("interval") or self.settings.interval)
         row = self.feature_row(symbol, interval)
 
         def outcome(status: PredictionStatus, probability: float | None = None, reason: str = "") -> ModelPrediction:
-            return ModelPrediction(symbol, trend, status, champion.version, row.bar, probability, reason)
+            return ModelPrediction(symbol, trend, status, champion.version, row.bar, probability, reason, interval)
 
         trained_as_of = tags.get("trained_as_of")
         if trained_as_of and as_utc(datetime.fromisoformat(str(trained_as_of))) > self.as_of:
@@ -161,7 +164,7 @@ class _PredictionRun:
         if trained_until and row.bar <= as_utc(datetime.fromisoformat(str(trained_until))):
             # The model saw this bar's label in training (a replay before its training date): not a live prediction.
             return outcome("skipped", reason=f"the bar's label is in v{champion.version}'s training data")
-        if is_logged(self.objects, symbol, trend, row.bar, champion.version):
+        if is_logged(self.objects, symbol, trend, row.bar, champion.version, interval):
             return outcome("existing")  # logged by an earlier run: no need to load or score the model
 
         inputs = row.values[list(tags.get("feature_names") or FEATURE_NAMES)]
@@ -192,32 +195,40 @@ def predict_champions(
     *,
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
+    interval: str | None = None,
     models: LoadedVersions | None = None,
     progress: Progress = _quiet,
 ) -> BatchSummary:
-    """Every configured champion's prediction for its last closed bar at ``as_of``, logged once.
+    """Every champion of the pool on ``interval`` (default: the configured one): its prediction for its last
+    closed bar at ``as_of``, logged once.
 
     ``models`` is a cache of loaded models; a replay over many days passes the same dict to every run.
     """
+    interval = interval or settings.interval
+    settings = settings.for_interval(interval)  # type: ignore[arg-type]
     run = _PredictionRun(settings, registry, objects, as_utc(as_of), {} if models is None else models)
     summary = BatchSummary(run.as_of)
-    for symbol in symbols or settings.symbols:
+    for symbol in symbols or settings.symbols_on(interval):
         for trend in TRENDS:
-            name = registered_model_name(symbol, trend)
+            name = registered_model_name(symbol, trend, interval)
             champion: VersionInfo | None = None
             try:
                 champion = registry.version_by_alias(name, CHAMPION)
                 suspended = suspension_of(champion.tags) if champion else None
                 if champion is None:
-                    outcome = ModelPrediction(symbol, trend, "skipped", reason=f"{name} has no champion")
+                    reason = f"{name} has no champion"
+                    outcome = ModelPrediction(symbol, trend, "skipped", reason=reason, interval=interval)
                 elif suspended is not None:  # not served, so nothing to log
                     reason = f"v{champion.version} is {suspended.text()}"
-                    outcome = ModelPrediction(symbol, trend, "skipped", champion.version, reason=reason)
+                    outcome = ModelPrediction(
+                        symbol, trend, "skipped", champion.version, reason=reason, interval=interval
+                    )
                 else:
-                    outcome = run.predict(champion, symbol, trend)
+                    outcome = run.predict(champion, symbol, trend, interval)
             except Exception as exc:  # one model's problem never stops the others; the summary names it
                 error = f"{type(exc).__name__}: {exc}"
-                outcome = ModelPrediction(symbol, trend, "failed", champion.version if champion else None, reason=error)
+                version = champion.version if champion else None
+                outcome = ModelPrediction(symbol, trend, "failed", version, reason=error, interval=interval)
             summary.models.append(outcome)
             progress(outcome.describe())
     return summary
@@ -288,20 +299,24 @@ def resolve_outcomes(
     *,
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
+    interval: str | None = None,
     since: datetime | None = None,
     progress: Progress = _quiet,
 ) -> ResolveSummary:
-    """Fill the realized label of every unresolved record (bars from ``since``) whose outcome is due."""
+    """Fill the realized label of every unresolved record (bars from ``since``) whose outcome is due, for the
+    pool's models on ``interval`` (default: the configured one)."""
     as_of = as_utc(as_of)
+    interval = interval or settings.interval
+    settings = settings.for_interval(interval)  # type: ignore[arg-type]
     summary = ResolveSummary(as_of, as_utc(since) if since else resolve_window_start(settings, as_of))
     closes = _Closes(OhlcvStore(objects), as_of, settings)
-    for symbol in symbols or settings.symbols:
+    for symbol in symbols or settings.symbols_on(interval):
         for trend in TRENDS:
             try:
-                for key in record_keys(objects, symbol, trend, since=summary.since, until=as_of):
+                for key in record_keys(objects, symbol, trend, since=summary.since, until=as_of, interval=interval):
                     _resolve_record(objects, closes, key, summary)
             except Exception as exc:  # one model's problem never stops the others; the summary names it
-                summary.errors[f"{symbol} {trend}"] = f"{type(exc).__name__}: {exc}"
+                summary.errors[model_label(symbol, trend, interval)] = f"{type(exc).__name__}: {exc}"
     for item in summary.unresolved:
         progress(f"{item.key}: outcome due but unresolved ({item.reason})")
     progress(f"outcomes: {len(summary.resolved)} resolved, {summary.not_due} not due yet")
@@ -393,13 +408,14 @@ def run_batch(
     *,
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
+    interval: str | None = None,
     models: LoadedVersions | None = None,
     progress: Progress = _quiet,
 ) -> BatchRun:
     """Predict first, then resolve: a record whose horizon is already over at ``as_of`` (a replay that
     starts late) gets its outcome in the same run."""
     predictions = predict_champions(
-        settings, registry, objects, as_of=as_of, symbols=symbols, models=models, progress=progress
+        settings, registry, objects, as_of=as_of, symbols=symbols, interval=interval, models=models, progress=progress
     )
-    outcomes = resolve_outcomes(settings, objects, as_of=as_of, symbols=symbols, progress=progress)
+    outcomes = resolve_outcomes(settings, objects, as_of=as_of, symbols=symbols, interval=interval, progress=progress)
     return BatchRun(predictions, outcomes)

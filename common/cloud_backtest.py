@@ -81,7 +81,7 @@ def run_unit(
         end=request.end,
         progress=progress,
     )
-    key = backtest_unit_key(request.run_id, unit.symbol, unit.trend)
+    key = backtest_unit_key(request.run_id, unit.symbol, unit.trend, unit.interval)
     objects.put_json(key, {"result": result, "timings": {"model": unit.name, **timings.to_dict()}})
     runs = result["policies"]
     return BacktestModelResult(
@@ -134,7 +134,7 @@ def summarize_units(
     models, timings = [], []
     for item in done:
         assert item.symbol and item.trend and item.key  # BacktestModelResult checks a done result has them
-        expected = backtest_unit_key(request.run_id, item.symbol, item.trend)
+        expected = backtest_unit_key(request.run_id, item.symbol, item.trend, item.interval)
         if item.key != expected:
             raise BacktestRunError(f"{item.symbol} {item.trend}: result {item.key} is not this run's ({expected})")
         document = objects.get_json(item.key)

@@ -111,6 +111,7 @@ def prepare_dataset(
 ) -> tuple[str, DatasetManifest]:
     """PrepareDataset: describe the stored series as it is now and write the manifest that pins it (object
     version and ETag, bar range) for the run's later steps. Returns the manifest's key and the manifest."""
+    settings = settings.for_interval(interval)  # type: ignore[arg-type]
     stored = OhlcvStore(objects).read(symbol, interval)  # type: ignore[arg-type]
     manifest = describe_dataset(
         stored.bars,
@@ -126,7 +127,7 @@ def prepare_dataset(
         gap_policy=settings.gap_policy,
         stale_after_bars=settings.stale_after_bars,
     )
-    key = dataset_manifest_key(run_id, symbol, trend)
+    key = dataset_manifest_key(run_id, symbol, trend, interval)
     objects.put_json(key, manifest.model_dump(mode="json"))
     return key, manifest
 

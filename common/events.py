@@ -35,6 +35,7 @@ class ModelRequest(BaseModel):
 
     symbol: str = Field(pattern=SYMBOL_PATTERN.pattern)
     trend: Trend
+    interval: Interval | None = None  # of the model's bars (null: the event's, else RETRAIN_INTERVAL)
     reason: str = Field("manual", max_length=200)
 
 
@@ -47,6 +48,11 @@ class PrepareDatasetEvent(BaseModel):
     model: ModelRequest
     as_of: UtcDatetime | None = None
     interval: Interval | None = None
+
+    @property
+    def model_interval(self) -> Interval | None:
+        """The model's bars: its own entry's interval, else the event's (null: RETRAIN_INTERVAL)."""
+        return self.model.interval or self.interval
 
 
 class NotifyEvent(BaseModel):
@@ -62,6 +68,8 @@ class _SymbolsRequest(BaseModel):
 
     symbols: list[str] | None = Field(None, min_length=1, max_length=500)
     as_of: UtcDatetime | None = None
+    # the pool's models on these bars (null: RETRAIN_INTERVAL's); the hourly schedule sends "1h"
+    interval: Interval | None = None
 
     @field_validator("symbols")
     @classmethod
@@ -75,8 +83,6 @@ class _SymbolsRequest(BaseModel):
 class IngestRequest(_SymbolsRequest):
     """``detail`` of the ingest function's event. The scheduled rule sends ``{}`` (everything from
     settings, as-of = the event's time); a manual run may narrow symbols or replay a past day."""
-
-    interval: Interval | None = None
 
 
 class TrainModelEvent(PrepareDatasetEvent):

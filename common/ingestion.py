@@ -343,12 +343,13 @@ def run_ingestion(
     store = store or OhlcvStore(S3ObjectStore(settings.bucket))
     owns_provider = provider is None
     provider = provider or provider_from_settings(settings)
+    interval = interval or settings.interval
     try:
         return ingest_symbols(
             store,
             provider,
-            symbols or settings.symbols,
-            interval=interval or settings.interval,
+            symbols or settings.symbols_on(interval),
+            interval=interval,
             as_of=as_of or settings.now(),
             gap_policy=settings.gap_policy,
             stale_after_bars=settings.stale_after_bars,

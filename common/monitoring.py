@@ -43,7 +43,7 @@ def live_evidence(
     base_rate = float((tags.get("baseline") or {}).get("positive_rate", metrics.get("positive_rate", 0.5)))
     records = [
         r
-        for r in read_records(objects, symbol, trend, since=as_of - EVIDENCE_LOOKBACK, until=as_of)
+        for r in read_records(objects, symbol, trend, since=as_of - EVIDENCE_LOOKBACK, until=as_of, interval=interval)
         if r.model_version == champion.version and r.realized is not None
     ]
     records.sort(key=lambda r: r.bar)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from common.errors import ConfigurationError, RetrainError
 from common.keys import notification_key, sent_chunk_key, sent_chunks_prefix
 from common.secrets import read_secret
+from common.settings import model_label
 
 if TYPE_CHECKING:
     import httpx
@@ -65,6 +66,7 @@ class ModelOutcome(BaseModel):
     symbol: str
     trend: str
     status: ModelStatus
+    interval: str | None = None  # of the model's bars (null: daily, as before the pool held intervals)
     reason: str = ""
     detail: str = ""
     error: str | None = None  # Step Functions error name (the exception type for a Lambda error)
@@ -163,7 +165,7 @@ def outcome_line(outcome: ModelOutcome) -> str:
         message = _one_line(outcome.failure_message())
         body = f"training failed{where}: {message}" if message else f"training failed{where}"
     trigger = f" [trigger: {outcome.reason}]" if outcome.reason else ""
-    return f"{outcome.symbol} {outcome.trend}: {body}{trigger}"
+    return f"{model_label(outcome.symbol, outcome.trend, outcome.interval or '1d')}: {body}{trigger}"
 
 
 def summarize_run(run_id: str, outcomes: list[ModelOutcome], created_at: datetime) -> Notification:

@@ -135,10 +135,11 @@ def train_model(
 
     started = time.monotonic()
     interval = interval or (dataset.interval if dataset else settings.interval)
+    settings = settings.for_interval(interval)  # type: ignore[arg-type]
     if dataset is not None:
         _check_manifest(dataset, symbol=symbol, trend=trend, interval=interval, as_of=as_of)
-    name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
-    experiment_id = registry.experiment_id(experiment_name(symbol, trend))
+    name = registered_model_name(symbol, trend, interval)
+    experiment_id = registry.experiment_id(experiment_name(symbol, trend, interval))
     recorded = registry.recorded_result(experiment_id, execution_id)
     if recorded is not None:
         progress(f"{name}: execution {execution_id} already trained (run {recorded[0]}); reusing it")
@@ -397,6 +398,7 @@ def promote_model(
     (``RETRAIN_SUSPEND_ON_EVIDENCE``): the predictor stops serving it until a challenger passes."""
     name = trained.registered_model
     interval = interval or settings.interval
+    settings = settings.for_interval(interval)  # type: ignore[arg-type]
     champion = registry.version_by_alias(name, CHAMPION)
     champion_version = champion.version if champion else None
     suspended = suspension_of(champion.tags) if champion else None

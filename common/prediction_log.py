@@ -51,13 +51,13 @@ class PredictionRecord(BaseModel):
 
 
 def record_key(record: PredictionRecord) -> str:
-    return prediction_key(record.symbol, record.trend, record.bar, record.model_version)
+    return prediction_key(record.symbol, record.trend, record.bar, record.model_version, record.interval or "1d")
 
 
-def is_logged(store: S3ObjectStore, symbol: str, trend: str, bar: datetime, version: str) -> bool:
+def is_logged(store: S3ObjectStore, symbol: str, trend: str, bar: datetime, version: str, interval: str) -> bool:
     """Whether (model, bar, version) has a record. A listing, not a HEAD: with a prefix-scoped ListBucket
     grant a HEAD of a missing key may answer 403 rather than 404."""
-    key = prediction_key(symbol, trend, bar, version)
+    key = prediction_key(symbol, trend, bar, version, interval)
     return key in store.list_keys(key)
 
 
@@ -83,10 +83,12 @@ def replace_record(store: S3ObjectStore, key: str, record: PredictionRecord, *, 
     store.put_json(key, record.model_dump(mode="json"), if_match=etag)
 
 
-def record_keys(store: S3ObjectStore, symbol: str, trend: str, *, since: datetime, until: datetime) -> list[str]:
+def record_keys(
+    store: S3ObjectStore, symbol: str, trend: str, *, since: datetime, until: datetime, interval: str
+) -> list[str]:
     """Keys of the records of bars in [since, until), oldest bar first; judged from the key (the bar is in it),
     so no record is read."""
-    prefix = predictions_prefix(symbol, trend)
+    prefix = predictions_prefix(symbol, trend, interval)
     keys = []
     for key in store.list_keys(prefix):
         bar_text = key[len(prefix) :].split("/", 1)[0].removeprefix("bar=")
@@ -100,10 +102,10 @@ def record_keys(store: S3ObjectStore, symbol: str, trend: str, *, since: datetim
 
 
 def read_records(
-    store: S3ObjectStore, symbol: str, trend: str, *, since: datetime, until: datetime
+    store: S3ObjectStore, symbol: str, trend: str, *, since: datetime, until: datetime, interval: str
 ) -> list[PredictionRecord]:
     """Records of bars in [since, until); the bar is in the key, so only those objects are read."""
-    keys = record_keys(store, symbol, trend, since=since, until=until)
+    keys = record_keys(store, symbol, trend, since=since, until=until, interval=interval)
     return [PredictionRecord.model_validate(store.get_json(key)) for key in keys]
 
 

@@ -79,6 +79,7 @@ class ServedModel:
     tags: dict[str, Any]  # decoded version tags (metrics, target_pct, ...)
     loaded_at: float
     suspension: Suspension | None = None  # taken out of service: the API answers 404 for the pair
+    interval: str = "1d"  # of the bars it scores
 
     def probability(self, row: FeatureRow) -> float:
         """P(trend) for a served feature row: the ``/prediction`` hot path, no DataFrame work."""
@@ -113,7 +114,7 @@ class CacheStats:
 
 
 class ModelCache:
-    """Champions per (symbol, trend) with hot swap (module docstring)."""
+    """Champions per (symbol, trend, interval) with hot swap (module docstring)."""
 
     def __init__(
         self,
@@ -128,44 +129,45 @@ class ModelCache:
         self._on_event = on_event
         self._refresh_seconds = refresh_seconds
         self._clock = clock
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._entries: dict[tuple[str, str, str], _Entry] = {}
         self._entries_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-refresh") if background else None
         self._swaps = self._rejected = self._refreshes = 0
         self._stats_lock = threading.Lock()
 
-    def get(self, symbol: str, trend: Trend) -> ServedModel | None:
-        """The model to serve now, or None when this pair has no servable champion. Only the very first
-        request of a pair waits for a load; later ones get the current model at once."""
-        entry = self._entry(symbol, trend)
+    def get(self, symbol: str, trend: Trend, interval: str = "1d") -> ServedModel | None:
+        """The model to serve now, or None when this model has no servable champion. Only the very first
+        request of a model waits for a load; later ones get the current model at once."""
+        entry = self._entry(symbol, trend, interval)
         if entry.served is None:
             with entry.lock:  # one loader; concurrent first requests wait for it instead of loading too
                 if entry.served is None and self._due(entry):
-                    self._refresh(symbol, trend, entry)
+                    self._refresh(symbol, trend, interval, entry)
             return entry.served
         if self._due(entry):
-            self._schedule(symbol, trend, entry)
+            self._schedule(symbol, trend, interval, entry)
         return entry.served
 
-    def loaded_model(self, symbol: str, trend: Trend) -> ServedModel | None:
-        """What :meth:`get` returns when the pair is already loaded (it never blocks then); None when the
-        pair still needs its first, blocking load."""
-        entry = self._entries.get((symbol, trend))
+    def loaded_model(self, symbol: str, trend: Trend, interval: str = "1d") -> ServedModel | None:
+        """What :meth:`get` returns when the model is already loaded (it never blocks then); None when it
+        still needs its first, blocking load."""
+        entry = self._entries.get((symbol, trend, interval))
         if entry is None or entry.served is None:
             return None
-        return self.get(symbol, trend)
+        return self.get(symbol, trend, interval)
 
-    def refresh(self, symbol: str, trend: Trend) -> ServedModel | None:
+    def refresh(self, symbol: str, trend: Trend, interval: str = "1d") -> ServedModel | None:
         """Re-resolve the champion now (tests, warm-up); returns what is served afterwards."""
-        entry = self._entry(symbol, trend)
+        entry = self._entry(symbol, trend, interval)
         with entry.lock:
-            self._refresh(symbol, trend, entry)
+            self._refresh(symbol, trend, interval, entry)
         return entry.served
 
-    def loaded(self) -> dict[tuple[str, str], ServedModel]:
+    def loaded(self) -> dict[tuple[str, str, str], ServedModel]:
+        """Loaded models by (symbol, trend, interval)."""
         return {key: entry.served for key, entry in list(self._entries.items()) if entry.served is not None}
 
-    def rejected(self) -> dict[tuple[str, str], dict[str, str]]:
+    def rejected(self) -> dict[tuple[str, str, str], dict[str, str]]:
         return {key: dict(entry.rejected) for key, entry in list(self._entries.items()) if entry.rejected}
 
     def stats(self) -> CacheStats:
@@ -179,8 +181,8 @@ class ModelCache:
             executor.shutdown(wait=True, cancel_futures=True)
 
     # --- internals ------------------------------------------------------------------------------
-    def _entry(self, symbol: str, trend: str) -> _Entry:
-        key = (symbol, trend)
+    def _entry(self, symbol: str, trend: str, interval: str) -> _Entry:
+        key = (symbol, trend, interval)
         entry = self._entries.get(key)
         if entry is None:
             with self._entries_lock:
@@ -190,28 +192,28 @@ class ModelCache:
     def _due(self, entry: _Entry) -> bool:
         return self._clock() - entry.checked_at >= self._refresh_seconds
 
-    def _schedule(self, symbol: str, trend: Trend, entry: _Entry) -> None:
+    def _schedule(self, symbol: str, trend: Trend, interval: str, entry: _Entry) -> None:
         if self._executor is None:
             with entry.lock:
                 if self._due(entry):
-                    self._refresh(symbol, trend, entry)
+                    self._refresh(symbol, trend, interval, entry)
             return
         with entry.lock:
             if entry.refreshing or not self._due(entry):
                 return
             entry.refreshing = True
-        self._executor.submit(self._background_refresh, symbol, trend, entry)
+        self._executor.submit(self._background_refresh, symbol, trend, interval, entry)
 
-    def _background_refresh(self, symbol: str, trend: Trend, entry: _Entry) -> None:
+    def _background_refresh(self, symbol: str, trend: Trend, interval: str, entry: _Entry) -> None:
         try:
             with entry.lock:
-                self._refresh(symbol, trend, entry)
+                self._refresh(symbol, trend, interval, entry)
         finally:
             entry.refreshing = False
 
-    def _refresh(self, symbol: str, trend: Trend, entry: _Entry) -> None:
+    def _refresh(self, symbol: str, trend: Trend, interval: str, entry: _Entry) -> None:
         """Resolve the alias and swap in a new, checked version; never raises (the old model keeps serving)."""
-        name = registered_model_name(symbol, trend)
+        name = registered_model_name(symbol, trend, interval)
         with self._stats_lock:
             self._refreshes += 1
         try:
@@ -257,6 +259,7 @@ class ModelCache:
             tags,
             self._clock(),
             suspension_of(info.tags),
+            interval,
         )
         with self._stats_lock:
             self._swaps += 1

@@ -17,10 +17,11 @@ from typing import Any
 from common.bar_store import OhlcvStore
 from common.errors import ConcurrentWriteError
 from common.keys import decision_key
+from common.ohlcv import interval_length
 from common.prediction_log import live_accuracy_counts, read_records, window_start
 from common.promotion import decode_tags, suspension_of
 from common.registry import CHAMPION, Registry, VersionInfo
-from common.settings import TRENDS, Settings, experiment_name, registered_model_name
+from common.settings import TRENDS, Settings, experiment_name, model_label, registered_model_name
 from common.storage import S3ObjectStore
 from common.triggers import (
     Decision,
@@ -49,8 +50,9 @@ def error_text(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def execution_name(day: datetime) -> str:
-    return f"trigger-{day:%Y-%m-%d}"
+def execution_name(day: datetime, interval: str = "1d") -> str:
+    """The training execution a check starts: one per day for daily models, one per hour for hourly ones."""
+    return f"trigger-{day:%Y-%m-%d}" if interval == "1d" else f"trigger-{interval}-{day:%Y-%m-%dT%H%M}"
 
 
 @dataclass
@@ -128,7 +130,7 @@ def check_model(
     as_of: datetime,
     interval: str,
 ) -> tuple[Decision, dict[str, Any] | None]:
-    name = registered_model_name(symbol, trend)  # type: ignore[arg-type]
+    name = registered_model_name(symbol, trend, interval)
     champion = registry.version_by_alias(name, CHAMPION)
     tags = decode_tags(champion.tags) if champion else {}
     trained = _trained_at(champion, tags) if champion else None
@@ -138,7 +140,7 @@ def check_model(
         raise AlreadyDecided(
             f"champion v{champion.version} was trained as of {trained:%Y-%m-%d %H:%M}, not before this check"
         )
-    last_attempt = registry.last_training(experiment_name(symbol, trend), before=as_of)
+    last_attempt = registry.last_training(experiment_name(symbol, trend, interval), before=as_of)
     on = settings.triggers
     max_age = settings.max_model_age_days if "schedule" in on else None
     suspended = suspension_of(champion.tags) if champion else None
@@ -155,7 +157,7 @@ def check_model(
             results.append(_evidence(settings, objects, champion, symbol, trend, as_of, interval))
         elif "performance" in on:
             horizon = int(tags.get("prediction_window", 0))
-            results.append(_performance(settings, objects, symbol, trend, as_of, horizon))
+            results.append(_performance(settings, objects, symbol, trend, as_of, horizon, interval))
         else:
             results.append(off("performance"))
         if "drift" in on:
@@ -173,6 +175,7 @@ def check_model(
         held_back=cooldown(last_attempt, as_of, settings.cooldown_days)
         if any(result.fired for result in results)
         else None,
+        interval=interval,
     )
     return decision, drift_report
 
@@ -187,11 +190,18 @@ def _trained_at(champion: VersionInfo, tags: dict[str, Any]) -> datetime | None:
 
 
 def _performance(
-    settings: Settings, objects: S3ObjectStore, symbol: str, trend: str, as_of: datetime, horizon_days: int
+    settings: Settings,
+    objects: S3ObjectStore,
+    symbol: str,
+    trend: str,
+    as_of: datetime,
+    horizon_bars: int,
+    interval: str,
 ) -> TriggerResult:
     since = window_start(as_of, settings.perf_window_days)
     # A prediction resolves a horizon after its bar: read far enough back to see what resolved in the window.
-    records = read_records(objects, symbol, trend, since=window_start(since, horizon_days), until=as_of)
+    read_from = since - (horizon_bars + 1) * interval_length(interval)
+    records = read_records(objects, symbol, trend, since=read_from, until=as_of, interval=interval)
     in_window = [r for r in records if r.resolved_at is not None and since <= r.resolved_at <= as_of]
     correct, total = live_accuracy_counts(in_window)
     return performance_trigger(
@@ -265,18 +275,20 @@ def run_check(
     progress: Callable[[str], None] = lambda _: None,
     on_error: OnError = _ignore,
 ) -> CheckSummary:
-    """Check every model; whatever one model's check raises (its data, its drift reference, MLflow or S3
+    """Check every model of the pool on ``interval`` (default: the daily ones, or all models of the configured
+    interval when the pool has only that); whatever one model's check raises (its data, its drift reference, MLflow or S3
     unreachable for it) is recorded for that model (``errors``, a decision record with status ``error``,
     ``on_error``) and the others are checked all the same."""
     interval = interval or settings.interval
+    model_settings = settings.for_interval(interval)  # type: ignore[arg-type]
     bars = OhlcvStore(objects)
     summary = CheckSummary(as_of=as_of)
-    for symbol in symbols or settings.symbols:
+    for symbol in symbols or settings.symbols_on(interval):
         for trend in TRENDS:
-            model = f"{symbol} {trend}"
+            model = model_label(symbol, trend, interval)
             try:
                 decision, drift = check_model(
-                    settings, registry, bars, objects, symbol=symbol, trend=trend, as_of=as_of, interval=interval
+                    model_settings, registry, bars, objects, symbol=symbol, trend=trend, as_of=as_of, interval=interval
                 )
             except AlreadyDecided as exc:
                 summary.skipped[model] = str(exc)
@@ -286,7 +298,7 @@ def run_check(
                 summary.errors[model] = error_text(exc)
                 on_error(model, exc)
                 progress(f"{model}: error: {summary.errors[model]}")
-                _record_error(objects, symbol, trend, as_of, exc, on_error)
+                _record_error(objects, symbol, trend, interval, as_of, exc, on_error)
                 continue
             summary.decisions.append(decision)
             record = decision.to_dict()
@@ -295,14 +307,18 @@ def run_check(
                     record["drift"] = drift
                     summary.drift[model] = drift
                     _write_psi_chart(objects, decision, drift)
-                objects.put_json(decision_key(symbol, trend, as_of), record)
+                objects.put_json(decision_key(symbol, trend, as_of, interval=interval), record)
             except Exception as exc:  # the decision stands (and is acted on); that it went unrecorded is an error
                 summary.errors[model] = f"decision not recorded: {error_text(exc)}"
                 on_error(model, exc)
             progress(f"{model}: {_verdict(decision)}")
     if summary.to_retrain:
-        models = [{"symbol": d.symbol, "trend": d.trend, "reason": d.reason} for d in summary.to_retrain]
-        summary.training = {"name": execution_name(as_of), "input": {"models": models, "as_of": as_of.isoformat()}}
+        models = [
+            {"symbol": d.symbol, "trend": d.trend, "interval": d.interval, "reason": d.reason}
+            for d in summary.to_retrain
+        ]
+        name = execution_name(as_of, interval)
+        summary.training = {"name": name, "input": {"models": models, "as_of": as_of.isoformat()}}
         if start_execution is not None:
             summary.execution = summary.training["name"]
             summary.started = start_execution(summary.execution, summary.training["input"])
@@ -310,13 +326,20 @@ def run_check(
 
 
 def _record_error(
-    objects: S3ObjectStore, symbol: str, trend: str, as_of: datetime, error: Exception, on_error: OnError
+    objects: S3ObjectStore,
+    symbol: str,
+    trend: str,
+    interval: str,
+    as_of: datetime,
+    error: Exception,
+    on_error: OnError,
 ) -> None:
     """The day's decision record of a model whose check failed: status ``error``, the exception's type and
     message. Written only where no decision is stored: a failed re-run never hides an earlier decision."""
     record = {
         "symbol": symbol,
         "trend": trend,
+        "interval": interval,
         "day": f"{as_of:%Y-%m-%d}",
         "as_of": as_of.isoformat(),
         "status": "error",
@@ -326,11 +349,11 @@ def _record_error(
         "triggers": {},
     }
     try:
-        objects.put_json(decision_key(symbol, trend, as_of), record, if_absent=True)
+        objects.put_json(decision_key(symbol, trend, as_of, interval=interval), record, if_absent=True)
     except ConcurrentWriteError:
         pass  # a decision (or an earlier error) of this day is stored already
     except Exception as exc:  # often the same outage; the summary still names the model
-        on_error(f"{symbol} {trend}", exc)
+        on_error(model_label(symbol, trend, interval), exc)
 
 
 def _verdict(decision: Decision) -> str:
@@ -351,10 +374,12 @@ def _write_psi_chart(objects: S3ObjectStore, decision: Decision, drift: dict[str
     png = psi_bars_png(
         psi,
         threshold=thresholds,
-        title=f"{decision.symbol} {decision.trend}: PSI on {decision.day} ({drift.get('decision')})",
+        title=f"{decision.model}: PSI on {decision.day} ({drift.get('decision')})",
     )
     objects.put_bytes(
-        decision_key(decision.symbol, decision.trend, datetime.fromisoformat(decision.as_of), "_psi.png"),
+        decision_key(
+            decision.symbol, decision.trend, datetime.fromisoformat(decision.as_of), "_psi.png", decision.interval
+        ),
         png,
         content_type="image/png",
     )

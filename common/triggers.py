@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from common.settings import TriggerName
+from common.settings import TriggerName, model_label
 
 TriggerStatus = Literal["fired", "ok", "insufficient_data", "no_model", "backoff", "not_checked", "off"]
 FIRING: frozenset[str] = frozenset({"fired", "no_model"})
@@ -166,6 +166,12 @@ class Decision:
     champion_version: str | None
     triggers: tuple[TriggerResult, ...]
     held_back: str | None = None  # why fired triggers start nothing today (cooldown)
+    interval: str = "1d"  # of the model's bars (an hourly model is checked every hour)
+
+    @property
+    def model(self) -> str:
+        """The model in words: ``BTC uptrend`` (daily), ``XRP 1h uptrend``."""
+        return model_label(self.symbol, self.trend, self.interval)
 
     @property
     def retrain(self) -> bool:
@@ -186,6 +192,7 @@ class Decision:
         return {
             "symbol": self.symbol,
             "trend": self.trend,
+            "interval": self.interval,
             "day": self.day,
             "as_of": self.as_of,
             "champion_version": self.champion_version,

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from common.batch_predict import run_batch
 from common.events import BatchPredictEvent, DayStep, parse_daily_event
 from common.registry import Registry
-from common.settings import get_settings
+from common.settings import get_settings, model_label
 from common.storage import S3ObjectStore
 
 logger = Logger()
@@ -47,6 +47,7 @@ def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         S3ObjectStore(settings.bucket),
         as_of=as_of,
         symbols=tuple(request.symbols) if request.symbols else None,
+        interval=request.interval,
         progress=logger.info,
     )
     predictions = run.predictions
@@ -58,7 +59,11 @@ def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for failed in predictions.failed:
         logger.error(
             "batch prediction failed for a model",
-            extra={"model": f"{failed.symbol} {failed.trend}", "version": failed.version, "error": failed.reason},
+            extra={
+                "model": model_label(failed.symbol, failed.trend, failed.interval),
+                "version": failed.version,
+                "error": failed.reason,
+            },
         )
     for model, error in run.outcomes.errors.items():
         logger.error("resolving outcomes failed for a model", extra={"model": model, "error": error})

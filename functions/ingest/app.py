@@ -50,7 +50,7 @@ def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     event = parse_daily_event(raw, IngestEvent)
     settings = get_settings()
     if isinstance(event, DayStep):
-        symbols, interval, as_of = event.symbols, None, event.as_of
+        symbols, interval, as_of = event.symbols, event.interval, event.as_of
     else:
         request = event.detail
         symbols, interval, as_of = request.symbols, request.interval, request.as_of or settings.as_of or event.time

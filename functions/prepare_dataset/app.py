@@ -34,7 +34,7 @@ def handler(event: PrepareDatasetEvent, context: LambdaContext) -> dict[str, Any
         run_id=event.run_id,
         symbol=symbol,
         trend=trend,
-        interval=event.interval or settings.interval,
+        interval=event.model_interval or settings.interval,
         as_of=event.as_of or settings.now(),
     )
     metrics.add_metric(name="DatasetBars", unit=MetricUnit.Count, value=manifest.bars)

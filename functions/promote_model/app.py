@@ -38,7 +38,7 @@ def handler(event: PromoteModelEvent, context: LambdaContext) -> dict[str, Any]:
         OhlcvStore(S3ObjectStore(settings.bucket)),
         trained=trained,
         as_of=event.as_of or settings.now(),
-        interval=event.interval,
+        interval=event.model_interval,
         progress=logger.info,
     )
     counted = {"promoted": "ModelsPromoted", "suspended": "ModelsSuspended"}.get(result.status, "ModelsRejected")
@@ -46,6 +46,7 @@ def handler(event: PromoteModelEvent, context: LambdaContext) -> dict[str, Any]:
     outcome = {
         "symbol": trained.symbol,
         "trend": trained.trend,
+        "interval": event.model_interval or settings.interval,
         "reason": event.model.reason,
         "status": result.status,
         "why": result.why,

@@ -42,7 +42,7 @@ def handler(event: TrainModelEvent, context: LambdaContext) -> dict[str, Any]:
         trend=trend,
         reason=event.model.reason,
         as_of=event.as_of or dataset.as_of,
-        interval=event.interval,
+        interval=event.model_interval,
         progress=logger.info,
         dataset=dataset,
     )

@@ -28,7 +28,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from common.events import CheckEvent, DayStep, parse_daily_event
 from common.registry import Registry
-from common.settings import get_settings
+from common.settings import get_settings, model_stem
 from common.storage import S3ObjectStore
 from common.trigger_check import run_check
 from common.workflow import TrainingWorkflow
@@ -58,6 +58,7 @@ def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         as_of=as_of,
         start_execution=workflow.start if workflow else None,
         symbols=tuple(request.symbols) if request.symbols else None,
+        interval=request.interval,
         progress=logger.info,
         on_error=_log_model_error,
     )
@@ -72,7 +73,9 @@ def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 with single_metric(
                     name=METRIC_NAMES[result.trigger], unit=MetricUnit.Count, value=result.value
                 ) as metric:
-                    metric.add_dimension(name="model", value=f"{decision.symbol}_{decision.trend}")
+                    metric.add_dimension(
+                        name="model", value=model_stem(decision.symbol, decision.trend, decision.interval)
+                    )
     if per_model:
         # Triggers fired by kind ("no_model": a pair without a champion), zeros too: a kind that stops firing
         # shows as 0 on the dashboard, not as a gap.

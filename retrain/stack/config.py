@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from common.settings import DEFAULT_SYMBOLS, configuration_error
+from common.settings import DEFAULT_SYMBOLS, Interval, configuration_error
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +30,11 @@ class LocalStackConfig(BaseSettings):
         validation_alias="RETRAIN_SYMBOLS",
         description="Symbols whose sample data is uploaded (same variable as the pool's).",
     )
+    interval: Interval = Field(
+        "1d",
+        validation_alias="RETRAIN_INTERVAL",
+        description="Interval of the pool's entries that name none (same variable as the pool's).",
+    )
     sample_data_until: datetime | None = Field(
         None, description="Seed only the bars closed by then (a replay ingests the rest day by day)."
     )
@@ -41,9 +46,10 @@ class LocalStackConfig(BaseSettings):
         env = {
             f"RETRAIN_LOCAL_{name.upper()}": str(value)
             for name, value in self.model_dump().items()
-            if name != "symbols" and value is not None
+            if name not in {"symbols", "interval"} and value is not None
         }
         env["RETRAIN_SYMBOLS"] = ",".join(self.symbols)
+        env["RETRAIN_INTERVAL"] = self.interval
         return env
 
     @field_validator("host")

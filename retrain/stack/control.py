@@ -24,7 +24,7 @@ def running_stack(config: LocalStackConfig) -> StackInfo | None:
 
 
 def start_daemon(config: LocalStackConfig, *, timeout: float = 120, progress: Progress = print) -> StackInfo:
-    sample_data.check_symbols(config.sample_data_dir, config.symbols)
+    sample_data.check_symbols(config.sample_data_dir, config.symbols, config.interval)
     for component, port in (("moto", config.moto_port), ("mlflow", config.mlflow_port)):
         if port and port_in_use(config.host, port):  # fail fast, before the daemon's slow imports
             raise StackError(port_in_use_message(config.host, port, component))

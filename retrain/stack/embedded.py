@@ -173,7 +173,7 @@ class EmbeddedStack:
         state_dir.mkdir(parents=True, exist_ok=True)
         moto_port = self._claim_port("moto", config.moto_port)
         mlflow_port = self._claim_port("mlflow", config.mlflow_port) if config.with_mlflow else 0
-        symbols = sample_data.check_symbols(config.sample_data_dir, config.symbols)
+        symbols = sample_data.check_symbols(config.sample_data_dir, config.symbols, config.interval)
         resources = local_resources(
             config.template_path,
             parameters={"Stage": config.stage, "MlflowTrackingUri": f"http://{config.host}:{mlflow_port}"},
@@ -279,6 +279,7 @@ class EmbeddedStack:
             {
                 **local_aws_environment(f"http://{self.config.host}:{moto_port}", resources.region),
                 "RETRAIN_SYMBOLS": ",".join(self.config.symbols),
+                "RETRAIN_INTERVAL": self.config.interval,
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
                 # Offline by default: ingestion replays the sample data unless a vendor is configured.
                 "RETRAIN_MARKET_DATA_PROVIDER": os.environ.get("RETRAIN_MARKET_DATA_PROVIDER", "replay"),

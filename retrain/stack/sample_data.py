@@ -9,6 +9,7 @@ from pathlib import Path
 from common.bar_store import AppendResult, OhlcvStore
 from common.errors import ConfigurationError
 from common.ohlcv import interval_length, parse_ohlcv_csv
+from common.settings import parse_pool_entry
 from common.storage import S3ObjectStore
 
 #: The day of the last daily bar in the shipped sample data; ingestion appends it on the next day.
@@ -23,17 +24,26 @@ def available(sample_dir: Path) -> dict[str, list[str]]:
     return found
 
 
-def check_symbols(sample_dir: Path, symbols: tuple[str, ...]) -> tuple[str, ...]:
+def check_symbols(sample_dir: Path, entries: tuple[str, ...], default_interval: str = "1d") -> tuple[str, ...]:
+    """The symbols of the pool's ``entries`` (``SYMBOL`` on ``default_interval``, or ``SYMBOL:INTERVAL``), once
+    each; a :class:`ConfigurationError` naming the first entry the sample data has no series for."""
     if not sample_dir.is_dir():
         raise ConfigurationError(f"sample data folder {sample_dir} does not exist")
     known = available(sample_dir)
-    unknown = [s for s in symbols if s not in known]
-    if unknown:
-        raise ConfigurationError(
-            f"unknown symbol(s) {unknown}: no sample data for them in {sample_dir}; "
-            f"available: {','.join(sorted(known))}"
-        )
-    return symbols
+    symbols: dict[str, None] = {}
+    for text in entries:
+        try:
+            entry = parse_pool_entry(text, default_interval)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if entry.interval not in known.get(entry.symbol, []):
+            on = sorted(s for s, intervals in known.items() if entry.interval in intervals)
+            raise ConfigurationError(
+                f"pool entry {text!r}: no {entry.interval} sample data for {entry.symbol} in {sample_dir}; "
+                f"{entry.interval} bars exist for: {','.join(on) or 'none'}"
+            )
+        symbols[entry.symbol] = None
+    return tuple(symbols)
 
 
 @dataclass(frozen=True)
