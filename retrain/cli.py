@@ -104,6 +104,12 @@ DEMO_DAYS = 30
 DEMO_CLASSIFIERS = "lightgbm,ridge,random_forest"  # one boosted, one linear, one bagged: a fast, varied zoo
 
 
+def _pool_entry_text(text: str) -> str:
+    """A pool entry as typed (``xrp:1H``) in its canonical spelling (``XRP:1h``)."""
+    symbol, sep, interval = text.strip().partition(":")
+    return f"{symbol.strip().upper()}{sep}{interval.strip().lower()}"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
@@ -117,9 +123,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.symbols.strip().lower() == "all":
         symbols = tuple(sorted(sample_data.available(sample_dir)))
     else:
-        symbols = sample_data.check_symbols(
-            sample_dir, tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip())
-        )
+        symbols = tuple(_pool_entry_text(s) for s in args.symbols.split(",") if s.strip())
+        sample_data.check_symbols(sample_dir, symbols)  # a clear error naming an entry without sample data
     load_settings(symbols=symbols)  # validates the symbols (and the environment) before anything starts
     classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())
     if classifiers:
@@ -593,7 +598,10 @@ def build_parser() -> argparse.ArgumentParser:
         "retrains, promotions, hot swaps",
     )
     demo.add_argument(
-        "--symbols", default="BTC,ETH", help="comma-separated symbols, or `all` for the whole pool (default: BTC,ETH)"
+        "--symbols",
+        default="BTC,ETH",
+        help="comma-separated pool entries: SYMBOL (daily) or SYMBOL:1h (hourly), e.g. BTC,ETH,XRP:1h,DOGE:1h for "
+        "a mixed pool; or `all` for every daily symbol (default: BTC,ETH)",
     )
     demo.add_argument(
         "--start", type=_as_of, default=DEMO_START, help=f"train as of this day (default {DEMO_START:%Y-%m-%d})"

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from common.settings import model_label
+
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 
 
@@ -50,7 +52,7 @@ def _step(event: dict[str, Any], started: datetime) -> Step:
     if kind == "TaskStateEntered" and str(details.get("input", "")).startswith("{"):
         model = json.loads(details["input"]).get("model") or {}
         if isinstance(model, dict) and model.get("symbol"):
-            detail = f"{model['symbol']} {model.get('trend', '')}".strip()
+            detail = model_label(model["symbol"], str(model.get("trend", "")), model.get("interval") or "1d")
     if kind == "TaskScheduled":
         resource = details.get("parameters", "")
         function = json.loads(resource).get("FunctionName", "") if resource.startswith("{") else ""

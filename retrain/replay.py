@@ -39,14 +39,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from common.keys import NOTIFICATIONS_PREFIX
-from common.settings import TRENDS, load_settings
+from common.settings import TRENDS, PoolEntry, load_settings, model_label
 
 if TYPE_CHECKING:
     from retrain.stack.embedded import StackInfo
 
 Echo = Callable[[str], None]
-# The template's DaySchedule (UTC): the day's one as-of time, after the daily bar closed.
+# The template's DaySchedule and HourSchedule (UTC): five minutes after the bar closed.
 DAY_AT = timedelta(minutes=5)
+Model = tuple[str, str, str]  # (symbol, trend, interval)
+
+
+def _stamp(when: datetime, interval: str) -> str:
+    """When, in a model's timeline: the day for a daily model, the day and hour for an hourly one."""
+    return f"{when:%m-%d}" if interval == "1d" else f"{when:%m-%dT%H}"
 
 
 @dataclass
@@ -55,6 +61,7 @@ class ModelTimeline:
 
     symbol: str
     trend: str
+    interval: str = "1d"
     versions_served: list[str] = field(default_factory=list)  # in the order the client saw them
     triggers: list[str] = field(default_factory=list)  # "01-08 schedule: champion is 8.0 days old (> 7)"
     last_psi: float | None = None
@@ -62,6 +69,7 @@ class ModelTimeline:
     held_back: list[str] = field(default_factory=list)  # "01-09 drift: last retrain 1.0 days ago (< 3-day cooldown)"
     last_psi_threshold: float | None = None  # last_psi is the PSI of the feature nearest its threshold
     evidence: str | None = None  # the champion's live record at the last check, in words (evidence rule)
+    performance: str | None = None  # the performance trigger's verdict at the last check that judged it
 
 
 #: What ``--summary-json`` always holds (issue 8's list); ``ReplaySummary.to_dict`` adds per-model details.
@@ -126,6 +134,7 @@ class ReplaySummary:
                     "held_back": m.held_back,
                     "last_psi": m.last_psi,
                     "last_psi_threshold": m.last_psi_threshold,
+                    "performance": m.performance,
                     "live_accuracy": self.live_accuracy.get(name, {}),
                 }
                 for name, m in self.models.items()
@@ -139,7 +148,7 @@ class PredictionClient:
     def __init__(
         self,
         base_url: str,
-        models: list[tuple[str, str]],
+        models: list[Model],
         timeline: dict[str, ModelTimeline],
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -169,30 +178,33 @@ class PredictionClient:
     def _run(self) -> None:
         with httpx.Client(base_url=self._base_url, timeout=10, transport=self._transport) as client:
             while not self._stop.is_set():
-                for symbol, trend in self._models:
-                    self._call(client, symbol, trend)
+                for symbol, trend, interval in self._models:
+                    self._call(client, symbol, trend, interval)
                 time.sleep(0.02)
 
     def call_all_once(self) -> None:
         """One round over every model, on the caller's thread (tests)."""
         with httpx.Client(base_url=self._base_url, timeout=10, transport=self._transport) as client:
-            for symbol, trend in self._models:
-                self._call(client, symbol, trend)
+            for symbol, trend, interval in self._models:
+                self._call(client, symbol, trend, interval)
 
-    def _call(self, client: httpx.Client, symbol: str, trend: str) -> None:
+    def _call(self, client: httpx.Client, symbol: str, trend: str, interval: str = "1d") -> None:
         self.requests += 1
+        name = model_label(symbol, trend, interval)
+        # daily models are asked as the original API's clients ask (no interval parameter)
+        params = {"symbol": symbol, "trend_type": trend} | ({} if interval == "1d" else {"interval": interval})
         try:
-            response = client.get("/prediction", params={"symbol": symbol, "trend_type": trend})
+            response = client.get("/prediction", params=params)
         except httpx.HTTPError as exc:
-            self._failure(f"{symbol} {trend}: {type(exc).__name__}: {exc}")
+            self._failure(f"{name}: {type(exc).__name__}: {exc}")
             return
         if response.status_code == 404:  # no champion yet: an expected answer, not a failure
             return
         if response.status_code != 200:
-            self._failure(f"{symbol} {trend}: HTTP {response.status_code}: {response.text[:200]}")
+            self._failure(f"{name}: HTTP {response.status_code}: {response.text[:200]}")
             return
         version = response.json()["model_version"]
-        served = self._timeline[f"{symbol} {trend}"].versions_served
+        served = self._timeline[name].versions_served
         if not served or served[-1] != version:
             if served:
                 self.swaps += 1
@@ -254,19 +266,22 @@ def replay(
 
     began = time.monotonic()
     summary = ReplaySummary(start=start, days=days, symbols=symbols, mlflow_uri=info.mlflow_uri)
-    models = [(s, t) for s in symbols for t in TRENDS]
-    summary.models = {f"{s} {t}": ModelTimeline(s, t) for s, t in models}
+    pool = load_settings(symbols=symbols).pool
+    models = [(e.symbol, t, e.interval) for e in pool for t in TRENDS]
+    summary.models = {model_label(*m): ModelTimeline(*m) for m in models}
     store = S3ObjectStore(info.bucket)
     # Bars already stored are never rewritten: on the replay's own stack (seeded up to the start) this adds
     # nothing; on a shared stack it gives the replay's symbols their history up to the start.
-    sample_data.seed(store, LocalStackConfig().sample_data_dir, symbols, until=start)
+    config = LocalStackConfig()
+    seeded = sample_data.check_symbols(config.sample_data_dir, tuple(str(e) for e in pool))
+    sample_data.seed(store, config.sample_data_dir, seeded, until=start)
     notifications_before = set(store.list_keys(NOTIFICATIONS_PREFIX))
     connection = Connection("replay", info.bucket, info.state_machines.get("TrainingStateMachine"), info.mlflow_uri)
 
     echo(f"initial training of {len(models)} model(s) on the bars up to {start:%Y-%m-%d}")
     first = start_training(
         connection,
-        [{"symbol": s, "trend": t, "reason": "initial"} for s, t in models],
+        [{"symbol": s, "trend": t, "interval": i, "reason": "initial"} for s, t, i in models],
         as_of=start + DAY_AT,  # as if the start day's check had trained them: ages count from there
         name=f"replay-initial-{start:%Y%m%d}",
         echo=lambda m: echo(f"  {m.strip()}"),
@@ -275,10 +290,11 @@ def replay(
     _record_outcomes(summary, first.output, start, echo)
 
     clock = [start]
-    with _predictor_under_calls(info, symbols, summary.models, clock, echo) as client:
-        for day_number in range(1, days + 1):
-            day = start + timedelta(days=day_number)
-            _replay_day(day, day_number, days, info.state_machines["DayStateMachine"], summary, client, clock, echo)
+    runs = _scheduled_runs(pool, start, days)
+    with _predictor_under_calls(info, symbols, models, summary.models, clock, echo) as client:
+        for number, (when, interval, run_symbols) in enumerate(runs, start=1):
+            run = ScheduledRun(when, interval, run_symbols, number, len(runs))
+            _replay_run(run, info.state_machines["DayStateMachine"], summary, client, clock, echo)
     summary.requests, summary.failed_requests = client.requests, client.failed
     summary.failed_requests_during_swaps = client.failed_during_swaps
     summary.swaps_observed = client.swaps
@@ -294,10 +310,51 @@ def replay(
     return summary
 
 
+def _scheduled_runs(pool: tuple[PoolEntry, ...], start: datetime, days: int) -> list[tuple[datetime, str, list[str]]]:
+    """What the schedules start over the replayed days, in time order: each day at 00:05 the daily models'
+    run, and at HH:05 of every hour the hourly models' run (as the template's DaySchedule and HourSchedule)."""
+    daily = [e.symbol for e in pool if e.interval == "1d"]
+    hourly = [e.symbol for e in pool if e.interval == "1h"]
+    runs: list[tuple[datetime, str, list[str]]] = []
+    for day_number in range(1, days + 1):
+        day = start + timedelta(days=day_number)
+        if daily:
+            runs.append((day, "1d", daily))
+        if hourly:
+            # the hours of the day before (the day's own run at 00:05 is its first hour's too)
+            runs += [(day - timedelta(hours=23 - h), "1h", hourly) for h in range(24)]
+    return sorted(runs, key=lambda run: (run[0], run[1] != "1d"))
+
+
+@dataclass(frozen=True)
+class ScheduledRun:
+    """One execution of the day state machine the replay starts: as of ``when`` + 5 min, for ``interval``."""
+
+    when: datetime  # the open of the period that starts (a day, or an hour)
+    interval: str
+    symbols: list[str]
+    number: int
+    total: int
+
+    @property
+    def as_of(self) -> datetime:
+        return self.when + DAY_AT
+
+    @property
+    def name(self) -> str:
+        return day_execution_name(self.when, self.interval)
+
+    @property
+    def line(self) -> str:
+        when = f"{self.when:%Y-%m-%d}" if self.interval == "1d" else f"{self.when:%Y-%m-%d %H:%M} 1h"
+        return f"[{self.number}/{self.total}] {when}"
+
+
 @contextlib.contextmanager
 def _predictor_under_calls(
     info: StackInfo,
     symbols: tuple[str, ...],
+    models: list[Model],
     timeline: dict[str, ModelTimeline],
     clock: list[datetime],
     echo: Echo,
@@ -317,7 +374,7 @@ def _predictor_under_calls(
     service = Service.from_settings(settings, background=True, clock=lambda: clock[0])
     try:
         with serving(create_app(lambda: service)) as url:
-            client = PredictionClient(url, [(s, t) for s in symbols for t in TRENDS], timeline)
+            client = PredictionClient(url, models, timeline)
             client.start()
             try:
                 echo(f"predictor on {url}; a client calls /prediction for every model throughout")
@@ -329,30 +386,33 @@ def _predictor_under_calls(
 
 
 def _copy_plots(
-    info: StackInfo, store: Any, models: list[tuple[str, str]], last_check: datetime, folder: Path
+    info: StackInfo, store: Any, models: list[Model], last_check: datetime, folder: Path
 ) -> dict[str, list[str]]:
     """Each champion's plots from MLflow (walk-forward equity curve, SHAP, confusion matrix) and the last
     check's PSI chart from S3, copied to ``folder``: what the stack held, still there once it stops."""
     from common.keys import decision_key
     from common.registry import CHAMPION, Registry
-    from common.settings import registered_model_name
+    from common.settings import model_stem, registered_model_name
 
     registry = Registry(info.mlflow_uri)
     copied: dict[str, list[str]] = {}
-    for symbol, trend in models:
+    for symbol, trend, interval in models:
         files: list[Path] = []
-        champion = registry.version_by_alias(registered_model_name(symbol, trend), CHAMPION)  # type: ignore[arg-type]
+        stem = model_stem(symbol, trend, interval)
+        champion = registry.version_by_alias(registered_model_name(symbol, trend, interval), CHAMPION)
         if champion is not None:
-            target = folder / f"{symbol}_{trend}_v{champion.version}"
+            target = folder / f"{stem}_v{champion.version}"
             files += sorted(registry.download_artifacts(champion.run_id, "plots", target).glob("*.png"))
-        psi_key = decision_key(symbol, trend, last_check, "_psi.png")
+        # an hourly model's last check is the hour before the last daily one
+        checked = last_check if interval == "1d" else last_check - timedelta(hours=1)
+        psi_key = decision_key(symbol, trend, checked, "_psi.png", interval)
         if store.exists(psi_key):
-            psi = folder / f"{symbol}_{trend}_psi_{last_check:%Y-%m-%d}.png"
+            psi = folder / f"{stem}_psi_{checked:%Y-%m-%dT%H}.png"
             psi.parent.mkdir(parents=True, exist_ok=True)
             psi.write_bytes(store.get_bytes(psi_key))
             files.append(psi)
         if files:
-            copied[f"{symbol} {trend}"] = [str(f) for f in files]
+            copied[model_label(symbol, trend, interval)] = [str(f) for f in files]
     return copied
 
 
@@ -361,67 +421,71 @@ def _notification(store: Any, key: str) -> dict[str, str]:
     return {"key": key, "subject": str(document.get("subject", "")), "text": str(document.get("text", ""))}
 
 
-def _record_outcomes(summary: ReplaySummary, output: dict[str, Any] | None, day: datetime, echo: Echo) -> None:
+def _record_outcomes(summary: ReplaySummary, output: dict[str, Any] | None, when: datetime, echo: Echo) -> None:
     """Each model's result of one execution: in its timeline, and as a line on the console."""
     for item in (output or {}).get("results", []):
-        name = f"{item.get('symbol')} {item.get('trend')}"
+        interval = str(item.get("interval") or "1d")
+        name = model_label(str(item.get("symbol")), str(item.get("trend")), interval)
         version = f"v{item['version']} " if item.get("version") else ""
         line = f"{item.get('status')}: {version}{str(item.get('why') or '').strip()}"[:160]
         if name in summary.models:
-            summary.models[name].outcomes.append(f"{day:%m-%d} {line}")
+            summary.models[name].outcomes.append(f"{_stamp(when, interval)} {line}")
         echo(f"    {name}: {line}")
 
 
-def day_execution_name(day: datetime) -> str:
-    return f"day-{day:%Y-%m-%d}"
+def day_execution_name(day: datetime, interval: str = "1d") -> str:
+    """The replay's execution of a day (daily models) or of an hour (hourly models): fixed, so a re-run
+    re-attaches instead of starting it again."""
+    return f"day-{day:%Y-%m-%d}" if interval == "1d" else f"hour-{day:%Y-%m-%dT%H}"
 
 
-def _replay_day(
-    day: datetime,
-    number: int,
-    total: int,
+def _replay_run(
+    run: ScheduledRun,
     day_machine: str,
     summary: ReplaySummary,
     client: PredictionClient,
     clock: list[datetime],
     echo: Echo,
 ) -> None:
-    """One day as the schedule starts it: one day execution (ingest, check, train, predict) as of 00:05. The
-    whole day is a swap window: a promotion may be served before the day's last step has finished."""
+    """One run as a schedule starts it: one execution of the day state machine (ingest, check, train, predict)
+    for the models of one interval, as of five minutes past the period's open. The whole run is a swap window:
+    a promotion may be served before its last step has finished."""
     import boto3
 
     from retrain.executions import execution_exists, last_state, run_execution
 
     sfn = boto3.client("stepfunctions")
-    name, line = day_execution_name(day), f"[{number}/{total}] {day:%Y-%m-%d}"
-    as_of = day + DAY_AT
+    name, line, as_of = run.name, run.line, run.as_of
     new = not execution_exists(sfn, day_machine, name)
 
     def on_step(step: Any) -> None:
         if step.kind == "TaskStateExited" and step.state == "Ingest":
-            clock[0] = as_of  # the predictor now serves features of the bar that just closed
+            clock[0] = max(clock[0], as_of)  # the predictor now serves features of the bar that just closed
 
     with client.swap_window():
         # The replay's models only, whatever else the stack's pool holds.
-        payload = {"as_of": as_of.isoformat(), "symbols": list(summary.symbols)}
+        payload = {"as_of": as_of.isoformat(), "interval": run.interval, "symbols": run.symbols}
         result = run_execution(sfn, day_machine, name, payload, on_step=on_step, timeout_s=3600)
-        clock[0] = as_of
+        clock[0] = max(clock[0], as_of)
         state = result.output if result.status == "SUCCEEDED" else last_state(sfn, result.arn)
         state = state or {}
         check, training = state.get("check") or {}, state.get("training") or {}
-        _record_decisions(summary, check, day)
+        _record_decisions(summary, check, run.when)
         if check.get("training"):
             execution = check["training"]["name"]
             echo(f"{line} triggers fired for {', '.join(check.get('retrain', []))}: training ({execution})")
             if new:
                 _count_execution(summary, training, None, check)
-            _record_outcomes(summary, training, day, echo)
+            _record_outcomes(summary, training, run.when, echo)
             _wait_for_promotions(summary, training, echo)
     if result.status != "SUCCEEDED":
-        echo(f"{line} day {name} {result.status}: {result.error}: {str(result.cause)[:300]}")
-        summary.failed_days.append(f"{day:%Y-%m-%d} {result.error}: {str(result.cause)[:300]}")
+        echo(f"{line} {name} {result.status}: {result.error}: {str(result.cause)[:300]}")
+        summary.failed_days.append(f"{name} {result.error}: {str(result.cause)[:300]}")
     ingestion, batch = state.get("ingestion") or {}, state.get("predictions") or {}
     predictions, outcomes = batch.get("predictions", {}), batch.get("outcomes", {})
+    quiet = run.interval != "1d" and not check.get("training") and result.status == "SUCCEEDED"
+    if quiet and run.when.hour != 0:
+        return  # an hour where nothing but the routine happened: the day's line (00:05) sums it up
     echo(
         f"{line} {name} {result.status.lower()} in {result.duration_s:.1f}s{'' if new else ' (ran before: re-attached)'}; "
         f"ingested {ingestion.get('appended', 0)} bar(s); "
@@ -430,16 +494,21 @@ def _replay_day(
     )
 
 
-def _record_decisions(summary: ReplaySummary, check: dict[str, Any], day: datetime) -> None:
+def _record_decisions(summary: ReplaySummary, check: dict[str, Any], when: datetime) -> None:
     for decision in check.get("decisions", []):
-        timeline = summary.models.get(f"{decision['symbol']} {decision['trend']}")
+        interval = str(decision.get("interval") or "1d")
+        timeline = summary.models.get(model_label(decision["symbol"], decision["trend"], interval))
         if timeline is None:
             continue
+        stamp = _stamp(when, interval)
         triggers = decision.get("triggers", {})
         drift = triggers.get("drift") or {}
         evidence = ((triggers.get("performance") or {}).get("extra") or {}).get("evidence") or {}
         if evidence.get("text"):
             timeline.evidence = evidence["text"]
+        performance = triggers.get("performance") or {}
+        if performance.get("status") not in (None, "off", "not_checked"):
+            timeline.performance = f"{stamp} {performance['status']}: {performance.get('detail', '')}"
         if drift.get("value") is not None:
             timeline.last_psi, timeline.last_psi_threshold = drift["value"], drift.get("threshold")
         # "no_model" is the schedule trigger's verdict when there is no champion: its detail says why.
@@ -449,9 +518,9 @@ def _record_decisions(summary: ReplaySummary, check: dict[str, Any], day: dateti
         ]
         reasons = "+".join(decision.get("reasons", []))
         if decision.get("retrain"):
-            timeline.triggers.append(f"{day:%m-%d} {reasons}: {'; '.join(fired)}")
+            timeline.triggers.append(f"{stamp} {reasons}: {'; '.join(fired)}")
         elif decision.get("held_back"):
-            timeline.held_back.append(f"{day:%m-%d} {reasons}: {decision['held_back']}")
+            timeline.held_back.append(f"{stamp} {reasons}: {decision['held_back']}")
 
 
 def _wait_for_promotions(summary: ReplaySummary, training: dict[str, Any], echo: Echo) -> None:
@@ -459,7 +528,8 @@ def _wait_for_promotions(summary: ReplaySummary, training: dict[str, Any], echo:
     for item in training.get("results", []):
         if item.get("status") != "promoted":
             continue
-        expected, name = str(item.get("version")), f"{item['symbol']} {item['trend']}"
+        expected = str(item.get("version"))
+        name = model_label(item["symbol"], item["trend"], str(item.get("interval") or "1d"))
         if name not in summary.models:
             continue
         seen = wait_until(lambda n=name, v=expected: summary.models[n].versions_served[-1:] == [v], 30)
@@ -483,20 +553,21 @@ def _count_execution(
         summary.executions.append(check["training"]["name"])
 
 
-def _live_accuracy(store: Any, models: list[tuple[str, str]], since: datetime, until: datetime) -> dict[str, Any]:
+def _live_accuracy(store: Any, models: list[Model], since: datetime, until: datetime) -> dict[str, Any]:
     """Per model and champion version: resolved predictions and how many were right."""
     from common.prediction_log import read_records
 
     accuracy: dict[str, Any] = {}
-    for symbol, trend in models:
+    for symbol, trend, interval in models:
         by_version: dict[str, list[int]] = {}
-        for record in read_records(store, symbol, trend, since=since, until=until + timedelta(days=1)):
+        end = until + timedelta(days=1)
+        for record in read_records(store, symbol, trend, since=since, until=end, interval=interval):
             if record.correct is None:
                 continue
             counts = by_version.setdefault(record.model_version, [0, 0])
             counts[0] += 1
             counts[1] += int(record.correct)
-        accuracy[f"{symbol} {trend}"] = {
+        accuracy[model_label(symbol, trend, interval)] = {
             f"v{version}": {"resolved": n, "accuracy": round(right / n, 3)}
             for version, (n, right) in by_version.items()
         }
@@ -514,7 +585,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 def render(summary: ReplaySummary) -> str:
     """The per-model table, then what happened to each model day by day, then the totals."""
     header = (
-        f"{'model':<16}{'versions served':<22}{'retrains by trigger':<26}{'PSI/limit':>11}  live accuracy by version"
+        f"{'model':<20}{'versions served':<22}{'retrains by trigger':<26}{'PSI/limit':>11}  live accuracy by version"
     )
     lines = [header, "-" * len(header)]
     for name, timeline in summary.models.items():
@@ -527,18 +598,25 @@ def render(summary: ReplaySummary) -> str:
         accuracy = summary.live_accuracy.get(name, {})
         live = ", ".join(f"{v} {a['accuracy']:.2f} (n={a['resolved']})" for v, a in accuracy.items()) or "-"
         versions = " -> ".join(f"v{v}" for v in timeline.versions_served) or "none served"
-        lines.append(f"{name:<16}{versions:<22}{fired:<26}{psi:>11}  {live}")
+        lines.append(f"{name:<20}{versions:<22}{fired:<26}{psi:>11}  {live}")
     lines += ["", "what happened (day: trigger and why -> outcome):"]
     for name, timeline in summary.models.items():
+
+        def split(entry: str) -> tuple[str, str]:
+            stamp, _, text = entry.partition(" ")
+            return stamp, text
+
         events = sorted(
-            [(entry[:5], 0, "fired " + entry[6:]) for entry in timeline.triggers]
-            + [(entry[:5], 1, "-> " + entry[6:]) for entry in timeline.outcomes]
-            + [(entry[:5], 0, "held back " + entry[6:]) for entry in timeline.held_back]
+            [(split(e)[0], 0, "fired " + split(e)[1]) for e in timeline.triggers]
+            + [(split(e)[0], 1, "-> " + split(e)[1]) for e in timeline.outcomes]
+            + [(split(e)[0], 0, "held back " + split(e)[1]) for e in timeline.held_back]
         )
         lines.append(f"  {name}")
         lines += [f"    {day}  {text}" for day, _, text in events] or ["    (nothing)"]
         if timeline.evidence:
             lines.append(f"    live record at the last check: {timeline.evidence}")
+        elif timeline.performance:
+            lines.append(f"    performance trigger at the last check: {timeline.performance}")
     lines.append("")
     lines.append(
         f"models trained {summary.models_trained}, versions registered {summary.versions_registered}, promoted "

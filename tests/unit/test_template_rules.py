@@ -11,6 +11,7 @@ Everything else a role can do is written in the template and checked here.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -348,14 +349,18 @@ def log_group_violations(template: Template) -> list[str]:
 
 
 def schedule_violations(template: Template) -> list[str]:
-    """One schedule starts the day state machine (its steps run one after the other, never on cron offsets of
-    their own); it retries, what it still cannot start lands in an encrypted, TLS-only queue, and its role can
-    start the day and nothing else."""
+    """One schedule per interval starts the day state machine for the pool's models on it (the steps run one
+    after the other, never on cron offsets of their own): the daily and the hourly one, each naming its interval;
+    each retries, what it still cannot start lands in an encrypted, TLS-only queue, and its role can start the
+    day and nothing else."""
     found = []
     queues = dict(_resources(template, "AWS::SQS::Queue"))
     schedules = dict(_resources(template, "AWS::Scheduler::Schedule"))
-    if len(schedules) != 1:
-        found.append(f"{len(schedules)} EventBridge Scheduler schedules, not the day's one")
+    intervals = sorted(
+        str(json.loads(_props(r).get("Target", {}).get("Input", "{}")).get("interval")) for r in schedules.values()
+    )
+    if intervals != ["1d", "1h"]:
+        found.append(f"schedules for intervals {intervals}, not one for each of 1d and 1h")
     roles = dict(_resources(template, "AWS::IAM::Role"))
     for logical_id, resource in schedules.items():
         target = _props(resource).get("Target", {})
@@ -737,6 +742,10 @@ def _cron_offset(t: Template) -> None:
     }
 
 
+def _no_hourly_schedule(t: Template) -> None:
+    del t["Resources"]["HourStartSchedule"]
+
+
 def _schedule_starts_training(t: Template) -> None:
     _resource(t, "DayStartSchedule")["Target"]["Arn"] = {"Ref": "TrainingStateMachine"}
 
@@ -895,6 +904,7 @@ BREAKAGES: list[tuple[Callable[[Template], list[str]], Callable[[Template], None
     (schedule_violations, _schedule_without_retries, "DayStartSchedule: no RetryPolicy"),
     (schedule_violations, _cron_offset, "BatchPredictFunction.Daily: scheduled on its own"),
     (schedule_violations, _schedule_starts_training, "does not start the day state machine"),
+    (schedule_violations, _no_hourly_schedule, "schedules for intervals ['1d'], not one for each of 1d and 1h"),
     (schedule_violations, _schedule_role_too_wide, "DayStartScheduleRole: ['states:StartExecution'] on"),
     (schedule_violations, _queue_unencrypted, "DeadLetterQueue: not encrypted"),
     (concurrency_violations, _concurrent_trigger_checks, "TriggerCheckerFunction"),
