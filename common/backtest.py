@@ -45,7 +45,7 @@ from common.policies import Policy
 from common.prediction_log import read_records
 from common.promotion import decode_tags
 from common.registry import CHAMPION
-from common.settings import Settings, Trend, registered_model_name
+from common.settings import Settings, Trend, model_label, registered_model_name
 from common.storage import MemoryObjectStore
 from common.trigger_check import check_model, execution_name
 from common.triggers import Decision
@@ -72,7 +72,7 @@ class ModelUnit:
 
     @property
     def name(self) -> str:
-        return f"{self.symbol} {self.trend}"
+        return model_label(self.symbol, self.trend, self.interval)
 
 
 @dataclass
@@ -133,7 +133,8 @@ def backtest_model(
     the 2-core dev machine)."""
     began, cpu_began = time.monotonic(), time.process_time()
     step = interval_length(unit.interval)
-    days = _days(start, end)
+    days = _periods(start, end, step)
+    per_progress = round(timedelta(days=30) / step)  # a line per 30 days of replay
     timings = Timings()
     memo = TrainingMemo()
     runs = [_policy_run(policy, base, unit, bars, end, step) for policy in policies]
@@ -142,9 +143,9 @@ def backtest_model(
     for number, day in enumerate(days, start=1):
         for run in runs:
             _replay_day(run, unit, day, memo, timings)
-        if number % 30 == 0 or number == len(days):
+        if number % per_progress == 0 or number == len(days):
             trained = sum(len(run.trainings) for run in runs)
-            progress(f"{unit.name}: {day:%Y-%m-%d} ({number}/{len(days)} days), {trained} trainings so far")
+            progress(f"{unit.name}: {day:%Y-%m-%d} ({number}/{len(days)} runs), {trained} trainings so far")
     timings.trainings_computed, timings.trainings_reused = memo.computed, memo.reused
     result = {
         "symbol": unit.symbol,
@@ -158,11 +159,13 @@ def backtest_model(
     return result, timings
 
 
-def _days(start: datetime, end: datetime) -> list[datetime]:
+def _periods(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    """The opens of the periods the schedules run after ``start`` up to ``end``: every day for daily models,
+    every hour for hourly ones (the template's DaySchedule and HourSchedule)."""
     if end <= start:
         raise RetrainError(f"the end ({end:%Y-%m-%d}) must be after the start ({start:%Y-%m-%d})")
-    count = (end - start).days
-    return [start + timedelta(days=n) for n in range(1, count + 1)]
+    count = int((end - start) / step)
+    return [start + step * n for n in range(1, count + 1)]
 
 
 def _policy_run(
@@ -198,8 +201,16 @@ def _replay_day(run: PolicyRun, unit: ModelUnit, day: datetime, memo: TrainingMe
     else:
         run.decisions.append(_decision_record(decision))
         if decision.retrain:
-            _train(run, unit, check_at, decision.reason, execution_name(check_at), memo, timings)
-    batch = run_batch(run.settings, run.registry, run.objects, as_of=check_at, symbols=(unit.symbol,))  # type: ignore[arg-type]
+            execution = execution_name(check_at, unit.interval)
+            _train(run, unit, check_at, decision.reason, execution, memo, timings)
+    batch = run_batch(
+        run.settings,
+        run.registry,  # type: ignore[arg-type]
+        run.objects,  # type: ignore[arg-type]
+        as_of=check_at,
+        symbols=(unit.symbol,),
+        interval=unit.interval,
+    )
     for failed in batch.predictions.failed:
         if failed.trend == unit.trend:
             run.errors.append({"day": f"{day:%Y-%m-%d}", "step": "predict", "error": failed.reason})

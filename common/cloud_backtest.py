@@ -87,6 +87,7 @@ def run_unit(
     return BacktestModelResult(
         symbol=unit.symbol,
         trend=unit.trend,
+        interval=unit.interval,
         status="done",
         key=key,
         trainings={name: len(run["trainings"]) for name, run in runs.items()},

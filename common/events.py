@@ -227,6 +227,7 @@ class BacktestModelResult(BaseModel):
 
     symbol: str | None = None
     trend: str | None = None
+    interval: str = "1d"
     status: Literal["done", "failed"]
     key: str | None = None  # the unit's JSON: {"result": ..., "timings": ...}
     trainings: dict[str, int] = Field(default_factory=dict)  # policy -> trainings

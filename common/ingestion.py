@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 SymbolStatus = Literal["created", "appended", "unchanged", "up_to_date", "failed", "not_reached"]
 #: Bars a new series gets from a vendor unless RETRAIN_INGEST_BACKFILL_BARS says otherwise.
 DEFAULT_BACKFILL_BARS = 1000
+#: ... per interval: a new hourly series needs more than 1000 hours (41 days) for its 30-day walk-forward folds,
+#: so it gets two years (18 pages of Binance's 1000).
+BACKFILL_BARS_BY_INTERVAL = {"1d": DEFAULT_BACKFILL_BARS, "1h": 2 * 365 * 24}
 #: Start of a window that reaches back to whatever a provider holds (the Unix epoch).
 HISTORY_START = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -193,12 +196,13 @@ def fetch_window(
     return (grid_end - backfill_bars * step).to_pydatetime(), end.to_pydatetime()
 
 
-def new_series_bars(provider: MarketDataProvider, backfill_bars: int | None) -> int | None:
+def new_series_bars(provider: MarketDataProvider, backfill_bars: int | None, interval: str = "1d") -> int | None:
     """Bars a new series gets: as configured, else all of a provider that holds the whole history (a
-    replay folder: a user loading years of their own data gets all of it), else the vendor default."""
+    replay folder: a user loading years of their own data gets all of it), else the vendor default of the
+    interval."""
     if backfill_bars is not None:
         return backfill_bars
-    return None if getattr(provider, "complete_history", False) else DEFAULT_BACKFILL_BARS
+    return None if getattr(provider, "complete_history", False) else BACKFILL_BARS_BY_INTERVAL[interval]
 
 
 def ingest_symbols(
@@ -222,7 +226,7 @@ def ingest_symbols(
     ``time_left_s``: seconds left before the caller's deadline; no symbol is started with less than
     ``reserve_s`` left (one symbol's worst case and the time to report), the rest are ``not_reached``."""
     step = interval_length(interval)
-    window = _Window(interval, as_of, new_series_bars(provider, backfill_bars), backfill, since, step)
+    window = _Window(interval, as_of, new_series_bars(provider, backfill_bars, interval), backfill, since, step)
     results: list[SymbolIngestion] = []
     for symbol in symbols:
         if time_left_s is not None and time_left_s() < reserve_s:

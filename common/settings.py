@@ -154,8 +154,8 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=100_000,
-        description="Bars fetched for a symbol with no stored history yet (unset: 1000 from a vendor, the "
-        "whole file from a replay folder).",
+        description="Bars fetched for a symbol with no stored history yet (unset: 1000 daily or two years of "
+        "hourly bars from a vendor, the whole file from a replay folder).",
     )
 
     # --- training ---------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ class Settings(BaseSettings):
 
     # --- hourly models (settings in bars whose daily value does not fit an hourly model) ---------------
     # 0.5 %: on 2023's hourly bars (development) it labels 31-32 % of bars in each trend, as 5 % labels daily
-    # bars on 2019-2021 (38 % up, 27 % down); 5 % in ten hours labels under 1 %. docs/concepts/hourly.md
+    # bars on 2019-2021 (38 % up, 27 % down); 5 % in ten hours labels about 1 %. docs/concepts/hourly.md
     hourly_target_up_pct: float = Field(
         0.005, gt=0, lt=10, description="Hourly models' uptrend label: SMA10 change >= +x (hours move less than days)."
     )

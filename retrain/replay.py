@@ -61,7 +61,6 @@ class ModelTimeline:
 
     symbol: str
     trend: str
-    interval: str = "1d"
     versions_served: list[str] = field(default_factory=list)  # in the order the client saw them
     triggers: list[str] = field(default_factory=list)  # "01-08 schedule: champion is 8.0 days old (> 7)"
     last_psi: float | None = None
@@ -70,6 +69,7 @@ class ModelTimeline:
     last_psi_threshold: float | None = None  # last_psi is the PSI of the feature nearest its threshold
     evidence: str | None = None  # the champion's live record at the last check, in words (evidence rule)
     performance: str | None = None  # the performance trigger's verdict at the last check that judged it
+    interval: str = "1d"
 
 
 #: What ``--summary-json`` always holds (issue 8's list); ``ReplaySummary.to_dict`` adds per-model details.
@@ -268,7 +268,7 @@ def replay(
     summary = ReplaySummary(start=start, days=days, symbols=symbols, mlflow_uri=info.mlflow_uri)
     pool = load_settings(symbols=symbols).pool
     models = [(e.symbol, t, e.interval) for e in pool for t in TRENDS]
-    summary.models = {model_label(*m): ModelTimeline(*m) for m in models}
+    summary.models = {model_label(*m): ModelTimeline(m[0], m[1], interval=m[2]) for m in models}
     store = S3ObjectStore(info.bucket)
     # Bars already stored are never rewritten: on the replay's own stack (seeded up to the start) this adds
     # nothing; on a shared stack it gives the replay's symbols their history up to the start.

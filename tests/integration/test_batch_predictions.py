@@ -103,7 +103,9 @@ def test_repeated_runs_keep_one_record_per_model_bar_and_version(stack, champion
     assert [k for k, _ in stored] == [key]
     assert _record_objects(stack) == stored  # the second run wrote no object and no new version
 
-    [record] = read_records(S3ObjectStore(stack.info.bucket), SYMBOL, TREND, since=FIRST_RUN - 2 * DAY, until=FIRST_RUN)
+    [record] = read_records(
+        S3ObjectStore(stack.info.bucket), SYMBOL, TREND, since=FIRST_RUN - 2 * DAY, until=FIRST_RUN, interval="1d"
+    )
     assert record.created_at == FIRST_RUN and record.model_version == champion
     assert record.outcome_due == datetime(2025, 1, 30, tzinfo=UTC) and record.realized is None
 
@@ -119,7 +121,7 @@ def test_outcomes_are_resolved_past_the_horizon_and_the_trigger_checker_counts_t
     assert result["outcomes"]["resolved"] == 4 and result["outcomes"]["unresolved"] == []
     assert again["outcomes"]["resolved"] == 0 and again["outcomes"]["already_resolved"] == 4
     objects = S3ObjectStore(stack.info.bucket)
-    records = read_records(objects, SYMBOL, TREND, since=FIRST_RUN - 2 * DAY, until=FIRST_RUN + 3 * DAY)
+    records = read_records(objects, SYMBOL, TREND, since=FIRST_RUN - 2 * DAY, until=FIRST_RUN + 3 * DAY, interval="1d")
     close = closed_bars(parse_ohlcv_csv(SAMPLE.read_bytes()), "1d", later)["close"]
     labels = trend_labels(close, 10, 0.05, TREND)
     assert [r.realized for r in records] == [bool(labels.loc[r.bar]) for r in records]

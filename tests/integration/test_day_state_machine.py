@@ -15,6 +15,7 @@ import pytest
 
 from common.keys import decision_key
 from common.prediction_log import predictions_prefix
+from common.registry import Registry
 from common.storage import S3ObjectStore
 from retrain.executions import execution_arn, last_state, run_execution
 from retrain.stack import sample_data
@@ -80,3 +81,53 @@ def test_a_failed_ingestion_fails_the_day_before_anything_is_checked(stack):
     assert (result.status, result.error) == ("FAILED", "Retrain.IngestionFailed")
     assert "ValidationError" in result.cause and "symbols" in result.cause
     assert _entered(result) == ["Ingest"]
+
+
+HOUR = datetime(2024, 9, 15, 13, tzinfo=UTC)  # an hour of the same day: its own execution names
+
+
+def test_an_hour_runs_the_same_machine_for_hourly_models_under_their_own_names(stack):
+    """The hourly schedule's run: LINK's hourly bar is ingested, its hourly models checked (decisions of the
+    hour), trained under hourly names with hourly settings, and their predictions logged under hourly keys."""
+    store = S3ObjectStore(stack.info.bucket)
+    sample_data.seed(store, LocalStackConfig().sample_data_dir, ("LINK",), until=HOUR - timedelta(hours=1))
+    sfn = boto3.client("stepfunctions")
+    as_of = HOUR + timedelta(minutes=5)
+    payload = {"as_of": as_of.isoformat(), "interval": "1h", "symbols": ["LINK"]}
+    machine = stack.info.state_machines["DayStateMachine"]
+    result = run_execution(sfn, machine, "it-hour-link", payload, timeout_s=900)
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert _entered(result) == ["Ingest", "Check", "Train", "BatchPredict"], result.steps
+    state = result.output
+    assert state["ingestion"]["appended"] == 1 and state["ingestion"]["ready"] == ["LINK"]
+    assert {(d["symbol"], d["interval"]) for d in state["check"]["decisions"]} == {("LINK", "1h")}
+    assert state["check"]["training"]["name"] == "trigger-1h-2024-09-15T1305"
+    assert store.exists(decision_key("LINK", "uptrend", as_of, interval="1h"))
+    assert not store.exists(decision_key("LINK", "uptrend", as_of))  # no daily record was written
+    results = state["training"]["results"]
+    assert {(r["symbol"], r["trend"], r["interval"]) for r in results} == {
+        ("LINK", "uptrend", "1h"),
+        ("LINK", "downtrend", "1h"),
+    }
+    manifest = store.get_json("runs/trigger-1h-2024-09-15T1305/LINK_1h_uptrend/dataset.json")
+    assert manifest["interval"] == "1h" and manifest["target_pct"] == 0.005  # the hourly label threshold
+    registry = Registry(stack.info.mlflow_uri)
+    for r in results:
+        if r["status"] == "promoted":
+            champion = registry.version_by_alias(f"LINK_1h_{r['trend']}_model", "champion")
+            assert champion is not None and champion.version == str(r["version"])
+            assert store.list_keys(predictions_prefix("LINK", r["trend"], "1h"))
+    assert all(m["interval"] == "1h" for m in state["predictions"]["predictions"]["models"])
+
+
+def test_a_run_for_an_interval_without_models_succeeds_at_once(stack):
+    """The hourly schedule of a pool with no hourly model: nothing to ingest, check or predict, and no
+    failed execution (which would page someone every hour)."""
+    sfn = boto3.client("stepfunctions")
+    payload = {"as_of": (HOUR + timedelta(minutes=5)).isoformat(), "interval": "1h"}
+    result = run_execution(sfn, stack.info.state_machines["DayStateMachine"], "it-hour-empty", payload, timeout_s=300)
+
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert _entered(result) == ["Ingest"]
+    assert result.output["ingestion"]["pool_count"] == 0

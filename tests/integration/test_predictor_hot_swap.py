@@ -146,7 +146,7 @@ def test_hot_swap_under_load_serves_every_request_and_never_the_corrupt_version(
         assert versions == sorted(versions), "a client saw the version go backwards"
     served = {r[2] for r in responses}
     assert corrupt not in served and {first, second} <= served
-    assert service.models.rejected()[(SYMBOL, TREND)].keys() == {corrupt}
+    assert service.models.rejected()[(SYMBOL, TREND, "1d")].keys() == {corrupt}
 
     def summary(rows: list[tuple[float, int, str | None, float]]) -> str:
         latencies = np.array([r[3] for r in rows]) * 1000

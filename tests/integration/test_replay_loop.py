@@ -216,7 +216,7 @@ def test_the_backtest_makes_the_same_decisions_as_the_live_loop(first_replay, st
             # Served probabilities: the live prediction log against the backtest's served predictions.
             logged = {
                 (r.bar.isoformat(), r.model_version): r.prediction_prob
-                for r in read_records(store, symbol, trend, since=START, until=end + timedelta(days=1))
+                for r in read_records(store, symbol, trend, since=START, until=end + timedelta(days=1), interval="1d")
             }
             served = {(s["bar"], s["version"]): s["probability"] for s in run["served"]}
             assert served.keys() == logged.keys(), (symbol, trend)

@@ -323,7 +323,7 @@ def test_outcomes_resolve_once_due_with_the_training_label_of_the_bar(
     realized = []
     for trend in ("uptrend", "downtrend"):
         labels = trend_labels(close, 10, 0.05, trend)
-        for record in read_records(objects, "BTC", trend, since=days[0] - 3 * DAY, until=late):
+        for record in read_records(objects, "BTC", trend, since=days[0] - 3 * DAY, until=late, interval="1d"):
             assert record.realized == bool(labels.loc[pd.Timestamp(record.bar)])
             assert record.realized_pct == pytest.approx(forward_sma_change(close, 10).loc[pd.Timestamp(record.bar)])
             assert record.resolved_at == late
@@ -411,8 +411,8 @@ def test_the_performance_trigger_reads_the_resolved_outcomes(
     as_of = days[-1] + 12 * DAY
     resolve_outcomes(settings, objects, as_of=as_of)
 
-    result = _performance(settings, objects, "BTC", "downtrend", as_of, 10)
-    records = read_records(objects, "BTC", "downtrend", since=days[0] - 2 * DAY, until=as_of)
+    result = _performance(settings, objects, "BTC", "downtrend", as_of, 10, "1d")
+    records = read_records(objects, "BTC", "downtrend", since=days[0] - 2 * DAY, until=as_of, interval="1d")
     correct, total = live_accuracy_counts(records)
 
     assert total == 5 and result.extra == {"correct": correct, "total": total}

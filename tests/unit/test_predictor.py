@@ -137,7 +137,7 @@ def test_a_version_that_fails_to_load_is_never_served_nor_retried() -> None:
         served = cache.get("BTC", "uptrend")
         assert served is not None and served.version == "1"
     assert source.loads == ["1", "3"]  # rejected once, remembered
-    assert "corrupt" in cache.rejected()[("BTC", "uptrend")]["3"]
+    assert "corrupt" in cache.rejected()[("BTC", "uptrend", "1d")]["3"]
     assert cache.stats().rejected_loads == 1
 
 
@@ -485,3 +485,64 @@ def test_the_lambda_handler_publishes_swaps_and_refused_loads_as_metrics(
     assert first == {"ModelSwaps": 1}
     assert "ModelSwaps" not in second and "ModelLoadsRejected" not in second
     assert third == {"ModelLoadsRejected": 1}
+
+
+# --- a mixed pool: daily and hourly models side by side (issue 19) -------------------------------------------
+
+
+@pytest.fixture
+def mixed_client(source: FakeSource) -> TestClient:
+    source.aliases.update({"XRP_1h_uptrend_model": "3", "BTC_1h_uptrend_model": "5"})
+    settings = load_settings(symbols=("BTC", "XRP:1h", "BTC:1h"), data_bucket="unused")
+
+    def load(symbol: str, interval: str) -> FeatureRow:
+        row = _row(symbol)
+        return FeatureRow(symbol, interval, BAR if interval == "1d" else BAR.replace(hour=13), row.values, "v-1")
+
+    service = Service(settings, ModelCache(source, refresh_seconds=0, background=False), FeatureCache(load))
+    return TestClient(create_app(lambda: service))
+
+
+def test_a_mixed_pool_answers_old_clients_with_the_daily_model_and_names_the_hourly_one(
+    mixed_client: TestClient,
+) -> None:
+    old = mixed_client.get("/prediction", params={"symbol": "BTC", "trend_type": "uptrend"}).json()
+    assert is_original_prediction(old)
+    assert (old["model_name"], old["model_version"], old["interval"]) == ("BTC_uptrend_model", "7", "1d")
+    hourly = mixed_client.get("/prediction", params={"symbol": "BTC", "trend_type": "uptrend", "interval": "1h"})
+    assert hourly.status_code == 200, hourly.text
+    body = hourly.json()
+    assert (body["model_name"], body["model_version"], body["interval"]) == ("BTC_1h_uptrend_model", "5", "1h")
+    assert body["as_of"].startswith("2025-02-19T13:00") and body["prediction_probabilities"] == pytest.approx(0.5)
+    listed = {
+        (m["symbol"], m["trend_type"], m["interval"], m["model_version"]) for m in mixed_client.get("/models").json()
+    }
+    assert listed == {
+        ("BTC", "uptrend", "1d", "7"),
+        ("BTC", "downtrend", "1d", "2"),
+        ("XRP", "uptrend", "1h", "3"),
+        ("BTC", "uptrend", "1h", "5"),
+    }
+    one = mixed_client.get("/models/XRP/uptrend", params={"interval": "1h"}).json()
+    assert one["interval"] == "1h" and one["model_version"] == "3"
+    batch = mixed_client.post(
+        "/predict",
+        json={"symbol": "XRP", "trend_type": "uptrend", "interval": "1h", "rows": [dict.fromkeys(FEATURE_NAMES, 0.1)]},
+    )
+    assert batch.status_code == 200 and batch.json()["interval"] == "1h" and batch.json()["model_version"] == "3"
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "needle"),
+    [
+        ({"symbol": "XRP", "trend_type": "uptrend", "interval": "5m"}, 422, "interval"),
+        ({"symbol": "XRP", "trend_type": "uptrend"}, 404, "the pool holds XRP on 1h bars only"),
+        ({"symbol": "XRP", "trend_type": "downtrend", "interval": "1h"}, 404, "XRP 1h downtrend: no champion"),
+    ],
+)
+def test_a_mixed_pool_refuses_an_unknown_interval_and_a_model_it_does_not_hold(
+    mixed_client: TestClient, params: dict, status: int, needle: str
+) -> None:
+    response = mixed_client.get("/prediction", params=params)
+    assert response.status_code == status
+    assert needle in response.json()["detail"] or needle in json.dumps(response.json())

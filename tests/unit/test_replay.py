@@ -25,7 +25,7 @@ def _client(answers: list[httpx.Response]) -> tuple[PredictionClient, dict[str, 
         return answers.pop(0)
 
     timeline = {"BTC uptrend": ModelTimeline("BTC", "uptrend")}
-    client = PredictionClient("http://predictor", [("BTC", "uptrend")], timeline, httpx.MockTransport(handle))
+    client = PredictionClient("http://predictor", [("BTC", "uptrend", "1d")], timeline, httpx.MockTransport(handle))
     return client, timeline
 
 

@@ -86,17 +86,16 @@ def test_state_machine_definition_is_substituted(resources: LocalResources) -> N
     assert notify["Parameters"]["FunctionName"] == resources.function("NotifyFunction").arn
 
 
-def test_the_day_nests_the_training_machine_and_one_schedule_starts_it(resources: LocalResources) -> None:
+def test_the_day_nests_the_training_machine_and_a_schedule_per_interval_starts_it(resources: LocalResources) -> None:
     day, training = resources.state_machine("DayStateMachine"), resources.state_machine("TrainingStateMachine")
     states = json.loads(day.definition)["States"]
     assert states["Train"]["Parameters"]["StateMachineArn"] == training.arn
     assert states["Ingest"]["Parameters"]["FunctionName"] == resources.function("IngestFunction").arn
-    [schedule] = resources.schedules
-    assert (schedule.name, schedule.expression, schedule.target_arn) == (
-        "retrain-local-day",
-        "cron(5 0 * * ? *)",
-        day.arn,
-    )
+    schedules = {(s.name, s.expression, s.target_arn, json.loads(s.input)["interval"]) for s in resources.schedules}
+    assert schedules == {
+        ("retrain-local-day", "cron(5 0 * * ? *)", day.arn, "1d"),
+        ("retrain-local-hour", "cron(5 * * * ? *)", day.arn, "1h"),
+    }
     assert all(function.schedules == () for function in resources.functions)  # no cron offsets of their own
 
 
