@@ -23,7 +23,7 @@ from common.backtest import ModelUnit, backtest_model, check_history
 from common.backtest_report import DEFAULT_REPLICATES, report_meta, summarize_models, timing_summary
 from common.errors import ConfigurationError
 from common.policies import DEFAULT_POLICY, Policy, parse_policies
-from common.settings import ALL_CLASSIFIERS, TRENDS, Settings, is_symbol, load_settings
+from common.settings import ALL_CLASSIFIERS, TRENDS, Settings, is_symbol, load_settings, parse_pool_entry
 
 DEFAULT_SYMBOLS = "BTC,ETH"
 DEFAULT_START = "2022-01-01"
@@ -85,12 +85,27 @@ def plan(
         raise ConfigurationError(f"--end {end:%Y-%m-%d} must be after --start {start:%Y-%m-%d}")
     if not data_dir.is_dir():
         raise ConfigurationError(f"--data-dir {data_dir}: not a folder (it holds {{interval}}/{{SYMBOL}}.csv)")
-    names = [s.strip().upper() for s in symbols.split(",") if s.strip()]
-    if not names:
+    entries = [s.strip() for s in symbols.split(",") if s.strip()]
+    if not entries:
         raise ConfigurationError("--symbols is empty")
-    bad = [s for s in names if not is_symbol(s)]
+    bad = [e for e in entries if not is_symbol(e.partition(":")[0].upper())]
     if bad:
         raise ConfigurationError(f"--symbols {','.join(bad)}: not symbol names (A-Z and 0-9 only)")
+    try:
+        pool = [
+            parse_pool_entry(f"{e.partition(':')[0].upper()}{e.partition(':')[1]}{e.partition(':')[2]}", interval)
+            for e in entries
+        ]
+    except ValueError as exc:
+        raise ConfigurationError(f"--symbols: {exc}") from None
+    intervals = sorted({entry.interval for entry in pool})
+    if len(intervals) > 1:
+        raise ConfigurationError(
+            f"--symbols mixes {' and '.join(intervals)} entries: a backtest run replays one interval (its report "
+            "annualises and bootstraps on one bar length); run one per interval, e.g. --interval 1h for the hourly ones"
+        )
+    interval = intervals[0]
+    names = [entry.symbol for entry in pool]
     missing = [s for s in names if not series_path(data_dir, interval, s).is_file()]
     if missing:
         held = sorted(p.stem for p in (data_dir / interval).glob("*.csv")) if (data_dir / interval).is_dir() else []

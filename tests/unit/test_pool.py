@@ -100,3 +100,15 @@ def test_every_key_of_a_model_carries_its_interval() -> None:
     assert prediction_key("XRP", "uptrend", WHEN, "3", "1h").startswith("predictions/model=XRP_1h_uptrend/")
     assert dataset_manifest_key("r1", "XRP", "uptrend", "1h") == "runs/r1/XRP_1h_uptrend/dataset.json"
     assert backtest_unit_key("b1", "XRP", "uptrend", "1h") == "backtests/b1/units/XRP_1h_uptrend.json"
+
+
+def test_a_backtest_takes_hourly_entries_and_refuses_to_mix_intervals_in_one_run() -> None:
+    from retrain.backtest import plan
+
+    start, end = datetime(2024, 6, 1, tzinfo=UTC), datetime(2024, 6, 3, tzinfo=UTC)
+    common = {"start": start, "end": end, "policies": "default", "classifiers": "lightgbm", "data_dir": SAMPLE}
+    hourly = plan(symbols="XRP:1h,doge:1h", interval="1d", **common)
+    assert {(u.symbol, u.interval) for u in hourly.units} == {("XRP", "1h"), ("DOGE", "1h")}
+    assert hourly.settings.interval == "1h"
+    with pytest.raises(ConfigurationError, match="mixes 1d and 1h entries: a backtest run replays one interval"):
+        plan(symbols="BTC,XRP:1h", interval="1d", **common)
