@@ -505,6 +505,11 @@ def environment_names(model: type[BaseSettings], field: str) -> str:
     return f"{model.model_config.get('env_prefix', '')}{field}".upper()
 
 
+def environment_variables(model: type[BaseSettings], field: str) -> tuple[str, ...]:
+    """The environment variables a settings field is read from, in the order they are looked up."""
+    return tuple(environment_names(model, field).split(" or "))
+
+
 def configuration_error(model: type[BaseSettings], exc: ValidationError) -> ConfigurationError:
     """A readable error naming the environment variables at fault, not a pydantic traceback."""
     problems = []

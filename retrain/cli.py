@@ -92,7 +92,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "message": "the local stack is not running (`retrain up` starts it) and no endpoints are configured (RETRAIN_DATA_BUCKET)",
         }
     else:
-        with connect() as connection:
+        with connect(progress=lambda m: _log(m, err=True)) as connection:  # stdout: the report (--json) only
             report = collect_status(connection)
     print(json.dumps(report, indent=2, default=str) if args.json else render_status(report))
     return 0

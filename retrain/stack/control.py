@@ -11,10 +11,21 @@ import sys
 import time
 from pathlib import Path
 
+from common.settings import load_settings
 from retrain.stack import sample_data
 from retrain.stack.config import LocalStackConfig
-from retrain.stack.embedded import STATE_FILE, Progress, StackError, StackInfo, port_in_use, port_in_use_message
+from retrain.stack.embedded import (
+    STATE_FILE,
+    Progress,
+    StackError,
+    StackInfo,
+    port_in_use,
+    port_in_use_message,
+    stack_owned_notes,
+    template_parameters,
+)
 from retrain.stack.process import alive
+from retrain.stack.template import local_resources
 
 
 def running_stack(config: LocalStackConfig) -> StackInfo | None:
@@ -24,7 +35,15 @@ def running_stack(config: LocalStackConfig) -> StackInfo | None:
 
 
 def start_daemon(config: LocalStackConfig, *, timeout: float = 120, progress: Progress = print) -> StackInfo:
+    """Start the daemon with this process's environment: its functions keep the configuration in effect now
+    (every ``RETRAIN_*`` setting) until it stops; a later command with another one does not change theirs."""
+    # The functions' configuration, refused here with the variable at fault rather than in the daemon's log.
+    load_settings()
+    parameters, sources = template_parameters(config, os.environ, f"http://{config.host}:{config.mlflow_port}")
+    local_resources(config.template_path, parameters=parameters, parameter_sources=sources, region=config.region)
     sample_data.check_symbols(config.sample_data_dir, config.symbols, config.interval)
+    for note in stack_owned_notes(os.environ):
+        progress(note)
     for component, port in (("moto", config.moto_port), ("mlflow", config.mlflow_port)):
         if port and port_in_use(config.host, port):  # fail fast, before the daemon's slow imports
             raise StackError(port_in_use_message(config.host, port, component))

@@ -11,6 +11,13 @@
 
 moto keeps its state in memory; the state folder keeps the bucket's objects across restarts
 (written on a clean stop, restored on start) so MLflow's database and its artifacts stay consistent.
+
+The functions get the whole configuration of the process that starts the stack, as the template gives it
+to them on AWS: a variable the template fills from a parameter (``RETRAIN_INTERVAL: !Ref Interval``) takes
+the user's value as that parameter's override, validated against the parameter's constraints, and every
+other ``RETRAIN_*`` variable passes through unchanged. Only the settings in :data:`STACK_OWNED_SETTINGS`
+are the stack's own (they name its bucket, state machine and MLflow server); the market-data provider
+defaults to ``replay`` of the sample data unless the user chose one.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,17 +44,90 @@ import httpx
 
 from common.errors import ConfigurationError, RetrainError
 from common.keys import MLFLOW_ARTIFACTS_PREFIX
+from common.settings import Settings, environment_variables, load_settings
 from common.storage import S3ObjectStore
 from retrain.stack import lambda_router, sample_data, sfn_context, sfn_nested
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.process import EnvironmentPatch
-from retrain.stack.template import LocalResources, local_resources
+from retrain.stack.template import LocalResources, load_template, local_resources, parameter_variables
 
 Progress = Callable[[str], None]
 
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 STATE_FILE = "stack.json"
+
+#: Settings the local stack gives its functions itself, whatever the environment says, and why.
+STACK_OWNED_SETTINGS: dict[str, str] = {
+    "data_bucket": "the stack's own bucket",
+    "state_machine_arn": "the stack's own training state machine",
+    "mlflow_tracking_uri": "the stack's own MLflow server",
+}
+#: Template parameters the stack sets from its own configuration, never from the functions' variables
+#: (``Symbols`` comes from ``RETRAIN_SYMBOLS`` through :class:`LocalStackConfig`, which commands may narrow).
+_STACK_PARAMETERS = frozenset({"Stage", "MlflowTrackingUri", "Symbols"})
+
+
+def user_configuration(environ: Mapping[str, str]) -> dict[str, str]:
+    """The retrain settings set in ``environ`` that reach the stack's functions as they are: each settings
+    variable but those of :data:`STACK_OWNED_SETTINGS` and ``RETRAIN_SYMBOLS`` (the stack's own symbols,
+    which a command may narrow to the ones it needs)."""
+    found: dict[str, str] = {}
+    for field_name in Settings.model_fields:
+        if field_name in STACK_OWNED_SETTINGS or field_name == "symbols":
+            continue
+        for variable in environment_variables(Settings, field_name):
+            if variable in environ:
+                found[variable] = environ[variable]
+    return found
+
+
+def configuration_differences(started_with: Mapping[str, str], here: Mapping[str, str]) -> list[str]:
+    """Settings variables whose value differs between a running stack's functions and this process."""
+
+    def shown(value: str | None) -> str:
+        return "unset" if value is None else repr(value)
+
+    return [
+        f"{name}: {shown(started_with.get(name))} for the stack's functions, {shown(here.get(name))} here"
+        for name in sorted(set(started_with) | set(here))
+        if started_with.get(name) != here.get(name)
+    ]
+
+
+def stack_owned_notes(environ: Mapping[str, str], given: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each stack-owned setting the user set that the functions do not get (``given``: the
+    variables the stack sets for them; without it, any value the user set)."""
+    notes = []
+    for field_name, reason in STACK_OWNED_SETTINGS.items():
+        variables = environment_variables(Settings, field_name)
+        value_given = next((given[v] for v in variables if v in given), None) if given is not None else None
+        for variable in variables:
+            value = environ.get(variable)
+            if value is not None and value != value_given:
+                notes.append(f"{variable}={value} is not used by the local stack's functions: they use {reason}")
+    return notes
+
+
+def template_parameters(
+    config: LocalStackConfig, environ: Mapping[str, str], mlflow_uri: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The template's parameter overrides for a local deployment, and the variable each came from.
+
+    The stack sets the stage, its MLflow server and the symbols it seeded; each other parameter that a
+    function's variable takes as it is (``RETRAIN_INTERVAL: !Ref Interval``) gets the user's value of that
+    variable, as ``sam deploy --parameter-overrides`` would give it on AWS."""
+    overrides = {"Stage": config.stage, "MlflowTrackingUri": mlflow_uri, "Symbols": ",".join(config.symbols)}
+    sources: dict[str, str] = {}
+    for variable, parameter in parameter_variables(load_template(config.template_path)).items():
+        if parameter in _STACK_PARAMETERS or variable not in environ:
+            continue
+        if parameter in sources and overrides[parameter] != environ[variable]:
+            raise ConfigurationError(
+                f"{sources[parameter]} and {variable} both set the template parameter {parameter}, differently"
+            )
+        overrides[parameter], sources[parameter] = environ[variable], variable
+    return overrides, sources
 
 
 class StackError(RetrainError):
@@ -106,6 +186,8 @@ class StackInfo:
     started_at: str
     state_dir: str
     mlflow_pid: int | None = None
+    # The user's settings the functions were started with (user_configuration); None from an older stack.json.
+    configuration: dict[str, str] | None = None
 
     @property
     def aws_endpoint(self) -> str:
@@ -169,14 +251,18 @@ class EmbeddedStack:
             raise StackError("an embedded stack already runs in this process (moto's state is process-global)")
         config = self.config
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
+        load_settings()  # the functions' configuration, refused with the variable at fault before anything starts
+        configuration = user_configuration(os.environ)
         state_dir = config.state_dir.resolve()
         state_dir.mkdir(parents=True, exist_ok=True)
         moto_port = self._claim_port("moto", config.moto_port)
         mlflow_port = self._claim_port("mlflow", config.mlflow_port) if config.with_mlflow else 0
         symbols = sample_data.check_symbols(config.sample_data_dir, config.symbols, config.interval)
+        parameters, sources = template_parameters(config, os.environ, f"http://{config.host}:{mlflow_port}")
         resources = local_resources(
             config.template_path,
-            parameters={"Stage": config.stage, "MlflowTrackingUri": f"http://{config.host}:{mlflow_port}"},
+            parameters=parameters,
+            parameter_sources=sources,
             region=config.region,
             stack_name=f"retrain-{config.stage}",
         )
@@ -217,6 +303,7 @@ class EmbeddedStack:
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             state_dir=str(state_dir),
             mlflow_pid=self._mlflow.pid if self._mlflow else None,
+            configuration=configuration,
         )
         self._environment.set(self.info.client_environment())
         return self.info
@@ -266,7 +353,9 @@ class EmbeddedStack:
         response.raise_for_status()
 
     def _apply_environment(self, resources: LocalResources, moto_port: int) -> None:
-        """What Lambda would give the handlers: the template's environment plus local endpoints."""
+        """What Lambda would give the handlers: the template's environment (with the user's values of the
+        variables it fills from parameters) over this process's, plus local endpoints. Every other variable of
+        the process, ``RETRAIN_*`` settings included, stays as the user set it."""
         merged: dict[str, str] = {}
         for function in resources.functions:
             for name, value in function.environment.items():
@@ -279,7 +368,6 @@ class EmbeddedStack:
             {
                 **local_aws_environment(f"http://{self.config.host}:{moto_port}", resources.region),
                 "RETRAIN_SYMBOLS": ",".join(self.config.symbols),
-                "RETRAIN_INTERVAL": self.config.interval,
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon on a laptop
                 # Offline by default: ingestion replays the sample data unless a vendor is configured.
                 "RETRAIN_MARKET_DATA_PROVIDER": os.environ.get("RETRAIN_MARKET_DATA_PROVIDER", "replay"),
@@ -288,8 +376,15 @@ class EmbeddedStack:
                 ),
             }
         )
+        self._note_stack_owned(merged)
         self._environment.set(merged)
         self._environment.unset("AWS_PROFILE")  # a developer's profile must not win over the local credentials
+        # RETRAIN_MLFLOW_TRACKING_URI is read before MLFLOW_TRACKING_URI: it must not point the functions elsewhere.
+        self._environment.unset(*(v for v in environment_variables(Settings, "mlflow_tracking_uri") if v not in merged))
+
+    def _note_stack_owned(self, merged: dict[str, str]) -> None:
+        for note in stack_owned_notes(os.environ, merged):
+            self.progress(note)
 
     def _client(self, service: str) -> Any:
         import boto3

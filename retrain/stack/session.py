@@ -4,13 +4,14 @@ embedded stack started for the duration of the command."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from common.settings import load_settings
 from retrain.stack.config import LocalStackConfig, load_local_config
 from retrain.stack.control import running_stack, start_daemon, stop_daemon
-from retrain.stack.embedded import Progress, StackInfo
+from retrain.stack.embedded import Progress, StackInfo, configuration_differences, user_configuration
 from retrain.stack.process import patched_environment
 
 
@@ -43,6 +44,7 @@ def connect(config: LocalStackConfig | None = None, progress: Progress = print) 
         return
     info = running_stack(config)
     if info is not None:
+        _warn_of_other_configuration(info, progress)
         with patched_environment(info.client_environment()):
             yield _connection(f"local stack (pid {info.pid})", info)
         return
@@ -54,6 +56,20 @@ def connect(config: LocalStackConfig | None = None, progress: Progress = print) 
     finally:
         progress("stopping the local stack")
         stop_daemon(info)
+
+
+def _warn_of_other_configuration(info: StackInfo, progress: Progress) -> None:
+    """The running stack's functions keep the settings it started with; say which ones this command's
+    environment would change, as the command itself (its clock, its checks) reads this environment."""
+    if info.configuration is None:  # a stack started before the configuration was recorded
+        return
+    differences = configuration_differences(info.configuration, user_configuration(os.environ))
+    if differences:
+        progress(
+            f"warning: the running local stack (pid {info.pid}) keeps the settings it was started with; "
+            "this command's environment differs (`retrain down`, then `retrain up` with these settings, "
+            "to give them to its functions):\n  " + "\n  ".join(differences)
+        )
 
 
 def _connection(source: str, info: StackInfo, *, stops_after_command: bool = False) -> Connection:

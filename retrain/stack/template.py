@@ -220,9 +220,39 @@ class _Resolver:
         return re.sub(r"\$\{!([^}]*)\}", r"${\1}", re.sub(r"\$\{([^!}][^}]*)\}", replace, text))
 
 
-def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> dict[str, str]:
+def parameter_variables(template: dict[str, Any]) -> dict[str, str]:
+    """The functions' environment variables that take a template parameter's value as it is, ``{variable:
+    parameter}`` (``RETRAIN_INTERVAL: !Ref Interval``, ``RETRAIN_SYMBOLS: !Join [",", !Ref Symbols]``): on
+    AWS a parameter override sets them, so locally the user's value of the variable is that override."""
+    parameters = template.get("Parameters", {})
+    environments = [template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})]
+    environments += [
+        resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for resource in template["Resources"].values()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    ]
+    found: dict[str, str] = {}
+    for variables in environments:
+        for variable, value in variables.items():
+            if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+                separator, items = value["Fn::Join"]
+                value = items if separator == "," else None  # a list parameter joined with its own separator
+            if isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in parameters:
+                found[variable] = value["Ref"]
+    return found
+
+
+def _parameter_values(
+    template: dict[str, Any], overrides: dict[str, str], sources: dict[str, str] | None = None
+) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, spec in template.get("Parameters", {}).items():
+        # A value taken from the user's environment is named by its variable, as the user wrote it.
+        where = (
+            f"{sources[name]} (template parameter {name})"
+            if sources and name in sources
+            else f"template parameter {name}"
+        )
         if name in overrides:
             value = overrides[name]
         elif "Default" in spec:
@@ -231,10 +261,13 @@ def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> di
             raise ConfigurationError(f"template parameter {name} has no default: the local stack must set it")
         allowed = spec.get("AllowedValues")
         if allowed and str(value) not in [str(a) for a in allowed]:
-            raise ConfigurationError(f"template parameter {name}={value!r} is not one of {allowed}")
+            raise ConfigurationError(f"{where}={value!r} is not one of {[str(a) for a in allowed]}")
         pattern = spec.get("AllowedPattern")
         if pattern and not re.fullmatch(pattern, str(value)):
-            raise ConfigurationError(f"template parameter {name}={value!r} does not match {pattern}")
+            hint = spec.get("ConstraintDescription")
+            raise ConfigurationError(f"{where}={value!r} does not match {pattern}" + (f" ({hint})" if hint else ""))
+        if spec.get("Type") == "Number":
+            _check_number(where, value, spec)
         values[name] = ",".join(value) if isinstance(value, list) else str(value)
     unknown = set(overrides) - set(values)
     if unknown:
@@ -242,13 +275,31 @@ def _parameter_values(template: dict[str, Any], overrides: dict[str, str]) -> di
     return values
 
 
+def _check_number(where: str, value: Any, spec: dict[str, Any]) -> None:
+    """CloudFormation's checks of a Number parameter: a number, within MinValue..MaxValue."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{where}={value!r} is not a number") from None
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        raise ConfigurationError(f"{where}={value!r} is below its MinValue {spec['MinValue']}")
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        raise ConfigurationError(f"{where}={value!r} is above its MaxValue {spec['MaxValue']}")
+
+
 def local_resources(
-    template_path: Path, *, parameters: dict[str, str], region: str = "us-east-1", stack_name: str = "retrain-local"
+    template_path: Path,
+    *,
+    parameters: dict[str, str],
+    region: str = "us-east-1",
+    stack_name: str = "retrain-local",
+    parameter_sources: dict[str, str] | None = None,
 ) -> LocalResources:
-    """Resolve the template into the resources of one local deployment."""
+    """Resolve the template into the resources of one local deployment. ``parameter_sources`` names the
+    environment variable each overridden parameter was read from, for the message refusing its value."""
     template = load_template(template_path)
     root = template_path.parent
-    values = _parameter_values(template, parameters)
+    values = _parameter_values(template, parameters, parameter_sources)
     resolver = _Resolver(template, dict(values), region, stack_name)
     # CommaDelimitedList parameters resolve to lists inside Fn::Join.
     for name, spec in template.get("Parameters", {}).items():

@@ -289,3 +289,72 @@ def test_sub_escape_renders_literal(tmp_path: Path) -> None:
 
 def test_returned_parameters_are_strings(resources: LocalResources) -> None:
     assert resources.parameters["Symbols"] == ",".join(DEFAULT_SYMBOLS)
+
+
+def test_the_variables_the_template_fills_from_parameters() -> None:
+    """What a user's environment may override locally, as a parameter override would on AWS."""
+    from retrain.stack.template import parameter_variables
+
+    assert parameter_variables(load_template(TEMPLATE)) == {
+        "RETRAIN_SYMBOLS": "Symbols",
+        "RETRAIN_INTERVAL": "Interval",
+        "MLFLOW_TRACKING_URI": "MlflowTrackingUri",
+        "RETRAIN_MARKET_DATA_SECRET_NAME": "MarketDataSecretName",
+        "RETRAIN_PREDICTOR_MODEL_REFRESH_SECONDS": "PredictorModelRefreshSeconds",
+        "RETRAIN_NOTIFY_CHANNELS": "NotifyChannels",
+        "RETRAIN_TELEGRAM_SECRET_NAME": "TelegramSecretName",
+    }
+
+
+def test_user_values_become_parameter_overrides_and_stack_parameters_stay_the_stacks(tmp_path: Path) -> None:
+    from retrain.stack.config import LocalStackConfig
+    from retrain.stack.embedded import template_parameters
+
+    config = LocalStackConfig(state_dir=tmp_path, symbols=("BTC",))
+    environ = {
+        "RETRAIN_INTERVAL": "1h",
+        "RETRAIN_PREDICTOR_MODEL_REFRESH_SECONDS": "5",
+        "RETRAIN_SYMBOLS": "ETH",  # the stack's symbols come from its configuration (a command may narrow them)
+        "MLFLOW_TRACKING_URI": "https://elsewhere.example.com",  # the stack's own server
+        "RETRAIN_GATE_RULE": "risk",  # no parameter: passes through the environment
+    }
+    parameters, sources = template_parameters(config, environ, "http://127.0.0.1:5101")
+    assert parameters == {
+        "Stage": "local",
+        "MlflowTrackingUri": "http://127.0.0.1:5101",
+        "Symbols": "BTC",
+        "Interval": "1h",
+        "PredictorModelRefreshSeconds": "5",
+    }
+    assert sources == {
+        "Interval": "RETRAIN_INTERVAL",
+        "PredictorModelRefreshSeconds": "RETRAIN_PREDICTOR_MODEL_REFRESH_SECONDS",
+    }
+    env = (
+        local_resources(TEMPLATE, parameters=parameters, parameter_sources=sources)
+        .function("PredictorFunction")
+        .environment
+    )
+    assert env["RETRAIN_INTERVAL"] == "1h" and env["RETRAIN_PREDICTOR_MODEL_REFRESH_SECONDS"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "variable", "value", "message"),
+    [
+        ("Interval", "RETRAIN_INTERVAL", "5m", "is not one of ['1d', '1h']"),
+        ("NotifyChannels", "RETRAIN_NOTIFY_CHANNELS", "telegram", "is not one of ['outbox', 'outbox,telegram']"),
+        ("TelegramSecretName", "RETRAIN_TELEGRAM_SECRET_NAME", "a secret", "does not match"),
+        ("PredictorModelRefreshSeconds", "RETRAIN_PREDICTOR_MODEL_REFRESH_SECONDS", "0", "below its MinValue 1"),
+        ("PredictorModelRefreshSeconds", "RETRAIN_PREDICTOR_MODEL_REFRESH_SECONDS", "soon", "is not a number"),
+    ],
+)
+def test_a_value_the_parameter_refuses_names_the_variable(parameter, variable, value, message) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        local_resources(TEMPLATE, parameters={**PARAMETERS, parameter: value}, parameter_sources={parameter: variable})
+    assert str(refused.value).startswith(f"{variable} (template parameter {parameter})={value!r} ")
+    assert message in str(refused.value)
+
+
+def test_number_parameters_are_checked_against_their_range() -> None:
+    with pytest.raises(ConfigurationError, match=r"template parameter MapMaxConcurrency='41' is above its MaxValue 40"):
+        local_resources(TEMPLATE, parameters={**PARAMETERS, "MapMaxConcurrency": "41"})

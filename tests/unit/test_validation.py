@@ -550,7 +550,7 @@ def _validate_sample(interval: str, symbol: str, **kwargs) -> ValidatedBars:
 
 def test_sample_files_cover_both_intervals() -> None:
     assert len([p for p in SAMPLE_CSVS if p.parent.name == "1d"]) == 16
-    assert len([p for p in SAMPLE_CSVS if p.parent.name == "1h"]) == 3
+    assert len([p for p in SAMPLE_CSVS if p.parent.name == "1h"]) == 9  # BTC ETH SOL; ADA BNB DOGE LINK LTC XRP
 
 
 @pytest.mark.parametrize("policy", ["report", "fill"])
