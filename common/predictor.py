@@ -275,7 +275,13 @@ class ModelCache:
 
 class RegistrySource:
     """:class:`ModelSource` over the MLflow registry: the champion alias, and a version loaded and checked
-    against the probabilities its training run recorded."""
+    against the probabilities its training run recorded.
+
+    A version whose run holds a native model file (:data:`common.native_models.NATIVE_ARTIFACTS`, by its
+    ``classifier`` tag) is loaded from that file, without unpickling (nor importing) the booster's sklearn
+    wrapper; any other version (every classifier without a native form, versions logged before) from its
+    pickle. Either way the scorer must pass the same load-back check. The native file and the load-back
+    sample are fetched concurrently."""
 
     def __init__(self, registry: Any) -> None:
         self._registry = registry
@@ -286,19 +292,31 @@ class RegistrySource:
         return self._registry.version_by_alias(name, CHAMPION)
 
     def load(self, info: VersionInfo) -> CheckedModel:
-        from common.registry import load_back_problem
+        from common.native_models import NATIVE_ARTIFACTS, load_native
+        from common.registry import SAMPLE_ARTIFACT, load_back_problem
 
-        try:
-            model = self._registry.load_model(info.name, info.version)
-            names = feature_names_of(model, info)
-            score = compile_scorer(model, names)
-        except Exception as exc:
-            raise ModelLoadError(f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}") from exc
+        classifier = decode_tags(info.tags).get("classifier")
+        native_path = NATIVE_ARTIFACTS.get(classifier) if isinstance(classifier, str) else None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-back-sample") as pool:
+            sample = pool.submit(self._registry.load_json_artifact, info.run_id, SAMPLE_ARTIFACT)
+            try:
+                payload = self._registry.artifact_bytes(info.run_id, native_path) if native_path else None
+                if payload is not None:
+                    model = load_native(classifier, payload)  # type: ignore[arg-type]
+                else:
+                    model = self._registry.load_model(info.name, info.version)
+                names = feature_names_of(model, info)
+                score = compile_scorer(model, names)
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
+            recorded = sample.result()
 
         def check(rows: pd.DataFrame) -> np.ndarray:
             return score(rows[list(names)].to_numpy(dtype="float64"))
 
-        problem = load_back_problem(self._registry, model, info.run_id, score=check)
+        problem = load_back_problem(self._registry, model, info.run_id, score=check, sample=recorded)
         if problem is not None:
             raise ModelLoadError(f"{info.name} v{info.version} failed its load-back check: {problem}")
         return CheckedModel(model, score, names)
