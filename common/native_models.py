@@ -2,8 +2,8 @@
 
 ``import lightgbm`` imports scikit-learn whenever it is installed (its sklearn wrapper), and scikit-learn
 imports SciPy: on the predictor's cold path that was a second of imports for a model that needs none of it.
-So :meth:`common.registry.Registry.log_model` also logs a LightGBM champion's native model text
-(:func:`native_artifact`), and the predictor loads that text straight into LightGBM's shared library through
+So :meth:`common.registry.Registry.log_model` also logs a LightGBM classifier's native model text
+(:func:`native_artifact`, named by the run tag :data:`NATIVE_MODEL_TAG`), and the predictor loads that text straight into LightGBM's shared library through
 its C API (:class:`LightGBMModel`, ctypes), which is what the ``lightgbm`` package itself calls underneath.
 
 Nothing is trusted on that account: a native model serves only after it reproduced the probabilities the
@@ -17,38 +17,52 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import sys
 import threading
 import weakref
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-#: The run artifact holding a version's native model, by its ``classifier`` tag.
-NATIVE_ARTIFACTS: dict[str, str] = {"lightgbm": "serving/lightgbm_model.txt"}
+#: The run tag naming a run's native model: JSON ``{"format": "lightgbm", "path": <run artifact path>}``.
+#: Written with the file, so the predictor knows from the run (one call it makes anyway) whether there is one,
+#: without probing for a file (MLflow's artifact proxy answers a missing file with a 500, not a 404).
+NATIVE_MODEL_TAG = "retrain.native_model"
+LIGHTGBM_ARTIFACT = "serving/lightgbm_model.txt"
 
 _PREDICT_NORMAL, _DTYPE_FLOAT64 = 0, 1  # C_API_PREDICT_NORMAL, C_API_DTYPE_FLOAT64 of LightGBM's c_api.h
 _ONE_THREAD = b"num_threads=1"  # a request's rows are too few to share; idle OpenMP workers cost a wake-up
 
 
-def native_artifact(model: Any, classifier: str) -> tuple[str, bytes] | None:
-    """(artifact path, bytes) of ``model``'s native form, for the models that have one the predictor scores
-    (a binary LightGBM classifier on labels 0/1); None otherwise."""
-    path = NATIVE_ARTIFACTS.get(classifier)
+def native_artifact(model: Any) -> tuple[dict[str, str], bytes] | None:
+    """(the :data:`NATIVE_MODEL_TAG` value, the file's bytes) of ``model``'s native form, for the models that
+    have one the predictor scores (a binary LightGBM classifier on labels 0/1); None otherwise."""
     booster = getattr(model, "_Booster", None)
-    if path is None or type(model).__module__.split(".", 1)[0] != "lightgbm" or booster is None:
+    if type(model).__module__.split(".", 1)[0] != "lightgbm" or booster is None:
         return None
     if getattr(model, "objective_", None) != "binary" or [int(c) for c in getattr(model, "classes_", ())] != [0, 1]:
         return None
     # The trees predict_proba uses: the best iteration when early stopping recorded one, else all of them.
-    return path, booster.model_to_string().encode()
+    return {"format": "lightgbm", "path": LIGHTGBM_ARTIFACT}, booster.model_to_string().encode()
 
 
-def load_native(classifier: str, payload: bytes) -> LightGBMModel:
-    """The model of a native artifact logged for ``classifier``."""
-    if classifier != "lightgbm":
-        raise ValueError(f"no native model format for {classifier}")
+def native_reference(run_tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """(format, artifact path) of the native model a run logged, or None (a version logged before, or a
+    classifier without a native form: its pickle serves)."""
+    text = run_tags.get(NATIVE_MODEL_TAG)
+    if not text:
+        return None
+    reference = json.loads(text)
+    return str(reference["format"]), str(reference["path"])
+
+
+def load_native(format: str, payload: bytes) -> LightGBMModel:
+    """The model of a native file of ``format``."""
+    if format != "lightgbm":
+        raise ValueError(f"unknown native model format {format!r}")
     return LightGBMModel(payload)
 
 

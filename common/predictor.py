@@ -277,8 +277,8 @@ class RegistrySource:
     """:class:`ModelSource` over the MLflow registry: the champion alias, and a version loaded and checked
     against the probabilities its training run recorded.
 
-    A version whose run holds a native model file (:data:`common.native_models.NATIVE_ARTIFACTS`, by its
-    ``classifier`` tag) is loaded from that file, without unpickling (nor importing) the booster's sklearn
+    A version whose run logged a native model file (its run tag :data:`common.native_models.NATIVE_MODEL_TAG`)
+    is loaded from that file, without unpickling (nor importing) the booster's sklearn
     wrapper; any other version (every classifier without a native form, versions logged before) from its
     pickle. Either way the scorer must pass the same load-back check. The native file and the load-back
     sample are fetched concurrently."""
@@ -292,17 +292,18 @@ class RegistrySource:
         return self._registry.version_by_alias(name, CHAMPION)
 
     def load(self, info: VersionInfo) -> CheckedModel:
-        from common.native_models import NATIVE_ARTIFACTS, load_native
+        from common.native_models import load_native, native_reference
         from common.registry import SAMPLE_ARTIFACT, load_back_problem
 
-        classifier = decode_tags(info.tags).get("classifier")
-        native_path = NATIVE_ARTIFACTS.get(classifier) if isinstance(classifier, str) else None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-back-sample") as pool:
             sample = pool.submit(self._registry.load_json_artifact, info.run_id, SAMPLE_ARTIFACT)
             try:
-                payload = self._registry.artifact_bytes(info.run_id, native_path) if native_path else None
-                if payload is not None:
-                    model = load_native(classifier, payload)  # type: ignore[arg-type]
+                native = native_reference(self._registry.run_tags(info.run_id))
+                if native is not None:
+                    payload = self._registry.artifact_bytes(info.run_id, native[1])
+                    if payload is None:
+                        raise FileNotFoundError(f"run {info.run_id} has no {native[1]}, which its tags name")
+                    model = load_native(native[0], payload)
                 else:
                     model = self._registry.load_model(info.name, info.version)
                 names = feature_names_of(model, info)

@@ -264,7 +264,7 @@ class Registry:
         import mlflow
         from mlflow.models import infer_signature
 
-        from common.native_models import native_artifact
+        from common.native_models import NATIVE_MODEL_TAG, native_artifact
 
         signature = infer_signature(sample, model.predict_proba(sample))
         info = mlflow.sklearn.log_model(
@@ -275,9 +275,11 @@ class Registry:
             pip_requirements=pip_requirements(classifier),
             pyfunc_predict_fn="predict_proba",
         )
-        native = native_artifact(model, classifier)
+        native = native_artifact(model)
         if native is not None:
-            cls.log_bytes(native[1], native[0])
+            reference, payload = native
+            cls.log_bytes(payload, reference["path"])
+            mlflow.set_tag(NATIVE_MODEL_TAG, json.dumps(reference, sort_keys=True))
         return info.model_uri
 
     @classmethod
@@ -320,6 +322,9 @@ class Registry:
     def load_json_artifact(self, run_id: str, artifact_path: str) -> Any:
         with tempfile.TemporaryDirectory() as folder:
             return json.loads(self.download_artifacts(run_id, artifact_path, Path(folder)).read_text())
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
 
     def artifact_bytes(self, run_id: str, artifact_path: str) -> bytes | None:
         """A run's artifact file, or None when the run has no such file."""

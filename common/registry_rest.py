@@ -4,7 +4,7 @@ Importing the MLflow client costs a cold start more than everything else the fir
 imports its GenAI, tracing and model-flavour packages whatever is asked). What the predictor reads on its
 cold path are three documented REST calls of the tracking server: the version behind an alias
 (``GET /api/2.0/mlflow/registered-models/alias``), the run that logged it (``GET /api/2.0/mlflow/runs/get``,
-for its artifact root) and files of that run (the server's artifact proxy for ``mlflow-artifacts:`` roots,
+for its artifact root and its tags) and files of that run (the server's artifact proxy for ``mlflow-artifacts:`` roots,
 ``GET /api/2.0/mlflow-artifacts/artifacts/...``; S3 itself for ``s3://`` roots). :class:`RestRegistryReader`
 makes those calls with urllib3 (boto3's HTTP library, so nothing new to import) and answers them as
 :class:`common.registry.Registry` does; everything else it hands to that MLflow client, created on first
@@ -59,7 +59,7 @@ class RestRegistryReader:
         self._http: Any = None
         self._client: Registry | None = None
         self._s3: dict[str, Any] = {}
-        self._roots: dict[str, str] = {}  # run id -> artifact root (a run's root never changes)
+        self._runs: dict[str, tuple[str, dict[str, str]]] = {}  # run id -> (artifact root, tags)
         self._lock = threading.Lock()
 
     @staticmethod
@@ -89,7 +89,8 @@ class RestRegistryReader:
         return self.client.load_model(name, version)
 
     def artifact_bytes(self, run_id: str, artifact_path: str) -> bytes | None:
-        """A run's artifact file, or None when the run has no such file."""
+        """A run's artifact file, or None when the store says there is no such file (S3, or a proxy answering
+        404; MLflow's proxy over S3 answers a missing file with a 500, which raises)."""
         root = self._artifact_root(run_id)
         scheme = urlparse(root).scheme
         if scheme == "mlflow-artifacts" and urlparse(root).netloc in {"", urlparse(self.tracking_uri).netloc}:
@@ -114,14 +115,23 @@ class RestRegistryReader:
         return json.loads(payload)
 
     # --- internals --------------------------------------------------------------------------------
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self._run(run_id)[1])
+
     def _artifact_root(self, run_id: str) -> str:
-        root = self._roots.get(run_id)
-        if root is None:
+        return self._run(run_id)[0]
+
+    def _run(self, run_id: str) -> tuple[str, dict[str, str]]:
+        """(artifact root, tags) of a run: one call, kept (a version's run is finished, its root fixed)."""
+        run = self._runs.get(run_id)
+        if run is None:
             status, body = self._get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
             if status != 200:
                 raise RegistryError(f"run {run_id}: HTTP {status}: {_message(body)}")
-            root = self._roots.setdefault(run_id, json.loads(body)["run"]["info"]["artifact_uri"])
-        return root
+            found = json.loads(body)["run"]
+            tags = {tag["key"]: tag.get("value", "") for tag in found.get("data", {}).get("tags") or ()}
+            run = self._runs.setdefault(run_id, (found["info"]["artifact_uri"], tags))
+        return run
 
     def _get(self, path: str, query: dict[str, str] | None = None) -> tuple[int, bytes]:
         if self._http is None:

@@ -22,7 +22,7 @@ import pytest
 
 from common.bar_store import OhlcvStore
 from common.features import FEATURE_NAMES, labelled_features
-from common.native_models import NATIVE_ARTIFACTS
+from common.native_models import LIGHTGBM_ARTIFACT
 from common.ohlcv import parse_ohlcv_csv
 from common.promotion import encode_tags
 from common.registry import Registry
@@ -77,7 +77,7 @@ def _corrupt_artifacts(bucket: str, ids: tuple[str, str]) -> int:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="mlflow/")
         for item in page.get("Contents", [])
         if (model_id in item["Key"] and item["Key"].endswith(".pkl"))
-        or (run_id in item["Key"] and item["Key"].endswith(NATIVE_ARTIFACTS["lightgbm"]))
+        or (run_id in item["Key"] and item["Key"].endswith(LIGHTGBM_ARTIFACT))
     ]
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=b"not a pickle")
