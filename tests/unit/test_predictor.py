@@ -485,3 +485,29 @@ def test_the_lambda_handler_publishes_swaps_and_refused_loads_as_metrics(
     assert first == {"ModelSwaps": 1}
     assert "ModelSwaps" not in second and "ModelLoadsRejected" not in second
     assert third == {"ModelLoadsRejected": 1}
+
+
+def test_a_cold_start_loads_the_champion_and_the_features_concurrently(source: FakeSource) -> None:
+    """The first ``/prediction`` of a pair overlaps the registry's round trips with the bars' read (issue 18):
+    each load here waits for the other to have started, so one after the other would time out."""
+    both_started = threading.Barrier(2, timeout=10)
+    settings = load_settings(symbols=("BTC",), data_bucket="unused")
+
+    class WaitingSource(FakeSource):
+        def load(self, info: VersionInfo) -> Any:
+            both_started.wait()
+            return super().load(info)
+
+    waiting = WaitingSource()
+    waiting.aliases.update(source.aliases)
+
+    def load(symbol: str, interval: str) -> FeatureRow:
+        both_started.wait()
+        return _row(symbol)
+
+    service = Service(settings, ModelCache(waiting, background=False), FeatureCache(load))
+    response = TestClient(create_app(lambda: service)).get(
+        "/prediction", params={"symbol": "BTC", "trend_type": "uptrend"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == "7" and waiting.loads == ["7"]
