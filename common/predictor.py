@@ -300,10 +300,10 @@ class RegistrySource:
             try:
                 native = native_reference(self._registry.run_tags(info.run_id))
                 if native is not None:
-                    payload = self._registry.artifact_bytes(info.run_id, native[1])
+                    payload = self._registry.artifact_bytes(info.run_id, native["path"])
                     if payload is None:
-                        raise FileNotFoundError(f"run {info.run_id} has no {native[1]}, which its tags name")
-                    model = load_native(native[0], payload)
+                        raise FileNotFoundError(f"run {info.run_id} has no {native['path']}, which its tags name")
+                    model = load_native(native, payload)
                 else:
                     model = self._registry.load_model(info.name, info.version)
                 names = feature_names_of(model, info)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.native_models import LightGBMModel, LightGBMSingleRow
+from common.native_models import LightGBMModel, LightGBMSingleRow, XGBoostModel
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ _BOOSTER_SCORERS: dict[str, Callable[[Any], Scorer | None]] = {
 
 def compile_scorer(model: Any, feature_names: Sequence[str]) -> Scorer:
     """The fastest exact P(trend) for ``model``; rows come as a float array in ``feature_names`` order."""
-    if isinstance(model, LightGBMModel):  # a booster's native model scores through its own C calls
+    if isinstance(model, LightGBMModel | XGBoostModel):  # a booster's native model: its own C calls
         return model.probabilities
     fast = _BOOSTER_SCORERS.get(_library(model))
     if fast is not None:

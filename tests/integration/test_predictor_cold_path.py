@@ -24,7 +24,7 @@ import pytest
 
 from common.bar_store import OhlcvStore
 from common.features import FEATURE_NAMES, labelled_features
-from common.native_models import LIGHTGBM_ARTIFACT, NATIVE_MODEL_TAG, LightGBMModel
+from common.native_models import LIGHTGBM_ARTIFACT, NATIVE_MODEL_TAG, LightGBMModel, XGBoostModel
 from common.ohlcv import parse_ohlcv_csv
 from common.predictor import RegistrySource
 from common.promotion import SUSPENDED_TAG, encode_tags
@@ -62,14 +62,14 @@ def _model_and_sample():
     return lightgbm.LGBMClassifier(n_estimators=40, num_leaves=7, random_state=4, verbose=-1).fit(X, y), X.tail(20)
 
 
-def _register(registry: Registry, model, sample, *, native: bool) -> str:
+def _register(registry: Registry, model, sample, *, native: bool, classifier: str = "lightgbm") -> str:
     with mlflow.start_run(experiment_id=registry.experiment_id(NAME), run_name=f"cold-path-native-{native}"):
         if native:
-            uri = Registry.log_model(model, "lightgbm", sample)
+            uri = Registry.log_model(model, classifier, sample)
         else:  # as log_model logged every version before the native file existed
             uri = mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle").model_uri
         Registry.log_load_back_sample(model, sample)
-    tags = {"feature_names": list(FEATURE_NAMES), "symbol": SYMBOL, "trend": TREND, "classifier": "lightgbm"}
+    tags = {"feature_names": list(FEATURE_NAMES), "symbol": SYMBOL, "trend": TREND, "classifier": classifier}
     return registry.register(NAME, uri, encode_tags(tags)).version
 
 
@@ -163,6 +163,21 @@ def test_the_native_file_and_the_pickle_load_to_the_same_checked_probabilities(s
     for checked in (native, pickled):
         np.testing.assert_allclose(checked.score(rows), expected, rtol=0, atol=1e-12)
         np.testing.assert_allclose(checked.score(rows[:1]), expected[:1], rtol=0, atol=1e-12)
+
+
+def test_an_xgboost_version_loads_from_its_native_json_to_the_checked_probabilities(stack, champion) -> None:
+    import xgboost
+
+    registry = champion[0]
+    _, sample = _model_and_sample()
+    bars = parse_ohlcv_csv((PROJECT_ROOT / "sample_data" / "ohlcv" / "1d" / f"{SYMBOL}.csv").read_bytes())
+    data = labelled_features(bars.loc[bars.index < AS_OF], horizon=10, up_pct=0.05, down_pct=0.05).dropna()
+    model = xgboost.XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1, random_state=4)
+    model.fit(data[list(FEATURE_NAMES)], data[f"{TREND}_label"].astype(int))
+    version = _register(registry, model, sample, native=True, classifier="xgboost")
+    checked = RegistrySource(serving_registry(stack.info.mlflow_uri)).load(registry.version(NAME, version))
+    assert isinstance(checked.model, XGBoostModel)
+    np.testing.assert_array_equal(checked.score(sample.to_numpy()), model.predict_proba(sample)[:, 1])
 
 
 def test_the_rest_reader_answers_the_registry_reads_as_the_mlflow_client(stack, champion) -> None:
