@@ -333,8 +333,10 @@ class Registry:
         with tempfile.TemporaryDirectory() as folder:
             try:
                 path = self.download_artifacts(run_id, artifact_path, Path(folder))
-            except (MlflowException, OSError) as exc:
-                if isinstance(exc, MlflowException) and exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            except FileNotFoundError:
+                return None
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                     raise
                 return None
             return path.read_bytes() if path.is_file() else None
