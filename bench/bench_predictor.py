@@ -13,8 +13,13 @@ server), trains the zoo's LightGBM for BTC uptrend on the sample bars, registers
   interpreter imports the handler module and answers one event: Lambda's init plus first invoke), once with
   the predictor image's lean set (a venv built from the lock's ``predictor`` group, what
   functions/predictor/Dockerfile installs; built once under .local/bench/) and once with the project's whole
-  set; and as ``retrain serve``; MLflow's as ``mlflow models serve``. Median of three. Then the packages whose
-  imports weigh most on the lean cold path (``python -X importtime``), and each set's installed size.
+  set; and as ``retrain serve``; MLflow's as ``mlflow models serve``. Median of three
+  (``BENCH_PREDICTOR_COLD_REPEATS``). The lean cold start's parts: the handler module's import (Lambda's init)
+  and the first invoke (the registry's alias, run and two artifacts over MLflow's REST API, the booster's native
+  model loaded through its C library, the load-back check, the bars from S3 and their features concurrently;
+  common.predictor, common.registry_rest). Then the packages whose imports weigh most on the lean cold path
+  (``python -X importtime``), and each set's installed size. The Lambda child gets a plain context object, as
+  Lambda's runtime hands one (not the local stack's, whose module imports the stack's template reader).
 
 Targets (issue 6): in-process p50 <= 1 ms; ours >= 10x MLflow's requests/s at 1 and 8 clients with a p50
 at most a tenth of its p50; cold start <= 3 s (issue 18: at most a quarter of ``mlflow models serve``'s).
@@ -221,17 +226,24 @@ class Server:
 
 def lambda_cold_start(
     env: dict[str, str], event: dict[str, Any], python: Path | None = None, importtime: bool = False
-) -> float | dict[str, float]:
+) -> tuple[float, float, float] | dict[str, float]:
     """A fresh interpreter: import the handler module (Lambda's init), answer one event (the first invoke).
     ``python``: the interpreter (default this one; the lean venv's sees the sources through PYTHONPATH).
-    ``importtime``: instead of the time, the cumulative import seconds per top-level package."""
+    Returns (process start to the answer, the handler module's import, the first invoke) in seconds; with
+    ``importtime``, instead, the cumulative import seconds per top-level package."""
     script = (
+        "import time; started = time.perf_counter()\n"
         "import json, sys\n"
         "from functions.predictor.app import handler\n"
-        "from retrain.stack.lambda_router import LocalLambdaContext\n"
-        "response = handler(json.loads(sys.argv[1]), LocalLambdaContext('PredictorFunction', 'arn:local'))\n"
+        "imported = time.perf_counter()\n"
+        "class Context:  # the attributes of Lambda's context that powertools reads\n"
+        "    function_name, function_version, memory_limit_in_mb = 'PredictorFunction', '$LATEST', 1024\n"
+        "    invoked_function_arn = 'arn:aws:lambda:us-east-1:123456789012:function:PredictorFunction'\n"
+        "    aws_request_id, log_group_name, log_stream_name = 'bench', '', 'bench'\n"
+        "    def get_remaining_time_in_millis(self): return 900000\n"
+        "response = handler(json.loads(sys.argv[1]), Context())\n"
         "assert response['statusCode'] == 200, response\n"
-        "print('answered', flush=True)\n"
+        "print('answered', imported - started, time.perf_counter() - imported, flush=True)\n"
     )
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -253,9 +265,10 @@ def lambda_cold_start(
         line = child.stdout.readline()
     elapsed = time.perf_counter() - started
     _, err = child.communicate(timeout=60)
-    if line.strip() != "answered":
+    if not line.startswith("answered"):
         raise RuntimeError(f"the Lambda cold start failed: {err[-2000:]}")
-    return elapsed
+    _, imported, invoked = line.split()
+    return elapsed, float(imported), float(invoked)
 
 
 def import_seconds(report: str) -> dict[str, float]:
@@ -345,9 +358,14 @@ def main() -> None:
             mlflow_cmd += ["-m", f"models:/{NAME}/{version}", "--env-manager", "local", "--host", HOST]
             lean = lean_python() if COLD_REPEATS else None
             cold: dict[str, list[float]] = {"lean": [], "lambda": [], "ours": [], "mlflow": []}
+            phases: dict[str, list[float]] = {"import": [], "invoke": [], "rest": []}  # of the lean cold starts
             for _ in range(COLD_REPEATS):
-                cold["lean"].append(lambda_cold_start(env, event, lean))  # type: ignore[arg-type]
-                cold["lambda"].append(lambda_cold_start(env, event))  # type: ignore[arg-type]
+                total, imported, invoked = lambda_cold_start(env, event, lean)  # type: ignore[misc]
+                cold["lean"].append(total)
+                phases["import"].append(imported)
+                phases["invoke"].append(invoked)
+                phases["rest"].append(total - imported - invoked)
+                cold["lambda"].append(lambda_cold_start(env, event)[0])  # type: ignore[index]
                 for key, command, probe in (("ours", ours_cmd, prediction), ("mlflow", mlflow_cmd, invocations)):
                     port = free_port(HOST)
                     server = Server([*command, "--port", str(port)], env, port, probe, key)
@@ -372,7 +390,7 @@ def main() -> None:
                 for server in servers.values():
                     server.stop()
 
-    print_tables(warm, cold, results, imports, sizes)  # type: ignore[arg-type]
+    print_tables(warm, cold, phases, results, imports, sizes)  # type: ignore[arg-type]
 
 
 def check_same_probability(ours_port: int, mlflow_port: int, predict: Target, invocations: Target) -> None:
@@ -392,6 +410,7 @@ def check_same_probability(ours_port: int, mlflow_port: int, predict: Target, in
 def print_tables(
     warm: dict[str, float],
     cold: dict[str, list[float]],
+    phases: dict[str, list[float]],
     results: list[tuple[Target, int, dict[str, float]]],
     imports: dict[str, float],
     sizes: dict[str, float],
@@ -429,6 +448,12 @@ def print_tables(
         met = str(median <= 3.0) if key != "mlflow" else "(peer)"
         print(f"| {label} | {median:.2f} | {runs} | {median / peer:.2f} | {met} |")
     print("\nTarget (issue 18): the lean Lambda cold start at most a quarter (0.25) of `mlflow models serve`'s.\n")
+    imported, invoked, rest = (statistics.median(phases[k]) for k in ("import", "invoke", "rest"))
+    print("The lean cold start's parts (medians of each part):\n")
+    print("| part | s |\n|---|---|")
+    print(f"| the interpreter's start, and reading the answer (the rest) | {rest:.2f} |")
+    print(f"| Lambda's init: import the handler module | {imported:.2f} |")
+    print(f"| the first invoke: champion and features loaded (concurrently), checked, answered | {invoked:.2f} |\n")
     print("Imports on the lean cold path (`-X importtime`, each module's own time summed per package, one run):\n")
     print("| package | s |\n|---|---|")
     for package, seconds in sorted(imports.items(), key=lambda item: -item[1])[:8]:

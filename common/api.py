@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from common.errors import DataNotFoundError
 from common.features import FEATURE_NAMES
 from common.predictor import CacheEvent, ModelCache, RegistrySource, ServedModel
-from common.serving import FeatureCache, latest_features
+from common.serving import FeatureCache, FeatureRow, latest_features
 from common.settings import TRENDS, PoolEntry, Settings, get_settings, model_label, model_stem
 
 MAX_BATCH_ROWS = 1000
@@ -177,7 +177,7 @@ class Service:
         """``clock`` is "now" for the features (default: the settings' as-of, else the time); a replay
         moves it day by day. ``on_event`` hears each swap and refused load (the Lambda adapter counts them)."""
         from common.bar_store import OhlcvStore
-        from common.registry import Registry
+        from common.registry_rest import serving_registry
         from common.storage import S3ObjectStore
 
         store = OhlcvStore(S3ObjectStore(settings.bucket))
@@ -187,7 +187,7 @@ class Service:
             return latest_features(store, symbol, interval, as_of=now(), gap_policy=settings.gap_policy)
 
         models = ModelCache(
-            RegistrySource(Registry(settings.tracking_uri)),
+            RegistrySource(serving_registry(settings.tracking_uri)),
             refresh_seconds=settings.predictor_model_refresh_seconds,
             background=background,
             on_event=on_event,
@@ -305,16 +305,12 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
         _no_unknown_params(request, {"symbol", "trend_type", "interval"})
         svc = service_factory()
         # Warm path: both caches answer from memory and nothing blocks, so no thread hop; a cold or stale
-        # entry (a registry or S3 read) runs in a worker thread so the event loop keeps serving.
-        served = svc.loaded_model(symbol, trend_type, interval) or await asyncio.to_thread(
-            svc.model, symbol, trend_type, interval
-        )
+        # entry (a registry or S3 read) runs in a worker thread so the event loop keeps serving. On a cold
+        # start both load, concurrently (the registry's round trips overlap the bars' read).
+        served = svc.loaded_model(symbol, trend_type, interval)
         row = svc.features.fresh(symbol, interval)
-        if row is None:
-            try:
-                row = await asyncio.to_thread(svc.features.get, symbol, interval)
-            except DataNotFoundError as exc:
-                raise HTTPException(503, f"no features for {symbol}: {exc}") from None
+        if served is None or row is None:
+            served, row = await _served_and_row(svc, symbol, trend_type, interval, served, row)
         probability = served.probability(row)
         answer = PredictionResponse(
             prediction_probabilities=probability,
@@ -387,6 +383,31 @@ def _one_line(errors: list[dict[str, Any]], shown: int = 5) -> str:
     parts = [f"{place}: missing {names}" for place, names in missing.items()] + others
     text = "; ".join(parts[:shown]) + (f"; and {len(parts) - shown} more" if len(parts) > shown else "")
     return text or "invalid request"
+
+
+async def _served_and_row(
+    svc: Service, symbol: str, trend: str, interval: str, served: ServedModel | None, row: FeatureRow | None
+) -> tuple[ServedModel, FeatureRow]:
+    """The pair's model and the symbol's feature row, whichever is not in memory loaded in a worker thread;
+    both at once on a cold start (the registry's round trips overlap the bars' read). Errors as one at a
+    time would raise them: the model's (404) before the features' (503)."""
+
+    async def model() -> ServedModel:
+        return served or await asyncio.to_thread(svc.model, symbol, trend, interval)
+
+    async def features() -> FeatureRow:
+        try:
+            return row or await asyncio.to_thread(svc.features.get, symbol, interval)
+        except DataNotFoundError as exc:
+            raise HTTPException(503, f"no features for {symbol}: {exc}") from None
+
+    if PoolEntry(symbol, interval) not in svc.pool:  # type: ignore[arg-type]  # a 404 without reading anything
+        return await model(), await features()
+    outcomes = await asyncio.gather(model(), features(), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes  # type: ignore[return-value]
 
 
 def _no_unknown_params(request: Request, allowed: set[str]) -> None:

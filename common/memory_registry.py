@@ -148,6 +148,16 @@ class MemoryRegistry:
             raise RegistryError(f"run {run_id} has no artifact {artifact_path}")
         return json.loads(run.artifacts[artifact_path])
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RegistryError(f"no run {run_id}")
+        return dict(run.tags)
+
+    def artifact_bytes(self, run_id: str, artifact_path: str) -> bytes | None:
+        run = self._runs.get(run_id)
+        return run.artifacts.get(artifact_path) if run is not None else None
+
     # --- registered versions --------------------------------------------------------------------
     def register(self, name: str, model_uri: str, tags: dict[str, str]) -> VersionInfo:
         model = self._models.get(model_uri)

@@ -278,7 +278,13 @@ class ModelCache:
 
 class RegistrySource:
     """:class:`ModelSource` over the MLflow registry: the champion alias, and a version loaded and checked
-    against the probabilities its training run recorded."""
+    against the probabilities its training run recorded.
+
+    A version whose run logged a native model file (its run tag :data:`common.native_models.NATIVE_MODEL_TAG`)
+    is loaded from that file, without unpickling (nor importing) the booster's sklearn
+    wrapper; any other version (every classifier without a native form, versions logged before) from its
+    pickle. Either way the scorer must pass the same load-back check. The native file and the load-back
+    sample are fetched concurrently."""
 
     def __init__(self, registry: Any) -> None:
         self._registry = registry
@@ -289,19 +295,32 @@ class RegistrySource:
         return self._registry.version_by_alias(name, CHAMPION)
 
     def load(self, info: VersionInfo) -> CheckedModel:
-        from common.registry import load_back_problem
+        from common.native_models import load_native, native_reference
+        from common.registry import SAMPLE_ARTIFACT, load_back_problem
 
-        try:
-            model = self._registry.load_model(info.name, info.version)
-            names = feature_names_of(model, info)
-            score = compile_scorer(model, names)
-        except Exception as exc:
-            raise ModelLoadError(f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}") from exc
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-back-sample") as pool:
+            sample = pool.submit(self._registry.load_json_artifact, info.run_id, SAMPLE_ARTIFACT)
+            try:
+                native = native_reference(self._registry.run_tags(info.run_id))
+                if native is not None:
+                    payload = self._registry.artifact_bytes(info.run_id, native["path"])
+                    if payload is None:
+                        raise FileNotFoundError(f"run {info.run_id} has no {native['path']}, which its tags name")
+                    model = load_native(native, payload)
+                else:
+                    model = self._registry.load_model(info.name, info.version)
+                names = feature_names_of(model, info)
+                score = compile_scorer(model, names)
+            except Exception as exc:
+                raise ModelLoadError(
+                    f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}"
+                ) from exc
+            recorded = sample.result()
 
         def check(rows: pd.DataFrame) -> np.ndarray:
             return score(rows[list(names)].to_numpy(dtype="float64"))
 
-        problem = load_back_problem(self._registry, model, info.run_id, score=check)
+        problem = load_back_problem(self._registry, model, info.run_id, score=check, sample=recorded)
         if problem is not None:
             raise ModelLoadError(f"{info.name} v{info.version} failed its load-back check: {problem}")
         return CheckedModel(model, score, names)

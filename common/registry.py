@@ -256,11 +256,15 @@ class Registry:
         return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
     # --- logging (inside an active run) ---------------------------------------------------------
-    @staticmethod
-    def log_model(model: Any, classifier: str, sample: pd.DataFrame) -> str:
-        """Log a fitted model to the active run; returns its model URI."""
+    @classmethod
+    def log_model(cls, model: Any, classifier: str, sample: pd.DataFrame) -> str:
+        """Log a fitted model to the active run; returns its model URI. A model with a native form the
+        predictor scores without unpickling (:func:`common.native_models.native_artifact`) also gets that,
+        as a run artifact next to the load-back sample."""
         import mlflow
         from mlflow.models import infer_signature
+
+        from common.native_models import NATIVE_MODEL_TAG, native_artifact
 
         signature = infer_signature(sample, model.predict_proba(sample))
         info = mlflow.sklearn.log_model(
@@ -271,6 +275,11 @@ class Registry:
             pip_requirements=pip_requirements(classifier),
             pyfunc_predict_fn="predict_proba",
         )
+        native = native_artifact(model)
+        if native is not None:
+            reference, payload = native
+            cls.log_bytes(payload, reference["path"])
+            mlflow.set_tag(NATIVE_MODEL_TAG, json.dumps(reference, sort_keys=True))
         return info.model_uri
 
     @classmethod
@@ -314,18 +323,39 @@ class Registry:
         with tempfile.TemporaryDirectory() as folder:
             return json.loads(self.download_artifacts(run_id, artifact_path, Path(folder)).read_text())
 
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return dict(self.client.get_run(run_id).data.tags)
+
+    def artifact_bytes(self, run_id: str, artifact_path: str) -> bytes | None:
+        """A run's artifact file, or None when the run has no such file."""
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = self.download_artifacts(run_id, artifact_path, Path(folder))
+            except FileNotFoundError:
+                return None
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                    raise
+                return None
+            return path.read_bytes() if path.is_file() else None
+
 
 def load_back_problem(
-    registry: Registry,
+    registry: Any,  # Registry, or what answers load_json_artifact as it does
     model: Any,
     run_id: str,
     score: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    sample: dict[str, Any] | None = None,
 ) -> str | None:
     """None when ``model`` (a version loaded from the registry) reproduces the probabilities its training run
     recorded for a sample of rows; otherwise what is wrong. Promotion and the predictor's hot swap both
     refuse a version that fails it. ``score`` is how the caller will score (default
-    :func:`positive_probability`): the predictor checks its compiled fast path, not just the model."""
-    sample = registry.load_json_artifact(run_id, SAMPLE_ARTIFACT)
+    :func:`positive_probability`): the predictor checks its compiled fast path, not just the model.
+    ``sample``: the run's :data:`SAMPLE_ARTIFACT`, when the caller fetched it already."""
+    if sample is None:
+        sample = registry.load_json_artifact(run_id, SAMPLE_ARTIFACT)
     rows = pd.DataFrame(sample["rows"], columns=sample["columns"], index=pd.to_datetime(sample["index"]))
     try:
         got = score(rows) if score is not None else positive_probability(model, rows)

@@ -14,20 +14,22 @@ refused, not served.
 
 HistGradientBoosting (scikit-learn's booster, no ``n_jobs``) is scored through its own raw prediction on one
 OpenMP thread. For one LightGBM row it goes one step further, to LightGBM's own single-row C call (its
-configuration parsed once per loaded version, not per call). Nothing here imports a model library up front: the booster
-is reached through the loaded model, whose unpickling already imported its library.
+configuration parsed once per loaded version, not per call). A booster's native model
+(:mod:`common.native_models`: loaded without its Python package) is scored by its own C calls. Nothing here
+imports a model library up front: the booster is reached through the loaded model, whose unpickling already
+imported its library.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from common.native_models import LightGBMModel, LightGBMSingleRow, XGBoostModel
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def _lightgbm_scorer(model: Any) -> Scorer | None:
     booster = getattr(model, "_Booster", None)
     if booster is None or getattr(model, "objective_", None) != "binary" or not _binary_01(model):
         return None
-    single_row = _LightGBMSingleRow.create(booster)
+    single_row = _lightgbm_single_row(booster)
 
     def score(rows: np.ndarray) -> np.ndarray:
         if single_row is not None and rows.shape[0] == 1:
@@ -78,56 +80,15 @@ def _lightgbm_scorer(model: Any) -> Scorer | None:
     return score
 
 
-class _LightGBMSingleRow:
-    """LightGBM's C API for one row (``LGBM_BoosterPredictForMatSingleRowFast``): its configuration is
-    parsed once here instead of on every call, which is most of a one-row ``Booster.predict``. Thread-safe
-    since LightGBM 4.2 (the FastConfig owns its buffers). The booster stays referenced for the config's
-    lifetime; the config is freed with this object."""
+def _lightgbm_single_row(booster: Any) -> LightGBMSingleRow | None:
+    """LightGBM's single-row C call on ``booster`` (None when this LightGBM does not offer it)."""
+    from lightgbm.basic import _LIB  # imported already: unpickling the model imported lightgbm
 
-    def __init__(self, booster: Any, lib: Any, handle: ctypes.c_void_p, columns: int) -> None:
-        self._booster, self._lib, self._handle, self._columns = booster, lib, handle, columns
-        self._predict = lib.LGBM_BoosterPredictForMatSingleRowFast
-        weakref.finalize(self, lib.LGBM_FastConfigFree, handle)
-
-    @classmethod
-    def create(cls, booster: Any) -> _LightGBMSingleRow | None:
-        """None when this LightGBM does not offer the call (the caller then uses ``Booster.predict``)."""
-        try:
-            from lightgbm.basic import _LIB
-        except ImportError:
-            return None
-        if not hasattr(_LIB, "LGBM_BoosterPredictForMatSingleRowFastInit"):
-            return None
-        columns = booster.num_feature()
-        # Booster.predict's default: the best iteration when early stopping recorded one, else every tree.
-        iterations = booster.best_iteration if booster.best_iteration > 0 else -1
-        handle = ctypes.c_void_p()
-        status = _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-            booster._handle,
-            ctypes.c_int(_PREDICT_NORMAL),
-            ctypes.c_int(0),  # start iteration
-            ctypes.c_int(iterations),
-            ctypes.c_int(_DTYPE_FLOAT64),
-            ctypes.c_int32(columns),
-            ctypes.c_char_p(b"num_threads=1"),
-            ctypes.byref(handle),
-        )
-        return cls(booster, _LIB, handle, columns) if status == 0 else None
-
-    def __call__(self, row: np.ndarray) -> np.ndarray:
-        values = np.ascontiguousarray(row, dtype=np.float64)
-        if values.shape != (self._columns,):
-            raise ValueError(f"expected {self._columns} features, got shape {values.shape}")
-        length, result = ctypes.c_int64(), ctypes.c_double()
-        status = self._predict(
-            self._handle, values.ctypes.data_as(ctypes.c_void_p), ctypes.byref(length), ctypes.byref(result)
-        )
-        if status != 0 or length.value != 1:
-            raise RuntimeError(f"LightGBM single-row prediction failed: {self._lib.LGBM_GetLastError().decode()}")
-        return np.array([result.value])
-
-
-_PREDICT_NORMAL, _DTYPE_FLOAT64 = 0, 1  # C_API_PREDICT_NORMAL, C_API_DTYPE_FLOAT64 of LightGBM's c_api.h
+    # Booster.predict's default: the best iteration when early stopping recorded one, else every tree.
+    iterations = booster.best_iteration if booster.best_iteration > 0 else -1
+    return LightGBMSingleRow.create(
+        _LIB, booster._handle, iterations=iterations, columns=booster.num_feature(), owner=booster
+    )
 
 
 def _xgboost_scorer(model: Any) -> Scorer | None:
@@ -171,6 +132,8 @@ _BOOSTER_SCORERS: dict[str, Callable[[Any], Scorer | None]] = {
 
 def compile_scorer(model: Any, feature_names: Sequence[str]) -> Scorer:
     """The fastest exact P(trend) for ``model``; rows come as a float array in ``feature_names`` order."""
+    if isinstance(model, LightGBMModel | XGBoostModel):  # a booster's native model: its own C calls
+        return model.probabilities
     fast = _BOOSTER_SCORERS.get(_library(model))
     if fast is not None:
         try:

@@ -22,6 +22,7 @@ import pytest
 
 from common.bar_store import OhlcvStore
 from common.features import FEATURE_NAMES, labelled_features
+from common.native_models import LIGHTGBM_ARTIFACT
 from common.ohlcv import parse_ohlcv_csv
 from common.promotion import encode_tags
 from common.registry import Registry
@@ -45,9 +46,9 @@ def _seed_bars(bucket: str) -> None:
     OhlcvStore(S3ObjectStore(bucket)).append(SYMBOL, "1d", bars, as_of=AS_OF)
 
 
-def _register(registry: Registry, seed: int) -> tuple[str, str]:
+def _register(registry: Registry, seed: int) -> tuple[str, tuple[str, str]]:
     """Train a small LightGBM on the symbol's features, log it with its load-back sample, register it.
-    Returns (version, model id of the logged artifacts)."""
+    Returns (version, (model id of the logged model, id of the run that logged it))."""
     import lightgbm
     import mlflow
 
@@ -62,18 +63,21 @@ def _register(registry: Registry, seed: int) -> tuple[str, str]:
     tags = encode_tags(
         {"feature_names": list(FEATURE_NAMES), "symbol": SYMBOL, "trend": TREND, "classifier": "lightgbm"}
     )
-    version = registry.register(NAME, uri, tags).version
-    return version, uri.rsplit("/", 1)[-1]
+    version = registry.register(NAME, uri, tags)
+    return version.version, (uri.rsplit("/", 1)[-1], version.run_id)
 
 
-def _corrupt_artifacts(bucket: str, model_id: str) -> int:
-    """Overwrite the logged model's pickle in the bucket with garbage; returns how many objects changed."""
+def _corrupt_artifacts(bucket: str, ids: tuple[str, str]) -> int:
+    """Overwrite the version's model in the bucket with garbage (the logged model's pickle and the run's
+    native LightGBM model, which the predictor loads instead); returns how many objects changed."""
+    model_id, run_id = ids
     s3 = boto3.client("s3")
     keys = [
         item["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="mlflow/")
         for item in page.get("Contents", [])
-        if model_id in item["Key"] and item["Key"].endswith(".pkl")
+        if (model_id in item["Key"] and item["Key"].endswith(".pkl"))
+        or (run_id in item["Key"] and item["Key"].endswith(LIGHTGBM_ARTIFACT))
     ]
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=b"not a pickle")
@@ -128,7 +132,7 @@ def test_hot_swap_under_load_serves_every_request_and_never_the_corrupt_version(
             promoted_at = time.monotonic() - start
             time.sleep(max(0.0, CORRUPT_AT - (time.monotonic() - start)))
             corrupt, model_id = _register(registry, seed=3)
-            assert _corrupt_artifacts(bucket, model_id) >= 1
+            assert _corrupt_artifacts(bucket, model_id) == 2
             registry.move_champion(NAME, corrupt)
             corrupted_at = time.monotonic() - start
             for worker in workers:

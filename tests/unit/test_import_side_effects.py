@@ -40,6 +40,8 @@ MODULES = (
     "common.batch_predict",
     "common.serving",
     "common.predictor",
+    "common.native_models",
+    "common.registry_rest",
     "common.workflow",
     "functions.prepare_dataset.app",
     "functions.ingest.app",

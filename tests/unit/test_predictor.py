@@ -546,3 +546,29 @@ def test_a_mixed_pool_refuses_an_unknown_interval_and_a_model_it_does_not_hold(
     response = mixed_client.get("/prediction", params=params)
     assert response.status_code == status
     assert needle in response.json()["detail"] or needle in json.dumps(response.json())
+
+
+def test_a_cold_start_loads_the_champion_and_the_features_concurrently(source: FakeSource) -> None:
+    """The first ``/prediction`` of a pair overlaps the registry's round trips with the bars' read (issue 18):
+    each load here waits for the other to have started, so one after the other would time out."""
+    both_started = threading.Barrier(2, timeout=10)
+    settings = load_settings(symbols=("BTC",), data_bucket="unused")
+
+    class WaitingSource(FakeSource):
+        def load(self, info: VersionInfo) -> Any:
+            both_started.wait()
+            return super().load(info)
+
+    waiting = WaitingSource()
+    waiting.aliases.update(source.aliases)
+
+    def load(symbol: str, interval: str) -> FeatureRow:
+        both_started.wait()
+        return _row(symbol)
+
+    service = Service(settings, ModelCache(waiting, background=False), FeatureCache(load))
+    response = TestClient(create_app(lambda: service)).get(
+        "/prediction", params={"symbol": "BTC", "trend_type": "uptrend"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == "7" and waiting.loads == ["7"]

@@ -118,7 +118,7 @@ def test_a_fast_path_that_breaks_falls_back_to_predict_proba(data, monkeypatch) 
     def moved_internals(booster):
         raise AttributeError("'Booster' object has no attribute '_handle'")
 
-    monkeypatch.setattr("common.scorer._LightGBMSingleRow.create", moved_internals)
+    monkeypatch.setattr("common.scorer._lightgbm_single_row", moved_internals)
     score = compile_scorer(model, FEATURE_NAMES)
     np.testing.assert_allclose(score(X.tail(4).to_numpy()), positive_probability(model, X.tail(4)), atol=1e-12)
     np.testing.assert_allclose(score(X.tail(1).to_numpy()), positive_probability(model, X.tail(1)), atol=1e-12)
