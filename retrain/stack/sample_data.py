@@ -36,7 +36,12 @@ def check_symbols(sample_dir: Path, entries: tuple[str, ...], default_interval: 
             entry = parse_pool_entry(text, default_interval)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        if entry.interval not in known.get(entry.symbol, []):
+        if entry.symbol not in known:
+            raise ConfigurationError(
+                f"pool entry {text!r}: unknown symbol {entry.symbol}, no sample data for it in {sample_dir}; "
+                f"available: {','.join(sorted(known))}"
+            )
+        if entry.interval not in known[entry.symbol]:
             on = sorted(s for s, intervals in known.items() if entry.interval in intervals)
             raise ConfigurationError(
                 f"pool entry {text!r}: no {entry.interval} sample data for {entry.symbol} in {sample_dir}; "
