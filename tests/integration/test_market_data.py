@@ -34,14 +34,17 @@ def test_seeding_stored_the_clean_sample_series_byte_for_byte(stack):
 
 
 def test_the_day_is_scheduled_after_the_close_and_nothing_else_is(stack):
-    """One schedule (the template's DaySchedule) starts the day state machine, whose first step is ingestion;
-    no function has a cron rule of its own any more."""
+    """One schedule per interval (the template's DaySchedule and HourSchedule) starts the day state machine,
+    whose first step is ingestion, for the pool's models of that interval; no function has a cron rule of its
+    own any more."""
     scheduler = boto3.client("scheduler")
-    [summary] = scheduler.list_schedules()["Schedules"]
-    schedule = scheduler.get_schedule(Name=summary["Name"])
-    assert schedule["ScheduleExpression"] == "cron(5 0 * * ? *)"
-    assert schedule["Target"]["Arn"] == stack.info.state_machines["DayStateMachine"]
-    assert json.loads(schedule["Target"]["Input"]) == {"as_of": "<aws.scheduler.scheduled-time>"}
+    schedules = [scheduler.get_schedule(Name=s["Name"]) for s in scheduler.list_schedules()["Schedules"]]
+    found = {(s["ScheduleExpression"], s["Target"]["Arn"], s["Target"]["Input"]) for s in schedules}
+    day = stack.info.state_machines["DayStateMachine"]
+    assert found == {
+        ("cron(5 0 * * ? *)", day, '{"as_of": "<aws.scheduler.scheduled-time>", "interval": "1d"}'),
+        ("cron(5 * * * ? *)", day, '{"as_of": "<aws.scheduler.scheduled-time>", "interval": "1h"}'),
+    }
     assert boto3.client("events").list_rules()["Rules"] == []
 
 
