@@ -215,7 +215,11 @@ class Service:
         what = model_label(symbol, trend, interval)
         if PoolEntry(symbol, interval) not in self.pool:  # type: ignore[arg-type]
             held = [e.interval for e in self.pool if e.symbol == symbol]
-            why = f"the pool holds {symbol} on {', '.join(held)} bars only" if held else f"{symbol} is not in the configured pool"
+            why = (
+                f"the pool holds {symbol} on {', '.join(held)} bars only"
+                if held
+                else f"{symbol} is not in the configured pool"
+            )
             raise HTTPException(404, f"no model for {what}: {why}")
         served = self.models.get(symbol, trend, interval)  # type: ignore[arg-type]
         if served is None:
