@@ -421,12 +421,6 @@ class Settings(BaseSettings):
         """The pool's (symbol, interval) entries, in the order given; bare symbols on ``interval``."""
         return tuple(parse_pool_entry(text, self.interval) for text in self.symbols)
 
-    @property
-    def intervals(self) -> tuple[Interval, ...]:
-        """The intervals the pool holds, daily first."""
-        held = {entry.interval for entry in self.pool}
-        return tuple(i for i in INTERVALS if i in held)
-
     def symbols_on(self, interval: str) -> tuple[str, ...]:
         """The pool's symbols on ``interval`` bars (empty when it has none)."""
         return tuple(entry.symbol for entry in self.pool if entry.interval == interval)
@@ -459,6 +453,12 @@ class PoolEntry:
 
     def __str__(self) -> str:
         return f"{self.symbol}:{self.interval}"
+
+
+def pool_entry_text(text: str) -> str:
+    """A pool entry as typed (`` xrp:1H``) in its canonical spelling (``XRP:1h``)."""
+    symbol, sep, interval = text.strip().partition(":")
+    return f"{symbol.strip().upper()}{sep}{interval.strip().lower()}"
 
 
 def parse_pool_entry(text: str, default_interval: str) -> PoolEntry:

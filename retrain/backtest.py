@@ -23,7 +23,15 @@ from common.backtest import ModelUnit, backtest_model, check_history
 from common.backtest_report import DEFAULT_REPLICATES, report_meta, summarize_models, timing_summary
 from common.errors import ConfigurationError
 from common.policies import DEFAULT_POLICY, Policy, parse_policies
-from common.settings import ALL_CLASSIFIERS, TRENDS, Settings, is_symbol, load_settings, parse_pool_entry
+from common.settings import (
+    ALL_CLASSIFIERS,
+    TRENDS,
+    Settings,
+    is_symbol,
+    load_settings,
+    parse_pool_entry,
+    pool_entry_text,
+)
 
 DEFAULT_SYMBOLS = "BTC,ETH"
 DEFAULT_START = "2022-01-01"
@@ -85,17 +93,14 @@ def plan(
         raise ConfigurationError(f"--end {end:%Y-%m-%d} must be after --start {start:%Y-%m-%d}")
     if not data_dir.is_dir():
         raise ConfigurationError(f"--data-dir {data_dir}: not a folder (it holds {{interval}}/{{SYMBOL}}.csv)")
-    entries = [s.strip() for s in symbols.split(",") if s.strip()]
+    entries = [pool_entry_text(s) for s in symbols.split(",") if s.strip()]
     if not entries:
         raise ConfigurationError("--symbols is empty")
-    bad = [e for e in entries if not is_symbol(e.partition(":")[0].upper())]
+    bad = [e for e in entries if not is_symbol(e.partition(":")[0])]
     if bad:
         raise ConfigurationError(f"--symbols {','.join(bad)}: not symbol names (A-Z and 0-9 only)")
     try:
-        pool = [
-            parse_pool_entry(f"{e.partition(':')[0].upper()}{e.partition(':')[1]}{e.partition(':')[2]}", interval)
-            for e in entries
-        ]
+        pool = [parse_pool_entry(entry, interval) for entry in entries]
     except ValueError as exc:
         raise ConfigurationError(f"--symbols: {exc}") from None
     intervals = sorted({entry.interval for entry in pool})

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import RetrainError
-from common.settings import load_settings
+from common.settings import load_settings, pool_entry_text
 
 EXIT_USAGE = 2
 
@@ -104,12 +104,6 @@ DEMO_DAYS = 30
 DEMO_CLASSIFIERS = "lightgbm,ridge,random_forest"  # one boosted, one linear, one bagged: a fast, varied zoo
 
 
-def _pool_entry_text(text: str) -> str:
-    """A pool entry as typed (``xrp:1H``) in its canonical spelling (``XRP:1h``)."""
-    symbol, sep, interval = text.strip().partition(":")
-    return f"{symbol.strip().upper()}{sep}{interval.strip().lower()}"
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
@@ -123,7 +117,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.symbols.strip().lower() == "all":
         symbols = tuple(sorted(sample_data.available(sample_dir)))
     else:
-        symbols = tuple(_pool_entry_text(s) for s in args.symbols.split(",") if s.strip())
+        symbols = tuple(pool_entry_text(s) for s in args.symbols.split(",") if s.strip())
         sample_data.check_symbols(sample_dir, symbols)  # a clear error naming an entry without sample data
     load_settings(symbols=symbols)  # validates the symbols (and the environment) before anything starts
     classifiers = tuple(c.strip() for c in args.classifiers.split(",") if c.strip())

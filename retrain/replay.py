@@ -290,10 +290,8 @@ def replay(
     _record_outcomes(summary, first.output, start, echo)
 
     clock = [start]
-    runs = _scheduled_runs(pool, start, days)
     with _predictor_under_calls(info, symbols, models, summary.models, clock, echo) as client:
-        for number, (when, interval, run_symbols) in enumerate(runs, start=1):
-            run = ScheduledRun(when, interval, run_symbols, number, len(runs))
+        for run in _scheduled_runs(pool, start, days):
             _replay_run(run, info.state_machines["DayStateMachine"], summary, client, clock, echo)
     summary.requests, summary.failed_requests = client.requests, client.failed
     summary.failed_requests_during_swaps = client.failed_during_swaps
@@ -310,7 +308,7 @@ def replay(
     return summary
 
 
-def _scheduled_runs(pool: tuple[PoolEntry, ...], start: datetime, days: int) -> list[tuple[datetime, str, list[str]]]:
+def _scheduled_runs(pool: tuple[PoolEntry, ...], start: datetime, days: int) -> list[ScheduledRun]:
     """What the schedules start over the replayed days, in time order: each day at 00:05 the daily models'
     run, and at HH:05 of every hour the hourly models' run (as the template's DaySchedule and HourSchedule)."""
     daily = [e.symbol for e in pool if e.interval == "1d"]
@@ -323,7 +321,8 @@ def _scheduled_runs(pool: tuple[PoolEntry, ...], start: datetime, days: int) -> 
         if hourly:
             # the hours of the day before (the day's own run at 00:05 is its first hour's too)
             runs += [(day - timedelta(hours=23 - h), "1h", hourly) for h in range(24)]
-    return sorted(runs, key=lambda run: (run[0], run[1] != "1d"))
+    runs.sort(key=lambda run: (run[0], run[1] != "1d"))
+    return [ScheduledRun(when, interval, symbols, n, len(runs)) for n, (when, interval, symbols) in enumerate(runs, 1)]
 
 
 @dataclass(frozen=True)
@@ -403,11 +402,10 @@ def _copy_plots(
         if champion is not None:
             target = folder / f"{stem}_v{champion.version}"
             files += sorted(registry.download_artifacts(champion.run_id, "plots", target).glob("*.png"))
-        # an hourly model's last check is the hour before the last daily one
-        checked = last_check if interval == "1d" else last_check - timedelta(hours=1)
-        psi_key = decision_key(symbol, trend, checked, "_psi.png", interval)
+        # the replay's last run of either interval is as of the last day's 00:05
+        psi_key = decision_key(symbol, trend, last_check, "_psi.png", interval)
         if store.exists(psi_key):
-            psi = folder / f"{stem}_psi_{checked:%Y-%m-%dT%H}.png"
+            psi = folder / f"{stem}_psi_{last_check:%Y-%m-%dT%H}.png"
             psi.parent.mkdir(parents=True, exist_ok=True)
             psi.write_bytes(store.get_bytes(psi_key))
             files.append(psi)

@@ -27,6 +27,7 @@ from common.native_models import (
 )
 from common.scorer import compile_scorer, positive_probability
 from common.training import fit_classifier, make_classifier
+from tests.boosters import early_stopped_lightgbm
 from tests.conftest import PROJECT_ROOT
 
 
@@ -66,12 +67,7 @@ def test_the_zoo_lightgbm_scores_exactly_as_predict_proba_through_its_native_tex
 
 def test_early_stopping_best_iteration_is_what_the_native_text_holds(data) -> None:
     X, y = data
-    model = lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.3, verbose=-1, n_jobs=1).fit(
-        X.iloc[:200],
-        y.iloc[:200],
-        eval_set=[(X.iloc[200:250], y.iloc[200:250])],
-        callbacks=[lightgbm.early_stopping(5, verbose=False)],
-    )
+    model = early_stopped_lightgbm(X, y)
     assert 0 < model.best_iteration_ < 200
     native = _native(model)
     expected = model.predict_proba(X.iloc[250:])[:, 1]
@@ -111,22 +107,9 @@ def test_scoring_a_native_model_imports_neither_lightgbm_sklearn_nor_scipy(data,
     model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1).fit(X, y)
     found = native_artifact(model)
     assert found is not None
-    (tmp_path / "model.txt").write_bytes(found[1])
-    np.save(tmp_path / "rows.npy", X.tail(3).to_numpy())
-    script = (
-        "import json, sys\n"
-        "import numpy as np\n"
-        "from common.native_models import load_native\n"
-        "from common.scorer import compile_scorer\n"
-        f"native = load_native({{'format': 'lightgbm'}}, open({str(tmp_path / 'model.txt')!r}, 'rb').read())\n"
-        f"p = compile_scorer(native, [])(np.load({str(tmp_path / 'rows.npy')!r}))\n"
-        "print(json.dumps({'p': p.tolist(), 'modules': sorted({m.split('.')[0] for m in sys.modules})}))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
-    assert not {"lightgbm", "sklearn", "scipy"} & set(result["modules"])
-    np.testing.assert_array_equal(result["p"], model.predict_proba(X.tail(3))[:, 1])
+    probabilities, modules = _score_in_a_fresh_process({"format": "lightgbm"}, found[1], X.tail(3), tmp_path)
+    assert not {"lightgbm", "sklearn", "scipy"} & modules
+    np.testing.assert_array_equal(probabilities, model.predict_proba(X.tail(3))[:, 1])
 
 
 def test_the_zoo_xgboost_scores_exactly_as_predict_proba_through_its_native_json(data) -> None:
@@ -169,18 +152,28 @@ def test_scoring_a_native_xgboost_model_imports_neither_xgboost_sklearn_nor_scip
     model = fit_classifier(make_classifier("xgboost", y_train=y, seed=2), X, y)
     found = native_artifact(model)
     assert found is not None
-    (tmp_path / "model.json").write_bytes(found[1])
-    np.save(tmp_path / "rows.npy", X.tail(3).to_numpy())
+    probabilities, modules = _score_in_a_fresh_process(found[0], found[1], X.tail(3), tmp_path)
+    assert not {"xgboost", "sklearn", "scipy"} & modules
+    np.testing.assert_array_equal(probabilities, positive_probability(model, X.tail(3)))
+
+
+def _score_in_a_fresh_process(
+    reference: dict, payload: bytes, rows: pd.DataFrame, folder
+) -> tuple[list[float], set[str]]:
+    """A new interpreter loads the native file and scores ``rows`` through the predictor's scorer, as the
+    predictor's cold path does: the probabilities, and every top-level package it imported meanwhile."""
+    (folder / "model").write_bytes(payload)
+    np.save(folder / "rows.npy", rows.to_numpy())
     script = (
         "import json, sys\n"
         "import numpy as np\n"
         "from common.native_models import load_native\n"
-        f"native = load_native({found[0]!r}, open({str(tmp_path / 'model.json')!r}, 'rb').read())\n"
-        f"p = native.probabilities(np.load({str(tmp_path / 'rows.npy')!r}))\n"
+        "from common.scorer import compile_scorer\n"
+        f"native = load_native({reference!r}, open({str(folder / 'model')!r}, 'rb').read())\n"
+        f"p = compile_scorer(native, [])(np.load({str(folder / 'rows.npy')!r}))\n"
         "print(json.dumps({'p': p.tolist(), 'modules': sorted({m.split('.')[0] for m in sys.modules})}))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert not {"xgboost", "sklearn", "scipy"} & set(result["modules"])
-    np.testing.assert_array_equal(result["p"], positive_probability(model, X.tail(3)))
+    return result["p"], set(result["modules"])

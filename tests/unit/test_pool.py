@@ -34,7 +34,6 @@ def test_entries_name_their_interval_or_take_the_configured_one() -> None:
         PoolEntry("BTC", "1h"),
     )
     assert settings.symbols_on("1d") == ("BTC", "ETH") and settings.symbols_on("1h") == ("XRP", "DOGE", "BTC")
-    assert settings.intervals == ("1d", "1h")
     assert load_settings(symbols=("BTC", "ETH:1d"), interval="1h").pool == (
         PoolEntry("BTC", "1h"),
         PoolEntry("ETH", "1d"),

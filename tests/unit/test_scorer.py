@@ -11,6 +11,7 @@ from common.features import FEATURE_NAMES
 from common.scorer import _BOOSTER_SCORERS, compile_scorer, positive_probability
 from common.settings import ALL_CLASSIFIERS
 from common.training import fit_classifier, make_classifier
+from tests.boosters import early_stopped_lightgbm
 
 
 @pytest.fixture(scope="module")
@@ -86,15 +87,8 @@ def test_a_pyfunc_like_model_gets_a_frame_with_the_feature_names(data) -> None:
 
 
 def test_lightgbm_single_rows_use_the_c_single_row_call_and_match_predict_proba(data) -> None:
-    import lightgbm
-
     X, y = data
-    model = lightgbm.LGBMClassifier(n_estimators=200, learning_rate=0.3, verbose=-1, n_jobs=1).fit(
-        X.iloc[:200],
-        y.iloc[:200],
-        eval_set=[(X.iloc[200:250], y.iloc[200:250])],
-        callbacks=[lightgbm.early_stopping(5, verbose=False)],
-    )
+    model = early_stopped_lightgbm(X, y)
     assert 0 < model.best_iteration_ < 200  # predict_proba uses the best iteration; so must the C call
     expected = model.predict_proba(X.iloc[250:])[:, 1]
     score = compile_scorer(model, FEATURE_NAMES)
