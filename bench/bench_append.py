@@ -20,13 +20,13 @@ from pathlib import Path
 import boto3
 import pandas as pd
 
-from common.bar_store import OhlcvStore
-from common.ingestion import ingest_symbols
-from common.keys import ohlcv_key
-from common.market_feed import ReplayProvider
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import DEFAULT_SYMBOLS
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.keys import ohlcv_key
+from common.core.settings import DEFAULT_SYMBOLS
+from common.data.bar_store import OhlcvStore
+from common.data.ingestion import ingest_symbols
+from common.data.market_feed import ReplayProvider
+from common.data.ohlcv import parse_ohlcv_csv
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "ohlcv"
 BUCKET = "retrain-bench-append"

@@ -45,7 +45,7 @@ def default_backtest() -> dict[str, float]:
     wall = time.monotonic() - began
     summary = backtest.run_timings(timings, wall, jobs)
     # The report is kept for bench_monitoring.py, which monitors these served predictions.
-    from common.backtest_report import report_files
+    from common.backtest.report import report_files
 
     files = report_files(models, backtest.summarize_run(plan, models), plan.meta(), summary)
     backtest.write_report(REPORT_DIR, files)

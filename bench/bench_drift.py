@@ -3,7 +3,7 @@ faster than Evidently's PSI on the same data).
 
 Run ``.venv/bin/python bench/bench_drift.py [rows]``. Rows of the table, all on the same data in one run:
 
-- ``common.drift.psi``: the whole check (binning, counts, PSI, null model, decision) against a reference
+- ``common.loop.drift.psi``: the whole check (binning, counts, PSI, null model, decision) against a reference
   built once from 100,000 training rows and loaded back from JSON, as the trigger checker does; once with
   the marginal PSI only (the same computation as the peers) and once with the residual PSI as well
   (the default: one more 50 x 50 matrix product over the rows and 50 more columns to bin).
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.drift import psi
-from common.drift_reference import DriftReference, build_reference
+from common.loop.drift import psi
+from common.loop.drift_reference import DriftReference, build_reference
 
 ROWS = 1_000_000
 FEATURES = 50
@@ -136,8 +136,11 @@ def main(rows: int = ROWS) -> None:
     naive_s, naive = timed(lambda: naive_psi(training, current))
     evidently = evidently_runners()
     results = [
-        ("common.drift.psi, marginal PSI (vectorised, cached reference)", ours_s),
-        (f"common.drift.psi, marginal + residual PSI ({len(reference.residuals.basis)} residuals, default)", full_s),
+        ("common.loop.drift.psi, marginal PSI (vectorised, cached reference)", ours_s),
+        (
+            f"common.loop.drift.psi, marginal + residual PSI ({len(reference.residuals.basis)} residuals, default)",
+            full_s,
+        ),
         ("naive per-feature np.histogram loop", naive_s),
     ]
     for name, runner in evidently.items():

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.features import FEATURE_NAMES, WARMUP_BARS, compute_features
-from common.lookahead import default_cut_points, find_lookahead, violating_features
-from common.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.data.features import FEATURE_NAMES, WARMUP_BARS, compute_features
+from common.data.lookahead import default_cut_points, find_lookahead, violating_features
+from common.data.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
 
 DAILY_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "ohlcv" / "1d"
 TARGET_MS = 50.0

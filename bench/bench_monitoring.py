@@ -6,10 +6,10 @@ backtest benchmark just wrote, ``.local/bench/backtest/backtest.json``).
 Every served version's stretch of resolved predictions (real probabilities, real overlapping outcomes) from a
 backtest is monitored day by day, as the daily check would, by:
 
-- **evidence** (``RETRAIN_PERF_RULE=evidence``, :func:`common.evidence.champion_evidence`): all resolved
+- **evidence** (``RETRAIN_PERF_RULE=evidence``, :func:`common.training.evidence.champion_evidence`): all resolved
   outcomes since the version went live against the Brier it promised, HAC (Newey-West, h-1 lags) test at
   ``RETRAIN_PERF_EVIDENCE_ALPHA`` (0.001, 0.01, 0.05);
-- **window** (the seed's rule, :func:`common.triggers.performance_trigger`): live accuracy over the last 14
+- **window** (the seed's rule, :func:`common.loop.triggers.performance_trigger`): live accuracy over the last 14
   days below 0.52 (binomial test), at least 100 predictions; and the same with the minimum lowered to 10,
   to show what the windowed rule would do if it could fire on a daily model.
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from common.evidence import champion_evidence
-from common.triggers import performance_trigger
+from common.loop.triggers import performance_trigger
+from common.training.evidence import champion_evidence
 
 H = 10
 COOLDOWN = 3

@@ -17,7 +17,7 @@ server), trains the zoo's LightGBM for BTC uptrend on the sample bars, registers
   (``BENCH_PREDICTOR_COLD_REPEATS``). The lean cold start's parts: the handler module's import (Lambda's init)
   and the first invoke (the registry's alias, run and two artifacts over MLflow's REST API, the booster's native
   model loaded through its C library, the load-back check, the bars from S3 and their features concurrently;
-  common.predictor, common.registry_rest). Then the packages whose imports weigh most on the lean cold path
+  common.serving.model_cache, common.registry.mlflow_rest). Then the packages whose imports weigh most on the lean cold path
   (``python -X importtime``), and each set's installed size. The Lambda child gets a plain context object, as
   Lambda's runtime hands one (not the local stack's, whose module imports the stack's template reader).
 
@@ -153,10 +153,10 @@ def register_champion(registry: Any) -> tuple[str, list[float]]:
     Returns its version and one feature row (the newest training row) to send in requests."""
     import mlflow
 
-    from common.ohlcv import parse_ohlcv_csv
-    from common.promotion import encode_tags
-    from common.registry import Registry
-    from common.training import make_classifier, training_data
+    from common.data.ohlcv import parse_ohlcv_csv
+    from common.registry.mlflow_registry import Registry
+    from common.registry.promotion import encode_tags
+    from common.training.evaluation import make_classifier, training_data
 
     bars = parse_ohlcv_csv((ROOT / "sample_data" / "ohlcv" / "1d" / f"{SYMBOL}.csv").read_bytes())
     data = training_data(bars.loc[bars.index < AS_OF], trend=TREND, horizon=10, target_pct=0.05)
@@ -287,7 +287,7 @@ def import_seconds(report: str) -> dict[str, float]:
 def warm_in_process(settings: Any, event: dict[str, Any]) -> dict[str, float]:
     from mangum import Mangum
 
-    from common.api import Service, create_app
+    from common.serving.api import Service, create_app
     from retrain.stack.lambda_router import LocalLambdaContext
 
     service = Service.from_settings(settings, background=False)
@@ -305,9 +305,9 @@ def warm_in_process(settings: Any, event: dict[str, Any]) -> dict[str, float]:
 
 
 def main() -> None:
-    from common.features import FEATURE_NAMES
-    from common.registry import Registry
-    from common.settings import load_settings
+    from common.core.settings import load_settings
+    from common.data.features import FEATURE_NAMES
+    from common.registry.mlflow_registry import Registry
     from retrain.stack.config import LocalStackConfig
     from retrain.stack.embedded import EmbeddedStack, free_port
 

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
-from common.settings import ALL_CLASSIFIERS, ClassifierName, Settings, Trend
-from common.training import (
+from common.core.settings import ALL_CLASSIFIERS, ClassifierName, Settings, Trend
+from common.data.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.training.evaluation import (
     Gate,
     TrainingData,
     evaluate_candidates,
@@ -46,7 +46,7 @@ TREND: Trend = "uptrend"
 # final models by name and the training data; run() times it and reports it as its own stage.
 def _shap(name: str) -> Callable[[dict[str, Any], TrainingData], object]:
     def explain(models: dict[str, Any], data: TrainingData) -> object:
-        from common.explain import shap_importance
+        from common.training.explain import shap_importance
 
         return shap_importance(
             models[name],

@@ -26,7 +26,7 @@ false-alarm rate. Designs (``DESIGNS``):
 - ``iid_rows`` (information): M rows drawn with replacement from the training period: the i.i.d. world in
   which (bins-1)(1/N+1/M) is PSI's null mean; shows what that formula alone is calibrated for.
 
-Rules (``RULES``): ``adaptive`` (common.drift default: null profile from the reference, F-tail, Bonferroni
+Rules (``RULES``): ``adaptive`` (common.loop.drift default: null profile from the reference, F-tail, Bonferroni
 over the features' PSI and their residuals' PSI), ``marginal`` (the same without the residuals: each
 feature's own distribution only), ``adaptive_iid`` (marginal, without the profile:
 chi2.ppf(1-alpha/F, k-1) * (1/N+1/M), i.e. no autocorrelation correction), ``fixed`` (the original
@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.drift import DriftReport, decide, psi
-from common.drift_reference import DriftReference, build_reference
-from common.features import FEATURE_NAMES, compute_features
-from common.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.data.features import FEATURE_NAMES, compute_features
+from common.data.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.loop.drift import DriftReport, decide, psi
+from common.loop.drift_reference import DriftReference, build_reference
 
 DAILY_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "ohlcv" / "1d"
 WINDOWS: tuple[int, ...] = (30, 90, 365)

@@ -1,8 +1,8 @@
 """``retrain backtest``: the loop's own decisions replayed over years of history, policy against policy.
 
-Each (symbol, trend) is an independent unit (:func:`common.backtest.backtest_model`), run on a process pool
-(``--jobs``); the summary, intervals and plots come from :mod:`common.backtest_stats` and
-:mod:`common.backtest_report`. The same unit runs as one Map iteration of the backtest state machine on AWS
+Each (symbol, trend) is an independent unit (:func:`common.backtest.replay.backtest_model`), run on a process pool
+(``--jobs``); the summary, intervals and plots come from :mod:`common.backtest.stats` and
+:mod:`common.backtest.report`. The same unit runs as one Map iteration of the backtest state machine on AWS
 (``functions/backtest``).
 """
 
@@ -19,11 +19,10 @@ from typing import Any
 
 import pandas as pd
 
-from common.backtest import ModelUnit, backtest_model, check_history
-from common.backtest_report import DEFAULT_REPLICATES, report_meta, summarize_models, timing_summary
-from common.errors import ConfigurationError
-from common.policies import DEFAULT_POLICY, Policy, parse_policies
-from common.settings import (
+from common.backtest.replay import ModelUnit, backtest_model, check_history
+from common.backtest.report import DEFAULT_REPLICATES, report_meta, summarize_models, timing_summary
+from common.core.errors import ConfigurationError
+from common.core.settings import (
     ALL_CLASSIFIERS,
     TRENDS,
     Settings,
@@ -32,6 +31,7 @@ from common.settings import (
     parse_pool_entry,
     pool_entry_text,
 )
+from common.loop.policies import DEFAULT_POLICY, Policy, parse_policies
 
 DEFAULT_SYMBOLS = "BTC,ETH"
 DEFAULT_START = "2022-01-01"
@@ -71,7 +71,7 @@ def series_path(data_dir: Path, interval: str, symbol: str) -> Path:
 
 
 def read_series(data_dir: Path, interval: str, symbol: str) -> pd.DataFrame:
-    from common.ohlcv import parse_ohlcv_csv
+    from common.data.ohlcv import parse_ohlcv_csv
 
     path = series_path(data_dir, interval, symbol)
     return parse_ohlcv_csv(path.read_bytes(), source=str(path), invalid_cells="keep")
@@ -148,7 +148,7 @@ def plan(
 
 def run_unit(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """One (symbol, trend) under every policy: the unit a worker process (or a Lambda) runs."""
-    from common.policies import parse_policy
+    from common.loop.policies import parse_policy
 
     unit = ModelUnit(job["symbol"], job["trend"], job["interval"])
     began = job.get("began", time.time())

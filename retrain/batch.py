@@ -1,6 +1,6 @@
 """``retrain predict-batch``: what the daily batch-prediction function does, from the command line.
 
-Each day is one run of :func:`common.batch_predict.run_batch` at that day's 00:00 UTC: every champion's
+Each day is one run of :func:`common.serving.batch_predict.run_batch` at that day's 00:00 UTC: every champion's
 prediction for the last closed bar into the prediction log, then the outcomes that came due. ``--from``
 replays every day up to ``--date`` (one model load per champion for the whole replay), which fills the log
 the performance trigger reads. Re-running any day changes nothing.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common.errors import RetrainError
+from common.core.errors import RetrainError
 
 DAY = timedelta(days=1)
 
@@ -43,10 +43,10 @@ def replay_days(first: datetime | None, last: datetime) -> list[datetime]:
 
 
 def cmd_predict_batch(args: argparse.Namespace) -> int:
-    from common.batch_predict import run_batch
-    from common.registry import Registry
-    from common.settings import load_settings
-    from common.storage import S3ObjectStore
+    from common.aws.storage import S3ObjectStore
+    from common.core.settings import load_settings
+    from common.registry.mlflow_registry import Registry
+    from common.serving.batch_predict import run_batch
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 

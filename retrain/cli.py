@@ -33,8 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common.errors import RetrainError
-from common.settings import load_settings, pool_entry_text
+from common.core.errors import RetrainError
+from common.core.settings import load_settings, pool_entry_text
 
 EXIT_USAGE = 2
 
@@ -249,9 +249,9 @@ def _symbols(text: str | None) -> tuple[str, ...] | None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from common.errors import ConfigurationError
-    from common.ingestion import run_ingestion
-    from common.settings import SYMBOL_RULE, is_symbol
+    from common.core.errors import ConfigurationError
+    from common.core.settings import SYMBOL_RULE, is_symbol
+    from common.data.ingestion import run_ingestion
     from retrain.market import describe_symbol
 
     overrides: dict[str, Any] = {}
@@ -331,7 +331,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
 # --- train -------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    from common.settings import TRENDS
+    from common.core.settings import TRENDS
     from retrain.market import end_of_day
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
@@ -380,10 +380,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # --- check -------------------------------------------------------------------------------------------
 def cmd_check(args: argparse.Namespace) -> int:
-    from common.registry import Registry
-    from common.storage import S3ObjectStore
-    from common.trigger_check import run_check
-    from common.workflow import TrainingWorkflow
+    from common.aws.storage import S3ObjectStore
+    from common.aws.workflow import TrainingWorkflow
+    from common.loop.check import run_check
+    from common.registry.mlflow_registry import Registry
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 
@@ -423,7 +423,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from common.api import Service, create_app
+    from common.serving.api import Service, create_app
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 
@@ -449,9 +449,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_suspend(args: argparse.Namespace) -> int:
     """``retrain suspend`` / ``retrain resume``: the operator's hand on a champion's service."""
-    from common.monitoring import resume, suspend
-    from common.registry import CHAMPION, Registry
-    from common.settings import TRENDS, registered_model_name
+    from common.core.settings import TRENDS, registered_model_name
+    from common.loop.live_record import resume, suspend
+    from common.registry.mlflow_registry import CHAMPION, Registry
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 
@@ -477,7 +477,7 @@ def cmd_suspend(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from common.backtest_report import report_files
+    from common.backtest.report import report_files
     from retrain import backtest
 
     began = time.monotonic()

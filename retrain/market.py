@@ -13,12 +13,12 @@ from typing import Any
 
 import pandas as pd
 
-from common.bar_store import LoadedBars, OhlcvStore
-from common.errors import RetrainError
-from common.ingestion import SymbolIngestion
-from common.settings import Settings
-from common.storage import S3ObjectStore
-from common.validation import ValidationReport
+from common.aws.storage import S3ObjectStore
+from common.core.errors import RetrainError
+from common.core.settings import Settings
+from common.data.bar_store import LoadedBars, OhlcvStore
+from common.data.ingestion import SymbolIngestion
+from common.data.validation import ValidationReport
 
 
 def end_of_day(day: datetime) -> datetime:
@@ -40,7 +40,7 @@ class FeatureTable:
 
 
 def feature_table_for(settings: Settings, symbol: str, interval: str, as_of: datetime) -> FeatureTable:
-    from common.features import feature_table
+    from common.data.features import feature_table
 
     loaded = load_bars(settings, symbol, interval, as_of)
     source = f"s3://{settings.bucket}/{loaded.key} (version {loaded.version_id or '-'})"
@@ -113,10 +113,10 @@ def write_csv(table: pd.DataFrame, path: Path) -> None:
 
 def drift_between(reference_csv: Path, current_csv: Path, settings: Settings, *, png: Path | None = None) -> Any:
     """Drift report of one feature table against another, both as written by ``retrain features --csv``."""
-    from common.drift import as_chart_input, check_drift
-    from common.drift_reference import build_reference
-    from common.errors import DataFormatError
-    from common.features import FEATURE_NAMES
+    from common.core.errors import DataFormatError
+    from common.data.features import FEATURE_NAMES
+    from common.loop.drift import as_chart_input, check_drift
+    from common.loop.drift_reference import build_reference
 
     frames = []
     for path in (reference_csv, current_csv):
@@ -134,7 +134,7 @@ def drift_between(reference_csv: Path, current_csv: Path, settings: Settings, *,
     reference = build_reference(reference_frame[list(FEATURE_NAMES)], bins=settings.psi_bins)
     report = check_drift(reference, current, settings)
     if png is not None:
-        from common.plots import psi_bars_png
+        from common.training.plots import psi_bars_png
 
         psi, thresholds = as_chart_input(report)
         png.write_bytes(

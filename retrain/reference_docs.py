@@ -21,7 +21,7 @@ import annotated_types
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
-from common.settings import environment_names
+from common.core.settings import environment_names
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 GENERATED_NOTE = "<!-- Generated from the code by retrain/reference_docs.py when the site builds. Do not edit. -->"
@@ -96,7 +96,7 @@ def settings_page(system: type[BaseSettings], local_stack: type[BaseSettings]) -
             GENERATED_NOTE,
             "# Settings",
             "",
-            "Every component reads one typed settings object (`common.settings.Settings`) from the environment, "
+            "Every component reads one typed settings object (`common.core.settings.Settings`) from the environment, "
             "validated once at start (nothing is read at import): a bad value stops the component with one message "
             "naming the variable. List fields take comma-separated values. AWS region, credentials and endpoints "
             "come from boto3's own variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, ...), so the same code talks to AWS "
@@ -249,7 +249,7 @@ def _example_call(function: Callable[..., str]) -> str | None:
 
 
 def s3_layout_page(keys_module: ModuleType) -> str:
-    """Every key the system writes, from the functions in ``common.keys`` called with example values."""
+    """Every key the system writes, from the functions in ``common.core.keys`` called with example values."""
     lines = [
         GENERATED_NOTE,
         "# S3 layout",
@@ -274,9 +274,9 @@ def s3_layout_page(keys_module: ModuleType) -> str:
 
 def reference_pages() -> dict[str, str]:
     """Path under docs/ -> content, for every generated page (and the OpenAPI document beside the API page)."""
-    from common import keys
-    from common.api import create_app
-    from common.settings import Settings
+    from common.core import keys
+    from common.core.settings import Settings
+    from common.serving.api import create_app
     from retrain.cli import build_parser
     from retrain.stack.config import LocalStackConfig
 

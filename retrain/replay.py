@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from common.keys import NOTIFICATIONS_PREFIX
-from common.settings import TRENDS, PoolEntry, load_settings, model_label
+from common.core.keys import NOTIFICATIONS_PREFIX
+from common.core.settings import TRENDS, PoolEntry, load_settings, model_label
 
 if TYPE_CHECKING:
     from retrain.stack.embedded import StackInfo
@@ -258,7 +258,7 @@ def replay(
     plots_dir: Path | None = None,
 ) -> ReplaySummary:
     """Replay ``days`` days after ``start`` on a running stack (see the module docstring)."""
-    from common.storage import S3ObjectStore
+    from common.aws.storage import S3ObjectStore
     from retrain.stack import sample_data
     from retrain.stack.config import LocalStackConfig
     from retrain.stack.session import Connection
@@ -360,7 +360,7 @@ def _predictor_under_calls(
 ) -> Iterator[PredictionClient]:
     """The predictor on loopback (uvicorn in a thread, the replay's clock, aliases re-resolved every half
     second) and a client calling it for every model until the block ends."""
-    from common.api import Service, create_app
+    from common.serving.api import Service, create_app
     from retrain.loopback import serving
 
     settings = load_settings(
@@ -389,9 +389,9 @@ def _copy_plots(
 ) -> dict[str, list[str]]:
     """Each champion's plots from MLflow (walk-forward equity curve, SHAP, confusion matrix) and the last
     check's PSI chart from S3, copied to ``folder``: what the stack held, still there once it stops."""
-    from common.keys import decision_key
-    from common.registry import CHAMPION, Registry
-    from common.settings import model_stem, registered_model_name
+    from common.core.keys import decision_key
+    from common.core.settings import model_stem, registered_model_name
+    from common.registry.mlflow_registry import CHAMPION, Registry
 
     registry = Registry(info.mlflow_uri)
     copied: dict[str, list[str]] = {}
@@ -553,7 +553,7 @@ def _count_execution(
 
 def _live_accuracy(store: Any, models: list[Model], since: datetime, until: datetime) -> dict[str, Any]:
     """Per model and champion version: resolved predictions and how many were right."""
-    from common.prediction_log import read_records
+    from common.data.prediction_log import read_records
 
     accuracy: dict[str, Any] = {}
     for symbol, trend, interval in models:

@@ -9,9 +9,9 @@ from typing import Any
 
 import boto3
 
-from common.errors import ConfigurationError, DataNotFoundError
-from common.notification import ModelOutcome
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.errors import ConfigurationError, DataNotFoundError
+from common.notify.notification import ModelOutcome
 from retrain.executions import ExecutionResult, Step, run_execution
 from retrain.stack.session import Connection
 

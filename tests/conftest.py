@@ -23,7 +23,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtu
     for name in list(os.environ):
         if name.startswith(_ISOLATED_PREFIXES) and name not in keep:
             monkeypatch.delenv(name)
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     get_settings.cache_clear()
 

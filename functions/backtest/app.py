@@ -1,7 +1,7 @@
-"""The backtest state machine's steps (infra/backtest.asl.json), over :mod:`common.cloud_backtest`.
+"""The backtest state machine's steps (infra/backtest.asl.json), over :mod:`common.backtest.cloud`.
 
 ``run_model_handler``: one Map iteration, one (symbol, trend) replayed under every policy by
-:func:`common.backtest.backtest_model` (the unit ``retrain backtest`` runs on its process pool), its result written
+:func:`common.backtest.replay.backtest_model` (the unit ``retrain backtest`` runs on its process pool), its result written
 to ``backtests/{run_id}/units/``. ``summarize_handler``: the report of the run's units under
 ``backtests/{run_id}/report/``. A retried invocation computes the same JSON and writes the same keys.
 """
@@ -16,10 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.cloud_backtest import run_unit, summarize_units
-from common.events import BacktestModelEvent, BacktestSummarizeEvent
-from common.settings import get_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.backtest.cloud import run_unit, summarize_units
+from common.core.settings import get_settings
+from common.loop.events import BacktestModelEvent, BacktestSummarizeEvent
 
 logger = Logger()
 tracer = Tracer()

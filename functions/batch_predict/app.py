@@ -20,11 +20,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.batch_predict import run_batch
-from common.events import BatchPredictEvent, DayStep, parse_daily_event
-from common.registry import Registry
-from common.settings import get_settings, model_label
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import get_settings, model_label
+from common.loop.events import BatchPredictEvent, DayStep, parse_daily_event
+from common.registry.mlflow_registry import Registry
+from common.serving.batch_predict import run_batch
 
 logger = Logger()
 tracer = Tracer()

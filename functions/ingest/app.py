@@ -20,9 +20,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import DayStep, IngestEvent, parse_daily_event
-from common.ingestion import SymbolIngestion, run_ingestion
-from common.settings import get_settings
+from common.core.settings import get_settings
+from common.data.ingestion import SymbolIngestion, run_ingestion
+from common.loop.events import DayStep, IngestEvent, parse_daily_event
 
 logger = Logger()
 tracer = Tracer()

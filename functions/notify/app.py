@@ -3,7 +3,7 @@
 The outbox (S3) is written first; Telegram follows when configured. A channel that fails is reported in
 the result and counted (``NotificationsFailed``), never raised: the run's outcome does not depend on
 whether the operator could be told about it. Invoked again for the same run (a retry, a redrive), it sends
-Telegram only the chunks of the message not delivered yet (``common.notification.SentChunks``).
+Telegram only the chunks of the message not delivered yet (``common.notify.notification.SentChunks``).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import NotifyEvent
-from common.notification import deliver, notifiers_from_settings, summarize_run
-from common.settings import get_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import get_settings
+from common.loop.events import NotifyEvent
+from common.notify.notification import deliver, notifiers_from_settings, summarize_run
 
 if TYPE_CHECKING:
     import httpx

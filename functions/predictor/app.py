@@ -1,4 +1,4 @@
-"""The prediction API on Lambda: :mod:`common.api`'s FastAPI app through Mangum (HTTP API payload v2).
+"""The prediction API on Lambda: :mod:`common.serving.api`'s FastAPI app through Mangum (HTTP API payload v2).
 
 Logs are JSON at the levels the template's ``LoggingConfig`` sets: Lambda's runtime formats the standard-library
 lines of ``common`` (a hot swap at INFO, a refused load at ERROR), powertools this adapter's. Each swap and refused
@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from mangum import Mangum
 
-from common.api import create_app, process_service
-from common.predictor import CacheEvent
+from common.serving.api import create_app, process_service
+from common.serving.model_cache import CacheEvent
 
 logger = Logger()
 metrics = Metrics()

@@ -10,10 +10,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.datasets import prepare_dataset
-from common.events import PrepareDatasetEvent
-from common.settings import get_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import get_settings
+from common.data.datasets import prepare_dataset
+from common.loop.events import PrepareDatasetEvent
 
 logger = Logger()
 tracer = Tracer()

@@ -11,12 +11,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.bar_store import OhlcvStore
-from common.events import PromoteModelEvent
-from common.pipeline import promote_model
-from common.registry import Registry
-from common.settings import get_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import get_settings
+from common.data.bar_store import OhlcvStore
+from common.loop.events import PromoteModelEvent
+from common.loop.training_steps import promote_model
+from common.registry.mlflow_registry import Registry
 
 logger = Logger()
 tracer = Tracer()

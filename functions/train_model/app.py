@@ -11,13 +11,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.bar_store import OhlcvStore
-from common.datasets import DatasetManifest
-from common.events import TrainModelEvent
-from common.pipeline import train_model
-from common.registry import Registry
-from common.settings import get_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import get_settings
+from common.data.bar_store import OhlcvStore
+from common.data.datasets import DatasetManifest
+from common.loop.events import TrainModelEvent
+from common.loop.training_steps import train_model
+from common.registry.mlflow_registry import Registry
 
 logger = Logger()
 tracer = Tracer()

@@ -26,12 +26,12 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from common.events import CheckEvent, DayStep, parse_daily_event
-from common.registry import Registry
-from common.settings import get_settings, model_stem
-from common.storage import S3ObjectStore
-from common.trigger_check import run_check
-from common.workflow import TrainingWorkflow
+from common.aws.storage import S3ObjectStore
+from common.aws.workflow import TrainingWorkflow
+from common.core.settings import get_settings, model_stem
+from common.loop.check import run_check
+from common.loop.events import CheckEvent, DayStep, parse_daily_event
+from common.registry.mlflow_registry import Registry
 
 logger = Logger()
 tracer = Tracer()

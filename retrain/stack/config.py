@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from common.settings import DEFAULT_SYMBOLS, Interval, configuration_error
+from common.core.settings import DEFAULT_SYMBOLS, Interval, configuration_error
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from common.settings import load_settings
+from common.core.settings import load_settings
 from retrain.stack import sample_data
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.embedded import (

@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.errors import RetrainError
+from common.core.errors import RetrainError
 from retrain.stack.config import load_local_config
 from retrain.stack.embedded import STATE_FILE, EmbeddedStack
 

@@ -7,7 +7,7 @@
   executions run as on AWS (:mod:`retrain.stack.sfn_nested`);
 - a real MLflow tracking server (child process): SQLite backend in the state folder, artifacts
   proxied into the moto bucket under ``mlflow/``;
-- the sample OHLCV uploaded to the bucket under the key layout of :mod:`common.keys`.
+- the sample OHLCV uploaded to the bucket under the key layout of :mod:`common.core.keys`.
 
 moto keeps its state in memory; the state folder keeps the bucket's objects across restarts
 (written on a clean stop, restored on start) so MLflow's database and its artifacts stay consistent.
@@ -42,10 +42,10 @@ from typing import Any
 
 import httpx
 
-from common.errors import ConfigurationError, RetrainError
-from common.keys import MLFLOW_ARTIFACTS_PREFIX
-from common.settings import Settings, environment_variables, load_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.errors import ConfigurationError, RetrainError
+from common.core.keys import MLFLOW_ARTIFACTS_PREFIX
+from common.core.settings import Settings, environment_variables, load_settings
 from retrain.stack import lambda_router, sample_data, sfn_context, sfn_nested
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.process import EnvironmentPatch
@@ -198,7 +198,7 @@ class StackInfo:
         return f"http://{self.host}:{self.mlflow_port}"
 
     def client_environment(self) -> dict[str, str]:
-        """Environment that points boto3, MLflow and common.settings at this stack."""
+        """Environment that points boto3, MLflow and common.core.settings at this stack."""
         env = {
             **local_aws_environment(self.aws_endpoint, self.region),
             "MLFLOW_TRACKING_URI": self.mlflow_uri,

@@ -64,6 +64,6 @@ def patched_environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def _settings_changed() -> None:
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     get_settings.cache_clear()

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common.bar_store import AppendResult, OhlcvStore
-from common.errors import ConfigurationError
-from common.ohlcv import interval_length, parse_ohlcv_csv
-from common.settings import parse_pool_entry
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.errors import ConfigurationError
+from common.core.settings import parse_pool_entry
+from common.data.bar_store import AppendResult, OhlcvStore
+from common.data.ohlcv import interval_length, parse_ohlcv_csv
 
 #: The day of the last daily bar in the shipped sample data; ingestion appends it on the next day.
 SAMPLE_DATA_END = datetime(2025, 2, 20, tzinfo=UTC)

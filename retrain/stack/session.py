@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from common.settings import load_settings
+from common.core.settings import load_settings
 from retrain.stack.config import LocalStackConfig, load_local_config
 from retrain.stack.control import running_stack, start_daemon, stop_daemon
 from retrain.stack.embedded import Progress, StackInfo, configuration_differences, user_configuration

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from common.errors import ConfigurationError
+from common.core.errors import ConfigurationError
 
 LOCAL_ACCOUNT_ID = "123456789012"  # moto's default account
 

@@ -71,8 +71,8 @@ BACKTEST_FILES = {
 
 
 def predict_body() -> dict[str, Any]:
-    from common.features import FEATURE_NAMES, compute_features
-    from common.ohlcv import closed_bars, parse_ohlcv_csv
+    from common.data.features import FEATURE_NAMES, compute_features
+    from common.data.ohlcv import closed_bars, parse_ohlcv_csv
 
     csv = (ROOT / "sample_data" / "ohlcv" / "1d" / "BTC.csv").read_bytes()
     bars = closed_bars(parse_ohlcv_csv(csv), "1d", datetime(2025, 2, 20, tzinfo=UTC))

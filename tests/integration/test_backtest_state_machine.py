@@ -1,7 +1,7 @@
 """The backtest state machine (infra/backtest.asl.json) on the embedded stack: moto's interpreter runs the Map over
 models against functions/backtest/app.py, one invocation per (symbol, trend), then the report.
 
-Each unit's JSON in the bucket is exactly what :func:`common.backtest.backtest_model` gives in this process on the
+Each unit's JSON in the bucket is exactly what :func:`common.backtest.replay.backtest_model` gives in this process on the
 bars `retrain backtest` reads (the sample CSV) with the settings it builds, and the report's summary is the
 summary of those results; a model without data fails its own iteration, recorded, and the others complete.
 BTC over 20 days with LightGBM, policies never and default (default's schedule retrains twice): about 20 s.
@@ -16,11 +16,11 @@ from typing import Any
 import boto3
 import pytest
 
-from common.backtest import ModelUnit, backtest_model
-from common.backtest_stats import summarize
-from common.keys import backtest_report_key, backtest_unit_key
-from common.policies import DEFAULT_POLICY, parse_policies
-from common.settings import load_settings
+from common.backtest.replay import ModelUnit, backtest_model
+from common.backtest.stats import summarize
+from common.core.keys import backtest_report_key, backtest_unit_key
+from common.core.settings import load_settings
+from common.loop.policies import DEFAULT_POLICY, parse_policies
 from retrain.backtest import read_series
 from retrain.executions import ExecutionResult, run_execution
 from tests.conftest import PROJECT_ROOT

@@ -15,17 +15,17 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.features import FEATURE_NAMES, labelled_features
-from common.keys import predictions_prefix
-from common.ohlcv import closed_bars, parse_ohlcv_csv
-from common.prediction_log import live_accuracy_counts, read_records
-from common.promotion import encode_tags
-from common.registry import Registry
-from common.settings import load_settings
-from common.storage import S3ObjectStore
-from common.targets import trend_labels
-from common.trigger_check import run_check
+from common.aws.storage import S3ObjectStore
+from common.core.keys import predictions_prefix
+from common.core.settings import load_settings
+from common.data.bar_store import OhlcvStore
+from common.data.features import FEATURE_NAMES, labelled_features
+from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+from common.data.prediction_log import live_accuracy_counts, read_records
+from common.data.targets import trend_labels
+from common.loop.check import run_check
+from common.registry.mlflow_registry import Registry
+from common.registry.promotion import encode_tags
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

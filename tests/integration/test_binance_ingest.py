@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import pytest
 
-from common.keys import ohlcv_key
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import get_settings
+from common.core.keys import ohlcv_key
+from common.core.settings import get_settings
+from common.data.ohlcv import parse_ohlcv_csv
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

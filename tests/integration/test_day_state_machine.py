@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from common.keys import decision_key
-from common.prediction_log import predictions_prefix
-from common.registry import Registry
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.keys import decision_key
+from common.data.prediction_log import predictions_prefix
+from common.registry.mlflow_registry import Registry
 from retrain.executions import execution_arn, last_state, run_execution
 from retrain.stack import sample_data
 from retrain.stack.config import LocalStackConfig

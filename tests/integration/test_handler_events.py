@@ -22,10 +22,10 @@ from typing import Any
 import boto3
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import TRENDS, get_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import TRENDS, get_settings
+from common.data.bar_store import OhlcvStore
+from common.data.ohlcv import parse_ohlcv_csv
 from tests.conftest import PROJECT_ROOT
 from tests.original_api import OriginalModel, OriginalPrediction
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from common.keys import ohlcv_key
+from common.core.keys import ohlcv_key
 from tests.integration.conftest import clean_environment, run_cli
 from tests.planted_csv import DAYS_STORED, REFUSED, SYMBOL, iso, write_clean, write_planted
 

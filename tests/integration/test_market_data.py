@@ -11,9 +11,9 @@ import boto3
 import pandas as pd
 import pytest
 
-from common.features import FEATURE_NAMES, compute_features
-from common.keys import ohlcv_key
-from common.ohlcv import parse_ohlcv_csv
+from common.core.keys import ohlcv_key
+from common.data.features import FEATURE_NAMES, compute_features
+from common.data.ohlcv import parse_ohlcv_csv
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import clean_environment, run_cli
 

@@ -2,7 +2,7 @@
 from a version's logged requirements alone (MLflow's uv environment manager, packages from PyPI or uv's
 cache), in a folder outside the repository and without it on any path, and answers the probabilities our
 predictor serves. And a version logged the old way (pickled with the subclasses that used to live in
-common.training) still loads in the predictor.
+common.training.evaluation) still loads in the predictor.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.ohlcv import parse_ohlcv_csv
-from common.predictor import RegistrySource
-from common.promotion import encode_tags
-from common.registry import SAMPLE_ARTIFACT, Registry
-from common.training import fit_final, training_data
+from common.data.ohlcv import parse_ohlcv_csv
+from common.registry.mlflow_registry import SAMPLE_ARTIFACT, Registry
+from common.registry.promotion import encode_tags
+from common.serving.model_cache import RegistrySource
+from common.training.evaluation import fit_final, training_data
 from tests.conftest import PROJECT_ROOT
 from tests.integration.conftest import clean_environment
 
@@ -163,7 +163,7 @@ def _tail(cwd: Path, lines: int = 40) -> str:
 @pytest.mark.parametrize("classifier", ["ridge", "mlp"])
 def test_the_predictor_loads_a_version_logged_with_the_old_subclasses(stack, classifier: str) -> None:
     """tests/fixtures/legacy_models: saved by the training code before models became portable; its pickle
-    names common.training.RidgeProbabilityClassifier (or BalancedMLPClassifier)."""
+    names common.training.evaluation.RidgeProbabilityClassifier (or BalancedMLPClassifier)."""
     registry = Registry(stack.info.mlflow_uri)
     folder = PROJECT_ROOT / "tests" / "fixtures" / "legacy_models" / classifier
     name = f"{SYMBOL}_legacy_{classifier}_model"
@@ -176,6 +176,6 @@ def test_the_predictor_loads_a_version_logged_with_the_old_subclasses(stack, cla
     checked = RegistrySource(registry).load(info)  # raises unless it reproduces the recorded probabilities
 
     sample = json.loads((folder / "sample_predictions.json").read_text())
-    assert type(checked.model[-1]).__module__ == "common.legacy_estimators"
+    assert type(checked.model[-1]).__module__ == "common.training.legacy_estimators"
     got = checked.score(np.asarray(sample["rows"], dtype="float64"))
     np.testing.assert_allclose(got, sample["proba"], rtol=0, atol=1e-12)

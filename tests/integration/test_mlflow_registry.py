@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
 
-from common.keys import MLFLOW_ARTIFACTS_PREFIX
+from common.core.keys import MLFLOW_ARTIFACTS_PREFIX
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def test_last_training_is_the_latest_finished_attempt_strictly_before_the_as_of_
     finished parent runs that carry a result, on the data clock, never the day being checked or later."""
     from datetime import UTC, datetime
 
-    from common.registry import EXECUTION_TAG, RESULT_TAG, Registry
+    from common.registry.mlflow_registry import EXECUTION_TAG, RESULT_TAG, Registry
 
     registry = Registry(stack.info.mlflow_uri)
     name = "LASTTRAIN_uptrend"

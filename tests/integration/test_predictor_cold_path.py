@@ -22,16 +22,16 @@ import mlflow
 import numpy as np
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.features import FEATURE_NAMES, labelled_features
-from common.native_models import LIGHTGBM_ARTIFACT, NATIVE_MODEL_TAG, LightGBMModel, XGBoostModel
-from common.ohlcv import parse_ohlcv_csv
-from common.predictor import RegistrySource
-from common.promotion import SUSPENDED_TAG, encode_tags
-from common.registry import CHAMPION, SAMPLE_ARTIFACT, Registry
-from common.registry_rest import RestRegistryReader, serving_registry
-from common.serving import latest_features
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.data.bar_store import OhlcvStore
+from common.data.features import FEATURE_NAMES, labelled_features
+from common.data.ohlcv import parse_ohlcv_csv
+from common.registry.mlflow_registry import CHAMPION, SAMPLE_ARTIFACT, Registry
+from common.registry.mlflow_rest import RestRegistryReader, serving_registry
+from common.registry.promotion import SUSPENDED_TAG, encode_tags
+from common.serving.feature_rows import latest_features
+from common.serving.model_cache import RegistrySource
+from common.training.native_models import LIGHTGBM_ARTIFACT, NATIVE_MODEL_TAG, LightGBMModel, XGBoostModel
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

@@ -20,14 +20,14 @@ import httpx
 import numpy as np
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.features import FEATURE_NAMES, labelled_features
-from common.native_models import LIGHTGBM_ARTIFACT
-from common.ohlcv import parse_ohlcv_csv
-from common.promotion import encode_tags
-from common.registry import Registry
-from common.settings import load_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.settings import load_settings
+from common.data.bar_store import OhlcvStore
+from common.data.features import FEATURE_NAMES, labelled_features
+from common.data.ohlcv import parse_ohlcv_csv
+from common.registry.mlflow_registry import Registry
+from common.registry.promotion import encode_tags
+from common.training.native_models import LIGHTGBM_ARTIFACT
 from retrain.loopback import serving
 from tests.conftest import PROJECT_ROOT
 from tests.original_api import OriginalPrediction, is_original_prediction
@@ -85,7 +85,7 @@ def _corrupt_artifacts(bucket: str, ids: tuple[str, str]) -> int:
 
 
 def test_hot_swap_under_load_serves_every_request_and_never_the_corrupt_version(stack) -> None:
-    from common.api import Service, create_app
+    from common.serving.api import Service, create_app
 
     bucket = stack.info.bucket
     registry = Registry(stack.info.mlflow_uri)

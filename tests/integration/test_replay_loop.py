@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 import pytest
 
-from common.keys import NOTIFICATIONS_PREFIX, decision_key
-from common.prediction_log import predictions_prefix
-from common.settings import TRENDS, registered_model_name
+from common.core.keys import NOTIFICATIONS_PREFIX, decision_key
+from common.core.settings import TRENDS, registered_model_name
+from common.data.prediction_log import predictions_prefix
 from retrain.replay import ReplaySummary, replay
 
 pytestmark = pytest.mark.integration
@@ -178,12 +178,12 @@ def test_the_backtest_makes_the_same_decisions_as_the_live_loop(first_replay, st
     import re
     from datetime import timedelta
 
-    from common.backtest import ModelUnit, backtest_model
-    from common.ohlcv import parse_ohlcv_csv
-    from common.policies import parse_policies
-    from common.prediction_log import read_records
-    from common.settings import load_settings
-    from common.storage import S3ObjectStore
+    from common.aws.storage import S3ObjectStore
+    from common.backtest.replay import ModelUnit, backtest_model
+    from common.core.settings import load_settings
+    from common.data.ohlcv import parse_ohlcv_csv
+    from common.data.prediction_log import read_records
+    from common.loop.policies import parse_policies
     from tests.conftest import PROJECT_ROOT
 
     summary, state = first_replay

@@ -1,5 +1,5 @@
 """The local stack passes the user's whole configuration to the functions it runs, as the template does on AWS:
-every setting of common.settings.Settings, set in the environment before `retrain up`, is what a handler
+every setting of common.core.settings.Settings, set in the environment before `retrain up`, is what a handler
 inside the stack reads, except the few the stack owns (its bucket, state machine and MLflow server).
 
 One `retrain up` for all settings; a function added to a copy of template.yaml (``settings_probe``) answers
@@ -17,7 +17,7 @@ import boto3
 import pytest
 import yaml
 
-from common.settings import Settings, environment_variables, load_settings
+from common.core.settings import Settings, environment_variables, load_settings
 from retrain.stack.embedded import LOCAL_CREDENTIALS, STACK_OWNED_SETTINGS, StackInfo
 from retrain.stack.template import load_template
 from tests.conftest import PROJECT_ROOT

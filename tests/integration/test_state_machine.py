@@ -11,8 +11,8 @@ from typing import Any
 import boto3
 import pytest
 
-from common.keys import dataset_manifest_key, ohlcv_key
-from common.ohlcv import closed_bars, parse_ohlcv_csv
+from common.core.keys import dataset_manifest_key, ohlcv_key
+from common.data.ohlcv import closed_bars, parse_ohlcv_csv
 from retrain.executions import run_execution
 from retrain.stack.sample_data import SAMPLE_DATA_END
 from tests.conftest import PROJECT_ROOT

@@ -10,9 +10,9 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from common.keys import dataset_manifest_key
-from common.promotion import decode_tags
-from common.registry import CHAMPION, PREVIOUS
+from common.core.keys import dataset_manifest_key
+from common.registry.mlflow_registry import CHAMPION, PREVIOUS
+from common.registry.promotion import decode_tags
 from retrain.executions import run_execution
 from tests.integration.conftest import clean_environment, run_cli
 
@@ -29,7 +29,7 @@ PERMISSIVE_GATE = {
 @pytest.fixture
 def permissive_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The handlers run in this process: a gate every candidate passes makes promotion deterministic."""
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     for name, value in PERMISSIVE_GATE.items():
         monkeypatch.setenv(name, value)
@@ -60,7 +60,7 @@ def first_run(stack):
     """`retrain train XRP uptrend --end 2024-12-31` as a user runs it, with a gate every candidate passes."""
     import os
 
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     env = clean_environment(**stack.info.client_environment(), RETRAIN_SYMBOLS="BTC,ETH,XRP")
     before = _champion(stack)  # None: no other test trains XRP uptrend

@@ -10,8 +10,8 @@ import time
 import boto3
 import pytest
 
-from common.keys import decision_key
-from common.trigger_check import execution_name
+from common.core.keys import decision_key
+from common.loop.check import execution_name
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration

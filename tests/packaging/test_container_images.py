@@ -220,7 +220,7 @@ def test_dockerignore_keeps_the_local_state_out_of_the_build_context() -> None:
     patterns = _dockerignore_patterns()
     for local_state in (".venv/bin/python", ".tools/bin/uv", ".local/x", ".git/HEAD", "common/__pycache__/x.pyc"):
         assert _ignored_by_docker(local_state, patterns), local_state
-    assert not _ignored_by_docker("common/settings.py", patterns)
+    assert not _ignored_by_docker("common/core/settings.py", patterns)
 
 
 def test_dockerignore_matcher_follows_dockers_last_match_rule() -> None:

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.api import Service, create_app
-from common.features import FEATURE_NAMES
-from common.predictor import CheckedModel, ModelCache
-from common.registry import VersionInfo
-from common.scorer import compile_scorer
-from common.serving import FeatureCache
-from common.settings import load_settings
+from common.core.settings import load_settings
+from common.data.features import FEATURE_NAMES
+from common.registry.mlflow_registry import VersionInfo
+from common.serving.api import Service, create_app
+from common.serving.feature_rows import FeatureCache
+from common.serving.model_cache import CheckedModel, ModelCache
+from common.training.scorer import compile_scorer
 from retrain.loopback import serving
 from tests.unit.test_predictor import FakeSource, _row
 

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.backtest import ModelUnit, backtest_model
-from common.bootstrap import block_bootstrap, block_indices
-from common.errors import ConfigurationError
-from common.ohlcv import parse_ohlcv_csv
-from common.policies import parse_policies, parse_policy
-from common.settings import load_settings
+from common.backtest.replay import ModelUnit, backtest_model
+from common.core.errors import ConfigurationError
+from common.core.settings import load_settings
+from common.data.ohlcv import parse_ohlcv_csv
+from common.loop.policies import parse_policies, parse_policy
+from common.training.bootstrap import block_bootstrap, block_indices
 from tests.conftest import PROJECT_ROOT
 
 START = datetime(2024, 3, 1, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""common.bar_store: validated appends and loads of OHLCV series in a versioned bucket (moto in-process).
+"""common.data.bar_store: validated appends and loads of OHLCV series in a versioned bucket (moto in-process).
 
 Covers the module's guarantees: idempotent appends (no write at all when nothing is new), stored bars
 never rewritten or dropped, the open bar never stored, boundary gaps handled by policy, a failed write
@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from common.bar_store import WRITE_ATTEMPTS, OhlcvStore, _check_nothing_lost
-from common.errors import ConcurrentWriteError, DataNotFoundError, DataValidationError
-from common.keys import ohlcv_key
-from common.ohlcv import parse_ohlcv_csv, to_ohlcv_csv
-from common.storage import S3ObjectStore
-from common.validation import IssueKind, validate_bars
+from common.aws.storage import S3ObjectStore
+from common.core.errors import ConcurrentWriteError, DataNotFoundError, DataValidationError
+from common.core.keys import ohlcv_key
+from common.data.bar_store import WRITE_ATTEMPTS, OhlcvStore, _check_nothing_lost
+from common.data.ohlcv import parse_ohlcv_csv, to_ohlcv_csv
+from common.data.validation import IssueKind, validate_bars
 from tests.conftest import versioned_bucket
 
 BUCKET = "retrain-test-bucket"

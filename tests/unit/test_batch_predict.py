@@ -1,4 +1,4 @@
-"""Batch predictions and outcome resolution (common.batch_predict) on moto's S3 in-process, with a fake
+"""Batch predictions and outcome resolution (common.serving.batch_predict) on moto's S3 in-process, with a fake
 registry whose champions are stand-in models: the record's fields, the outcome's due time at the exact
 boundary, idempotent re-runs, outcomes never overwritten, per-model isolation, and realized labels that
 equal the training labels."""
@@ -16,21 +16,27 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from common import batch_predict
-from common.bar_store import OhlcvStore
-from common.batch_predict import outcome_due, predict_champions, resolve_outcomes, resolve_window_start, run_batch
-from common.errors import RetrainError
-from common.features import FEATURE_NAMES
-from common.keys import ohlcv_key, prediction_key
-from common.ohlcv import closed_bars, parse_ohlcv_csv
-from common.prediction_log import PredictionRecord, live_accuracy_counts, read_records, write_record
-from common.promotion import encode_tags
-from common.registry import VersionInfo
-from common.serving import latest_features
-from common.settings import Settings
-from common.storage import S3ObjectStore
-from common.targets import forward_sma_change, trend_labels
-from common.trigger_check import _performance
+from common.aws.storage import S3ObjectStore
+from common.core.errors import RetrainError
+from common.core.keys import ohlcv_key, prediction_key
+from common.core.settings import Settings
+from common.data.bar_store import OhlcvStore
+from common.data.features import FEATURE_NAMES
+from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+from common.data.prediction_log import PredictionRecord, live_accuracy_counts, read_records, write_record
+from common.data.targets import forward_sma_change, trend_labels
+from common.loop.check import _performance
+from common.registry.mlflow_registry import VersionInfo
+from common.registry.promotion import encode_tags
+from common.serving import batch_predict
+from common.serving.batch_predict import (
+    outcome_due,
+    predict_champions,
+    resolve_outcomes,
+    resolve_window_start,
+    run_batch,
+)
+from common.serving.feature_rows import latest_features
 from retrain.batch import add_parser, replay_days
 from tests.conftest import versioned_bucket
 from tests.emf import emitted_metrics
@@ -491,7 +497,7 @@ def test_the_handler_logs_each_failed_model_by_name_and_counts_it(
 
 
 def test_importing_the_new_modules_has_no_side_effects(tmp_path: Path) -> None:
-    code = GUARDS + "import common.batch_predict, functions.batch_predict.app, retrain.batch"
+    code = GUARDS + "import common.serving.batch_predict, functions.batch_predict.app, retrain.batch"
     result = _run(code, tmp_path)
     assert result.returncode == 0, _report(result)
 
@@ -513,7 +519,7 @@ def test_the_command_replays_days_loading_each_champion_once(
 ) -> None:
     import argparse
 
-    import common.registry
+    import common.registry.mlflow_registry
 
     for name, value in {
         "RETRAIN_DATA_BUCKET": BUCKET,
@@ -521,7 +527,7 @@ def test_the_command_replays_days_loading_each_champion_once(
         "MLFLOW_TRACKING_URI": "http://x:1",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(common.registry, "Registry", lambda uri: registry)
+    monkeypatch.setattr(common.registry.mlflow_registry, "Registry", lambda uri: registry)
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(), lambda text: datetime.fromisoformat(text).replace(tzinfo=UTC))
     args = parser.parse_args(["predict-batch", "--from", "2024-04-01", "--date", "2024-04-03", "--json"])
@@ -580,6 +586,6 @@ def _handler_environment(monkeypatch: pytest.MonkeyPatch, *, symbols: str) -> No
         "POWERTOOLS_SERVICE_NAME": "batch-predict",
     }.items():
         monkeypatch.setenv(name, value)
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     get_settings.cache_clear()

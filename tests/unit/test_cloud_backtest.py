@@ -1,7 +1,7 @@
-"""common.cloud_backtest and the backtest events, without a stack: the requests a Map iteration and the summary
+"""common.backtest.cloud and the backtest events, without a stack: the requests a Map iteration and the summary
 accept, one unit's round trip through an object store, and the refusals that keep a report from mixing runs.
 
-The checks `retrain backtest` shares with the Lambda (common.backtest.check_history) refuse the same things in
+The checks `retrain backtest` shares with the Lambda (common.backtest.replay.check_history) refuse the same things in
 both, each in its own words."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from common.backtest import check_history
-from common.cloud_backtest import BacktestRunError, run_unit, summarize_units
-from common.errors import ConfigurationError, DataNotFoundError
-from common.events import BacktestModelEvent, BacktestModelResult, BacktestSummarizeEvent
-from common.keys import backtest_report_key, backtest_unit_key
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import load_settings
-from common.storage import MemoryObjectStore
+from common.aws.storage import MemoryObjectStore
+from common.backtest.cloud import BacktestRunError, run_unit, summarize_units
+from common.backtest.replay import check_history
+from common.core.errors import ConfigurationError, DataNotFoundError
+from common.core.keys import backtest_report_key, backtest_unit_key
+from common.core.settings import load_settings
+from common.data.ohlcv import parse_ohlcv_csv
+from common.loop.events import BacktestModelEvent, BacktestModelResult, BacktestSummarizeEvent
 from tests.conftest import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "sample_data" / "ohlcv"
@@ -38,7 +38,7 @@ def _btc() -> Any:
 
 
 def _store_with_btc() -> MemoryObjectStore:
-    from common.bar_store import OhlcvStore
+    from common.data.bar_store import OhlcvStore
 
     objects = MemoryObjectStore("data")
     OhlcvStore(objects).append("BTC", "1d", _btc(), as_of=datetime(2025, 3, 1, tzinfo=UTC))  # type: ignore[arg-type]

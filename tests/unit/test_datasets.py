@@ -1,4 +1,4 @@
-"""common.datasets.describe_dataset on the real BTC sample data, replayed at an as-of time in 2024."""
+"""common.data.datasets.describe_dataset on the real BTC sample data, replayed at an as-of time in 2024."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common.datasets import describe_dataset
-from common.errors import DataNotFoundError
-from common.targets import trend_labels
+from common.core.errors import DataNotFoundError
+from common.data.datasets import describe_dataset
+from common.data.targets import trend_labels
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 AS_OF = datetime(2024, 6, 1, 12, tzinfo=UTC)  # the 2024-06-01 daily bar is still open
@@ -18,7 +18,7 @@ AS_OF = datetime(2024, 6, 1, 12, tzinfo=UTC)  # the 2024-06-01 daily bar is stil
 
 @pytest.fixture(scope="module")
 def btc_daily() -> pd.DataFrame:
-    from common.ohlcv import parse_ohlcv_csv
+    from common.data.ohlcv import parse_ohlcv_csv
 
     return parse_ohlcv_csv((SAMPLE_DATA / "ohlcv" / "1d" / "BTC.csv").read_bytes(), source="BTC.csv")
 
@@ -100,7 +100,7 @@ def test_first_bar_closed_gives_one_bar_and_no_labels(btc_daily: pd.DataFrame) -
 
 
 def _sample(symbol: str) -> pd.DataFrame:
-    from common.ohlcv import parse_ohlcv_csv
+    from common.data.ohlcv import parse_ohlcv_csv
 
     return parse_ohlcv_csv((SAMPLE_DATA / "ohlcv" / "1d" / f"{symbol}.csv").read_bytes(), source=symbol)
 
@@ -122,7 +122,7 @@ def test_gaps_follow_the_configured_policy(policy: str, bars_delta: int) -> None
 
 
 def test_gap_policy_reject_refuses_the_series() -> None:
-    from common.errors import DataValidationError
+    from common.core.errors import DataValidationError
 
     with pytest.raises(DataValidationError, match="AVAX 1d: 69 missing bar"):
         _describe(_sample("AVAX"), symbol="AVAX", as_of=datetime(2025, 2, 21, tzinfo=UTC), gap_policy="reject")
@@ -136,7 +136,7 @@ def test_a_replay_far_past_the_data_is_stale() -> None:
 # --- TrainModel trains on what PrepareDataset pinned -------------------------------------------------------------
 def _overwrite_with_other_history(objects, key: str, bars: pd.DataFrame) -> None:
     """Someone rewrites the series between the two steps: a shorter history with other prices."""
-    from common.ohlcv import to_ohlcv_csv
+    from common.data.ohlcv import to_ohlcv_csv
 
     other = bars.tail(800).copy()
     other[["open", "high", "low", "close"]] *= 2
@@ -144,9 +144,9 @@ def _overwrite_with_other_history(objects, key: str, bars: pd.DataFrame) -> None
 
 
 def _prepared(objects, btc_daily: pd.DataFrame):
-    from common.bar_store import OhlcvStore
-    from common.datasets import prepare_dataset
-    from common.settings import load_settings
+    from common.core.settings import load_settings
+    from common.data.bar_store import OhlcvStore
+    from common.data.datasets import prepare_dataset
 
     OhlcvStore(objects).append("BTC", "1d", btc_daily, as_of=datetime(2030, 1, 1, tzinfo=UTC))
     settings = load_settings(symbols=("BTC",), train_classifiers=("ridge",))
@@ -160,24 +160,24 @@ def _prepared(objects, btc_daily: pd.DataFrame):
 def test_training_uses_the_pinned_bars_when_the_object_is_overwritten_after_prepare_dataset(
     btc_daily: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import common.training
-    from common.bar_store import OhlcvStore
-    from common.memory_registry import MemoryRegistry
-    from common.ohlcv import closed_bars
-    from common.pipeline import train_model
-    from common.storage import MemoryObjectStore
+    import common.training.evaluation
+    from common.aws.storage import MemoryObjectStore
+    from common.data.bar_store import OhlcvStore
+    from common.data.ohlcv import closed_bars
+    from common.loop.training_steps import train_model
+    from common.registry.memory_registry import MemoryRegistry
 
     objects = MemoryObjectStore()
     settings, manifest = _prepared(objects, btc_daily)
     _overwrite_with_other_history(objects, manifest.source_key, btc_daily)
     trained_on: list[pd.DataFrame] = []
-    training_data = common.training.training_data
+    training_data = common.training.evaluation.training_data
 
     def spy(bars: pd.DataFrame, **kwargs: object) -> object:
         trained_on.append(bars)
         return training_data(bars, **kwargs)
 
-    monkeypatch.setattr(common.training, "training_data", spy)
+    monkeypatch.setattr(common.training.evaluation, "training_data", spy)
     registry = MemoryRegistry()
 
     result = train_model(
@@ -201,11 +201,11 @@ def test_training_uses_the_pinned_bars_when_the_object_is_overwritten_after_prep
 
 
 def test_pinned_bars_read_the_pinned_s3_version_and_refuse_what_no_longer_matches(btc_daily: pd.DataFrame) -> None:
-    from common.bar_store import OhlcvStore
-    from common.datasets import pinned_bars
-    from common.errors import DatasetMismatchError
-    from common.ohlcv import closed_bars
-    from common.storage import S3ObjectStore
+    from common.aws.storage import S3ObjectStore
+    from common.core.errors import DatasetMismatchError
+    from common.data.bar_store import OhlcvStore
+    from common.data.datasets import pinned_bars
+    from common.data.ohlcv import closed_bars
     from tests.conftest import versioned_bucket
 
     with versioned_bucket("retrain-datasets-test") as s3:
@@ -228,11 +228,11 @@ def test_pinned_bars_read_the_pinned_s3_version_and_refuse_what_no_longer_matche
 
 
 def test_training_refuses_a_manifest_of_another_model_or_as_of_time(btc_daily: pd.DataFrame) -> None:
-    from common.bar_store import OhlcvStore
-    from common.errors import DatasetMismatchError
-    from common.memory_registry import MemoryRegistry
-    from common.pipeline import train_model
-    from common.storage import MemoryObjectStore
+    from common.aws.storage import MemoryObjectStore
+    from common.core.errors import DatasetMismatchError
+    from common.data.bar_store import OhlcvStore
+    from common.loop.training_steps import train_model
+    from common.registry.memory_registry import MemoryRegistry
 
     objects = MemoryObjectStore()
     settings, manifest = _prepared(objects, btc_daily)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from pydantic import Field, create_model
 
-from common import keys
-from common.settings import Interval, Settings
+from common.core import keys
+from common.core.settings import Interval, Settings
 from retrain.cli import build_parser
 from retrain.reference_docs import api_page, cli_page, s3_layout_page, settings_page
 from retrain.stack.config import LocalStackConfig
@@ -92,7 +92,7 @@ def test_every_command_and_option_is_on_the_cli_page() -> None:
 
 
 def test_every_api_operation_is_on_the_api_page() -> None:
-    from common.api import create_app
+    from common.serving.api import create_app
 
     openapi = create_app().openapi()
     page = api_page(openapi)

@@ -1,4 +1,4 @@
-"""PSI drift (common.drift): the naive PSI's failure modes (SPEC.md, triggers item 2) do not exist here,
+"""PSI drift (common.loop.drift): the naive PSI's failure modes (SPEC.md, triggers item 2) do not exist here,
 unmeasurable features are never "drift", the vectorised PSI equals a plain one, and both rules decide at
 their documented thresholds."""
 
@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from common.drift import (
+from common.core.errors import RetrainError
+from common.core.settings import load_settings
+from common.loop.drift import (
     DriftReport,
     DriftSchemaError,
     FixedRule,
@@ -24,16 +26,14 @@ from common.drift import (
     null_model,
     psi,
 )
-from common.drift_reference import (
+from common.loop.drift_reference import (
     PSI_SMOOTHING,
     DriftReference,
     FeatureReference,
     bin_shares,
     build_reference,
 )
-from common.errors import RetrainError
-from common.plots import psi_bars_png
-from common.settings import load_settings
+from common.training.plots import psi_bars_png
 
 
 def _normal(n: int, columns: tuple[str, ...] = ("a", "b", "c"), seed: int = 0, loc: float = 0.0) -> pd.DataFrame:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from common.features import FEATURE_NAMES, feature_table
-from common.ohlcv import parse_ohlcv_csv
+from common.data.features import FEATURE_NAMES, feature_table
+from common.data.ohlcv import parse_ohlcv_csv
 from retrain.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "ohlcv" / "1d" / "BTC.csv"

@@ -1,4 +1,4 @@
-"""The drift reference (common.drift_reference): decile bins that keep out-of-range values, ignore NaN,
+"""The drift reference (common.loop.drift_reference): decile bins that keep out-of-range values, ignore NaN,
 collapse ties without empty bins, and survive a JSON round trip exactly (SPEC.md, triggers item 2)."""
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.drift_reference import (
+from common.data.features import FEATURE_NAMES, compute_features
+from common.data.ohlcv import parse_ohlcv_csv
+from common.loop.drift_reference import (
     FORMAT_VERSION,
     DriftReference,
     FeatureReference,
@@ -18,8 +20,6 @@ from common.drift_reference import (
     build_reference,
     feature_reference,
 )
-from common.features import FEATURE_NAMES, compute_features
-from common.ohlcv import parse_ohlcv_csv
 
 DAILY = sorted((Path(__file__).resolve().parents[2] / "sample_data" / "ohlcv" / "1d").glob("*.csv"))
 

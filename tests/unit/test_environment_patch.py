@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from common.settings import get_settings
+from common.core.settings import get_settings
 from retrain.stack.process import EnvironmentPatch, patched_environment
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from common.events import (
+from common.loop.events import (
     BacktestModelEvent,
     BacktestSummarizeEvent,
     BatchPredictEvent,
@@ -186,7 +186,7 @@ def test_http_events_are_what_the_api_route_sends() -> None:
 
 
 def test_predict_body_has_the_19_features() -> None:
-    from common.features import FEATURE_NAMES
+    from common.data.features import FEATURE_NAMES
 
     (row,) = load("predict_body.json")["rows"]
     assert list(row) == list(FEATURE_NAMES)

@@ -1,4 +1,4 @@
-"""common.events: strict payloads between the state machine's tasks."""
+"""common.loop.events: strict payloads between the state machine's tasks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from common.events import NotifyEvent, PrepareDatasetEvent
+from common.loop.events import NotifyEvent, PrepareDatasetEvent
 
 
 def _prepare(**changes: Any) -> dict[str, Any]:

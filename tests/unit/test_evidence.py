@@ -8,11 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.evidence import champion_evidence, hac_mean_test
-from common.policies import parse_policy
-from common.promotion import decide_promotion
-from common.settings import load_settings
-from common.training import CandidateResult, EvaluationResult, Gate, passes_gate, select_candidate, selection_aware_oos
+from common.core.settings import load_settings
+from common.loop.policies import parse_policy
+from common.registry.promotion import decide_promotion
+from common.training.evaluation import (
+    CandidateResult,
+    EvaluationResult,
+    Gate,
+    passes_gate,
+    select_candidate,
+    selection_aware_oos,
+)
+from common.training.evidence import champion_evidence, hac_mean_test
 
 H = 10
 
@@ -164,7 +171,7 @@ def test_a_policy_can_override_any_decision_setting(name: str, field: str, value
 
 @pytest.mark.parametrize("name", ["default@bucket", "default@data_bucket=x", "default@nonsense=1"])
 def test_a_policy_cannot_override_what_is_not_a_decision(name: str) -> None:
-    from common.errors import ConfigurationError
+    from common.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="not field=value"):
         parse_policy(name)

@@ -1,4 +1,4 @@
-"""SHAP importance (common.explain): the right feature ranks first on every path, signs mean "towards
+"""SHAP importance (common.training.explain): the right feature ranks first on every path, signs mean "towards
 trend", and the model-agnostic path stays within its row and time bounds (SPEC.md: KernelExplainer on an
 SVC took an hour)."""
 
@@ -26,9 +26,9 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
-from common.explain import ShapResult, permutation_shap, shap_importance, unwrap_model
-from common.features import FEATURE_NAMES, compute_features
-from common.ohlcv import parse_ohlcv_csv
+from common.data.features import FEATURE_NAMES, compute_features
+from common.data.ohlcv import parse_ohlcv_csv
+from common.training.explain import ShapResult, permutation_shap, shap_importance, unwrap_model
 
 pytestmark = pytest.mark.filterwarnings(
     # scikit-learn 1.9 deprecates SVC(probability=True); the model zoo still uses it (SPEC.md).
@@ -68,7 +68,7 @@ class Holder:
 
 
 class OwnForest(RandomForestClassifier):
-    """A project subclass of a library model (like common.training's): still a tree model to the explainer."""
+    """A project subclass of a library model (like common.training.evaluation's): still a tree model to the explainer."""
 
 
 class Inverted(Holder):

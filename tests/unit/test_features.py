@@ -1,4 +1,4 @@
-"""common.features: the 19 SPEC features, each checked against an independent computation where one is
+"""common.data.features: the 19 SPEC features, each checked against an independent computation where one is
 practical (pandas/numpy re-implementations), the rest against TA-Lib called with the stated parameters."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import talib
 
-from common.errors import DataFormatError
-from common.features import (
+from common.core.errors import DataFormatError
+from common.data.features import (
     FEATURE_NAMES,
     WARMUP_BARS,
     compute_features,
@@ -20,8 +20,8 @@ from common.features import (
     labelled_features,
     line_pct_change,
 )
-from common.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
-from common.targets import trend_labels
+from common.data.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.data.targets import trend_labels
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "ohlcv"
 SAMPLE_FILES = sorted(SAMPLE_DIR.glob("*/*.csv"))

@@ -12,37 +12,37 @@ from pathlib import Path
 import pytest
 
 MODULES = (
-    "common.settings",
-    "common.storage",
-    "common.notification",
-    "common.datasets",
-    "common.events",
-    "common.ohlcv",
-    "common.targets",
-    "common.validation",
-    "common.bar_store",
-    "common.market_feed",
-    "common.ingestion",
-    "common.secrets",
-    "common.features",
-    "common.lookahead",
-    "common.training",
-    "common.explain",
-    "common.drift_reference",
-    "common.plots",
-    "common.promotion",
-    "common.registry",
-    "common.pipeline",
-    "common.drift",
-    "common.triggers",
-    "common.trigger_check",
-    "common.prediction_log",
-    "common.batch_predict",
-    "common.serving",
-    "common.predictor",
-    "common.native_models",
-    "common.registry_rest",
-    "common.workflow",
+    "common.core.settings",
+    "common.aws.storage",
+    "common.notify.notification",
+    "common.data.datasets",
+    "common.loop.events",
+    "common.data.ohlcv",
+    "common.data.targets",
+    "common.data.validation",
+    "common.data.bar_store",
+    "common.data.market_feed",
+    "common.data.ingestion",
+    "common.aws.secrets",
+    "common.data.features",
+    "common.data.lookahead",
+    "common.training.evaluation",
+    "common.training.explain",
+    "common.loop.drift_reference",
+    "common.training.plots",
+    "common.registry.promotion",
+    "common.registry.mlflow_registry",
+    "common.loop.training_steps",
+    "common.loop.drift",
+    "common.loop.triggers",
+    "common.loop.check",
+    "common.data.prediction_log",
+    "common.serving.batch_predict",
+    "common.serving.feature_rows",
+    "common.serving.model_cache",
+    "common.training.native_models",
+    "common.registry.mlflow_rest",
+    "common.aws.workflow",
     "functions.prepare_dataset.app",
     "functions.ingest.app",
     "functions.train_model.app",
@@ -119,7 +119,7 @@ def test_import_builds_no_settings_and_no_aws_client(tmp_path: Path) -> None:
     code = GUARDS + textwrap.dedent(
         f"""
         import {", ".join(MODULES)}
-        from common.settings import get_settings
+        from common.core.settings import get_settings
         assert get_settings.cache_info().currsize == 0, "get_settings() was called at import"
         """
     )
@@ -131,8 +131,8 @@ def test_import_builds_no_settings_and_no_aws_client(tmp_path: Path) -> None:
     ("offence", "message"),
     [
         ("import boto3; boto3.client('s3', region_name='us-east-1')", "AWS client created for s3"),
-        ("from common.storage import S3ObjectStore; S3ObjectStore('b').client", "AWS client created for s3"),
-        ("from common.settings import get_settings; get_settings()", "settings object built"),
+        ("from common.aws.storage import S3ObjectStore; S3ObjectStore('b').client", "AWS client created for s3"),
+        ("from common.core.settings import get_settings; get_settings()", "settings object built"),
     ],
 )
 def test_guards_detect_a_side_effect(tmp_path: Path, offence: str, message: str) -> None:

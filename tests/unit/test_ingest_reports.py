@@ -21,14 +21,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.errors import DataFormatError, UnknownSymbolError
-from common.ingestion import DEFAULT_BACKFILL_BARS, SymbolIngestion, ingest_symbols, run_ingestion
-from common.keys import ohlcv_key
-from common.market_feed import ReplayProvider
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import SYMBOL_RULE, load_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.errors import DataFormatError, UnknownSymbolError
+from common.core.keys import ohlcv_key
+from common.core.settings import SYMBOL_RULE, load_settings
+from common.data.bar_store import OhlcvStore
+from common.data.ingestion import DEFAULT_BACKFILL_BARS, SymbolIngestion, ingest_symbols, run_ingestion
+from common.data.market_feed import ReplayProvider
+from common.data.ohlcv import parse_ohlcv_csv
 from tests.conftest import versioned_bucket
 from tests.planted_csv import (
     AS_OF,
@@ -156,7 +156,7 @@ def test_the_json_summary_only_adds_keys() -> None:
         "stale": list,
         "symbols": list,
     }
-    from common.ingestion import IngestionSummary
+    from common.data.ingestion import IngestionSummary
 
     for item in (SymbolIngestion("BTC", "failed", error_type="X", error="y"), SymbolIngestion("ETH", "up_to_date")):
         summary = IngestionSummary(as_of=AS_OF, interval="1d", provider="replay", symbols=(item,)).to_dict()

@@ -13,14 +13,14 @@ import httpx
 import pandas as pd
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.errors import ProviderUnavailableError
-from common.ingestion import fetch_window, ingest_symbols, run_ingestion
-from common.keys import ohlcv_key
-from common.market_feed import BinanceKlinesProvider, ReplayProvider
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import load_settings
-from common.storage import S3ObjectStore
+from common.aws.storage import S3ObjectStore
+from common.core.errors import ProviderUnavailableError
+from common.core.keys import ohlcv_key
+from common.core.settings import load_settings
+from common.data.bar_store import OhlcvStore
+from common.data.ingestion import fetch_window, ingest_symbols, run_ingestion
+from common.data.market_feed import BinanceKlinesProvider, ReplayProvider
+from common.data.ohlcv import parse_ohlcv_csv
 from tests.conftest import versioned_bucket
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -339,8 +339,8 @@ def test_every_sample_series_replays_through_ingestion_to_its_validated_self(
 ) -> None:
     """Seed all but the last 30 bars, ingest the rest a few bars at a time (as a schedule with missed runs would): the stored series
     equals the whole sample file validated once, and a second pass appends nothing."""
-    from common.ohlcv import interval_length
-    from common.validation import validate_bars
+    from common.data.ohlcv import interval_length
+    from common.data.validation import validate_bars
 
     bars = sample(symbol, interval)
     step = interval_length(interval)

@@ -1,4 +1,4 @@
-"""common.lookahead: compute_features never uses future bars, and the same harness catches features
+"""common.data.lookahead: compute_features never uses future bars, and the same harness catches features
 that do (planted: shift(-1), a centred window, whole-series normalisation)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.features import FEATURE_NAMES, WARMUP_BARS, compute_features
-from common.lookahead import LookaheadViolation, default_cut_points, find_lookahead, violating_features
-from common.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
+from common.data.features import FEATURE_NAMES, WARMUP_BARS, compute_features
+from common.data.lookahead import LookaheadViolation, default_cut_points, find_lookahead, violating_features
+from common.data.ohlcv import PRICE_COLUMNS, parse_ohlcv_csv
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data" / "ohlcv"
 SAMPLE_FILES = sorted(SAMPLE_DIR.glob("*/*.csv"))

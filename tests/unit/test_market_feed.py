@@ -1,4 +1,4 @@
-"""common.market_feed: Binance klines over a mocked transport (parsing, paging, retries, errors) and the
+"""common.data.market_feed: Binance klines over a mocked transport (parsing, paging, retries, errors) and the
 replay provider over the sample data. No network, no real sleeping."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from common.errors import (
+from common.core.errors import (
     ConfigurationError,
     DataFormatError,
     MarketDataError,
@@ -22,9 +22,9 @@ from common.errors import (
     RegionBlockedError,
     UnknownSymbolError,
 )
-from common.market_feed import BinanceKlinesProvider, MarketDataProvider, ReplayProvider, empty_bars
-from common.ohlcv import closed_bars, parse_ohlcv_csv
-from common.settings import load_settings
+from common.core.settings import load_settings
+from common.data.market_feed import BinanceKlinesProvider, MarketDataProvider, ReplayProvider, empty_bars
+from common.data.ohlcv import closed_bars, parse_ohlcv_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "binance"
@@ -266,7 +266,7 @@ def test_rate_limit_honours_retry_after_then_succeeds(caplog: pytest.LogCaptureF
         _json_response("klines_BTCUSDT_1d.json"),
     )
     provider, sleep = _provider(recorder, api_key="do-not-log-me")
-    with caplog.at_level(logging.WARNING, logger="common.market_feed"):
+    with caplog.at_level(logging.WARNING, logger="common.data.market_feed"):
         bars = provider.fetch_bars("BTC", "1d", BTC_START, BTC_END)
     assert len(bars) == 7
     assert sleep.delays == [7.0]

@@ -1,6 +1,6 @@
 """The in-memory twins the backtest runs the live loop's code on: MemoryObjectStore keeps S3's contract
 (versions, ETags, conditional writes, ordered prefix listings) and MemoryRegistry answers the registry and
-tracking calls of common.registry.Registry (runs, results, versions, aliases, the last training)."""
+tracking calls of common.registry.mlflow_registry.Registry (runs, results, versions, aliases, the last training)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import ConcurrentWriteError, DataNotFoundError
-from common.memory_registry import MemoryRegistry
-from common.registry import CHAMPION, EXECUTION_TAG, PREVIOUS, RESULT_TAG, RegistryError, load_back_problem
-from common.storage import MemoryObjectStore
+from common.aws.storage import MemoryObjectStore
+from common.core.errors import ConcurrentWriteError, DataNotFoundError
+from common.registry.memory_registry import MemoryRegistry
+from common.registry.mlflow_registry import (
+    CHAMPION,
+    EXECUTION_TAG,
+    PREVIOUS,
+    RESULT_TAG,
+    RegistryError,
+    load_back_problem,
+)
 
 
 def test_memory_store_writes_versions_and_etags_like_s3() -> None:
@@ -49,7 +56,7 @@ def test_both_stores_read_an_earlier_version_by_its_id(backend: str) -> None:
     import contextlib
     import hashlib
 
-    from common.storage import S3ObjectStore
+    from common.aws.storage import S3ObjectStore
     from tests.conftest import versioned_bucket
 
     with versioned_bucket("twins") if backend == "s3" else contextlib.nullcontext() as s3:

@@ -1,4 +1,4 @@
-"""common.native_models: a LightGBM classifier's native model text, loaded through LightGBM's C library
+"""common.training.native_models: a LightGBM classifier's native model text, loaded through LightGBM's C library
 without the lightgbm package, scores exactly what ``predict_proba`` scores (one row and many, with early
 stopping's best iteration, on the zoo's LightGBM as training fits it), and imports none of lightgbm, sklearn
 or SciPy. XGBoost's JSON model likewise. Only binary LightGBM and XGBoost classifiers on labels 0/1 get one."""
@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.features import FEATURE_NAMES
-from common.native_models import (
+from common.data.features import FEATURE_NAMES
+from common.training.evaluation import fit_classifier, make_classifier
+from common.training.native_models import (
     LIGHTGBM_ARTIFACT,
     NATIVE_MODEL_TAG,
     XGBOOST_ARTIFACT,
@@ -25,8 +26,7 @@ from common.native_models import (
     native_artifact,
     native_reference,
 )
-from common.scorer import compile_scorer, positive_probability
-from common.training import fit_classifier, make_classifier
+from common.training.scorer import compile_scorer, positive_probability
 from tests.boosters import early_stopped_lightgbm
 from tests.conftest import PROJECT_ROOT
 
@@ -167,8 +167,8 @@ def _score_in_a_fresh_process(
     script = (
         "import json, sys\n"
         "import numpy as np\n"
-        "from common.native_models import load_native\n"
-        "from common.scorer import compile_scorer\n"
+        "from common.training.native_models import load_native\n"
+        "from common.training.scorer import compile_scorer\n"
         f"native = load_native({reference!r}, open({str(folder / 'model')!r}, 'rb').read())\n"
         f"p = compile_scorer(native, [])(np.load({str(folder / 'rows.npy')!r}))\n"
         "print(json.dumps({'p': p.tolist(), 'modules': sorted({m.split('.')[0] for m in sys.modules})}))\n"

@@ -1,4 +1,4 @@
-"""common.notification: the run summary text, Lambda error extraction, and delivery (S3 outbox, console,
+"""common.notify.notification: the run summary text, Lambda error extraction, and delivery (S3 outbox, console,
 Telegram through httpx.MockTransport, the channel set from settings, failure isolation)."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from common.errors import ConfigurationError
-from common.keys import notification_key
-from common.notification import (
+from common.core.errors import ConfigurationError
+from common.core.keys import notification_key
+from common.core.settings import Settings, load_settings
+from common.notify.notification import (
     TELEGRAM_MAX_CHARS,
     ConsoleNotifier,
     DeliveryReport,
@@ -28,7 +29,6 @@ from common.notification import (
     split_message,
     summarize_run,
 )
-from common.settings import Settings, load_settings
 
 CREATED_AT = datetime(2025, 2, 20, 0, 5, tzinfo=UTC)
 
@@ -415,8 +415,8 @@ def test_long_text_is_split_on_line_boundaries_into_messages_within_the_limit() 
 def test_a_retry_sends_only_the_chunks_not_sent_yet_and_then_nothing() -> None:
     """Chunk 2 of 3 fails once: the retry sends chunks 2 and 3 only, a later retry sends nothing; each
     chunk leaves a marker per (run, chunk) in the store once Telegram accepted it."""
-    from common.keys import sent_chunk_key
-    from common.storage import MemoryObjectStore
+    from common.aws.storage import MemoryObjectStore
+    from common.core.keys import sent_chunk_key
 
     outcomes = [
         _outcome("rejected", symbol=f"S{i:03d}", version="17", champion_version="16", why="x" * 60) for i in range(80)

@@ -95,7 +95,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         monkeypatch.setenv(name, value)
     from aws_lambda_powertools.utilities import parameters
 
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     parameters.clear_caches()  # powertools caches secrets (and its client) per process
     get_settings.cache_clear()
@@ -111,7 +111,7 @@ def telegram(monkeypatch: pytest.MonkeyPatch, aws: Any) -> Callable[..., list[ht
     monkeypatch.setenv("RETRAIN_NOTIFY_CHANNELS", "outbox,telegram")
     monkeypatch.setenv("RETRAIN_TELEGRAM_SECRET_NAME", SECRET)
     monkeypatch.setenv("RETRAIN_TELEGRAM_CHAT_ID", CHAT)
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     get_settings.cache_clear()
 
@@ -208,7 +208,7 @@ def test_a_retried_notification_sends_only_what_is_missing(
 ) -> None:
     """NotifyOperator invoked again for the same run (Step Functions' retry, a redrive): chunk 2 of 3 failed
     once, so the retry sends chunks 2 and 3 only, and a second full retry sends nothing."""
-    from common.notification import split_message
+    from common.notify.notification import split_message
     from functions.notify.app import handler
 
     rejected = {"trend": "uptrend", "status": "rejected", "version": 17, "champion_version": 16, "why": "x" * 60}
@@ -239,7 +239,7 @@ def test_missing_secret_is_a_failed_channel(monkeypatch: pytest.MonkeyPatch, aws
     monkeypatch.setenv("RETRAIN_NOTIFY_CHANNELS", "outbox,telegram")
     monkeypatch.setenv("RETRAIN_TELEGRAM_SECRET_NAME", "retrain/does-not-exist")
     monkeypatch.setenv("RETRAIN_TELEGRAM_CHAT_ID", CHAT)
-    from common.settings import get_settings
+    from common.core.settings import get_settings
 
     get_settings.cache_clear()
     from functions.notify.app import handler

@@ -1,4 +1,4 @@
-"""common.ohlcv: CSV parsing into UTC-indexed float bars, and the closed-bar rule."""
+"""common.data.ohlcv: CSV parsing into UTC-indexed float bars, and the closed-bar rule."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common.errors import DataFormatError
-from common.ohlcv import closed_bars, interval_length, parse_ohlcv_csv
+from common.core.errors import DataFormatError
+from common.data.ohlcv import closed_bars, interval_length, parse_ohlcv_csv
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 SAMPLE_CSVS = sorted((SAMPLE_DATA / "ohlcv").glob("*/*.csv"))

@@ -1,4 +1,4 @@
-"""PNG charts (common.plots): valid images from normal and edge-case inputs, clear errors for bad ones,
+"""PNG charts (common.training.plots): valid images from normal and edge-case inputs, clear errors for bad ones,
 and no pyplot (global figure state, GUI backend) anywhere."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from common.explain import ShapResult
-from common.plots import confusion_matrix_png, equity_curve_png, psi_bars_png, shap_summary_png
+from common.training.explain import ShapResult
+from common.training.plots import confusion_matrix_png, equity_curve_png, psi_bars_png, shap_summary_png
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -161,9 +161,9 @@ def test_no_pyplot_and_no_matplotlib_at_import() -> None:
         """
         import sys
         import numpy as np, pandas as pd
-        import common.plots as plots
-        assert "matplotlib" not in sys.modules, "matplotlib imported with common.plots"
-        from common.explain import ShapResult
+        import common.training.plots as plots
+        assert "matplotlib" not in sys.modules, "matplotlib imported with common.training.plots"
+        from common.training.explain import ShapResult
         r = pd.Series([0.01, -0.02, 0.03], index=pd.date_range("2024-01-01", periods=3, tz="UTC"))
         plots.equity_curve_png(r, baseline_returns=r, buy_and_hold=r, title="t", log_scale=True)
         plots.confusion_matrix_png([0, 1, 1], [0, 1, 0], title="t")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import ConfigurationError
-from common.keys import backtest_unit_key, dataset_manifest_key, decision_key, prediction_key
-from common.settings import (
+from common.core.errors import ConfigurationError
+from common.core.keys import backtest_unit_key, dataset_manifest_key, decision_key, prediction_key
+from common.core.settings import (
     PoolEntry,
     experiment_name,
     load_settings,

@@ -16,15 +16,15 @@ import pytest
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 
-import common.legacy_estimators as legacy
-from common.features import FEATURE_NAMES
-from common.scorer import compile_scorer, positive_probability
-from common.settings import ALL_CLASSIFIERS
-from common.training import fit_classifier, make_classifier
+import common.training.legacy_estimators as legacy
+from common.core.settings import ALL_CLASSIFIERS
+from common.data.features import FEATURE_NAMES
+from common.training.evaluation import fit_classifier, make_classifier
+from common.training.scorer import compile_scorer, positive_probability
 from tests.conftest import PROJECT_ROOT
 
 LEGACY_MODELS = PROJECT_ROOT / "tests" / "fixtures" / "legacy_models"
-# What each subclass training used before replaced (all kept in common.legacy_estimators).
+# What each subclass training used before replaced (all kept in common.training.legacy_estimators).
 LEGACY_CLASS = {
     "RandomForestClassifier": legacy.ReproducibleRandomForestClassifier,
     "CalibratedClassifierCV": legacy.BalancedCalibratedClassifierCV,
@@ -122,12 +122,32 @@ def test_a_version_pickled_with_the_old_subclasses_still_loads(name: str) -> Non
     import mlflow.sklearn
 
     folder = LEGACY_MODELS / name
-    assert b"common.training" in (folder / "model.pkl").read_bytes()
+    pickled = (folder / "model.pkl").read_bytes()
+    assert b"common.training" in pickled and b"common.training.evaluation" not in pickled
     model = mlflow.sklearn.load_model(str(folder))
-    assert type(model[-1]).__module__ == "common.legacy_estimators"
+    assert type(model[-1]).__module__ == "common.training.legacy_estimators"
     sample = json.loads((folder / "sample_predictions.json").read_text())
     rows = pd.DataFrame(sample["rows"], columns=sample["columns"])
     expected = np.asarray(sample["proba"])
     np.testing.assert_allclose(positive_probability(model, rows), expected, rtol=0, atol=1e-12)
     score = compile_scorer(model, FEATURE_NAMES)
     np.testing.assert_allclose(score(rows.to_numpy()), expected, rtol=0, atol=1e-12)
+
+
+def test_the_training_package_resolves_every_legacy_class_without_importing_scikit_learn() -> None:
+    """Unpickling an old version looks its class up on ``common.training``: every class the old module held
+    must resolve there, and importing the package alone must not pull in scikit-learn (the predictor's cold
+    start). A fresh interpreter, so this test's own imports do not count."""
+    import inspect
+
+    import common.training
+
+    classes = {
+        name for name, value in inspect.getmembers(legacy, inspect.isclass) if value.__module__ == legacy.__name__
+    }
+    public = {name for name in classes if not name.startswith("_")}
+    assert public == common.training.LEGACY_ESTIMATORS
+    assert all(getattr(common.training, name) is getattr(legacy, name) for name in public)
+    probe = "import sys, common.training, common.training.native_models, common.training.scorer; print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    assert done.stdout.strip() == "False"

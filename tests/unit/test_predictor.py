@@ -1,4 +1,4 @@
-"""The predictor: the model cache's hot swap (common.predictor) and the API's contract (functions/predictor),
+"""The predictor: the model cache's hot swap (common.serving.model_cache) and the API's contract (functions/predictor),
 with a fake registry and fake feature rows. The real-stack swap under load is tests/integration."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from common.api import MAX_BATCH_ROWS, Service, create_app
-from common.errors import DataNotFoundError
-from common.features import FEATURE_NAMES
-from common.predictor import CacheEvent, CheckedModel, ModelCache, ModelLoadError
-from common.promotion import encode_tags
-from common.registry import VersionInfo
-from common.scorer import compile_scorer
-from common.serving import FeatureCache, FeatureRow
-from common.settings import load_settings
+from common.core.errors import DataNotFoundError
+from common.core.settings import load_settings
+from common.data.features import FEATURE_NAMES
+from common.registry.mlflow_registry import VersionInfo
+from common.registry.promotion import encode_tags
+from common.serving.api import MAX_BATCH_ROWS, Service, create_app
+from common.serving.feature_rows import FeatureCache, FeatureRow
+from common.serving.model_cache import CacheEvent, CheckedModel, ModelCache, ModelLoadError
+from common.training.scorer import compile_scorer
 from retrain.stack.lambda_router import LocalLambdaContext
 from tests.emf import emitted_metrics
 from tests.original_api import OriginalModel, OriginalPrediction, is_original_prediction
@@ -379,7 +379,7 @@ def test_lambda_handler_answers_an_http_api_v2_event(source: FakeSource) -> None
 
 
 def test_a_suspended_champion_answers_404_with_the_reason_and_serves_again_once_resumed(source: FakeSource) -> None:
-    from common.promotion import SUSPENDED_TAG, Suspension
+    from common.registry.promotion import SUSPENDED_TAG, Suspension
 
     suspended: dict[str, str] = {}
     champion = source.champion
@@ -446,7 +446,7 @@ def test_the_lambda_handler_publishes_swaps_and_refused_loads_as_metrics(
     """functions/predictor/app.py as Lambda runs it: the handler's service hears its cache's events and the
     invocation that swapped publishes ModelSwaps; one whose champion fails to load, ModelLoadsRejected."""
     import functions.predictor.app as app
-    from common.api import Service
+    from common.serving.api import Service
 
     for name, value in {
         "AWS_LAMBDA_FUNCTION_NAME": "retrain-test-PredictorFunction",

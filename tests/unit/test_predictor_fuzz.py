@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.api import Service, create_app
-from common.features import FEATURE_NAMES
-from common.predictor import ModelCache
-from common.serving import FeatureCache
-from common.settings import load_settings
+from common.core.settings import load_settings
+from common.data.features import FEATURE_NAMES
+from common.serving.api import Service, create_app
+from common.serving.feature_rows import FeatureCache
+from common.serving.model_cache import ModelCache
 from tests.unit.test_predictor import FakeSource, _row
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.events import TrainResult
-from common.pipeline import promote_model
-from common.promotion import encode_tags
-from common.registry import CHAMPION, PREVIOUS, SAMPLE_ARTIFACT, VersionInfo
-from common.settings import load_settings
-from common.storage import MemoryObjectStore
+from common.aws.storage import MemoryObjectStore
+from common.core.settings import load_settings
+from common.data.bar_store import OhlcvStore
+from common.loop.events import TrainResult
+from common.loop.training_steps import promote_model
+from common.registry.mlflow_registry import CHAMPION, PREVIOUS, SAMPLE_ARTIFACT, VersionInfo
+from common.registry.promotion import encode_tags
 
 AS_OF = datetime(2025, 2, 20, tzinfo=UTC)
 SAMPLE = {"index": ["2025-02-18T00:00:00+00:00", "2025-02-19T00:00:00+00:00"], "columns": ["a", "b"],

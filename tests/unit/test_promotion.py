@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from common.promotion import VERSION_TAGS, decide_promotion, decode_tags, encode_tags
+from common.registry.promotion import VERSION_TAGS, decide_promotion, decode_tags, encode_tags
 
 
 def test_tags_round_trip_with_their_types() -> None:

@@ -1,4 +1,4 @@
-"""common.registry_rest: where the predictor's REST reads of the registry are used (and where the MLflow
+"""common.registry.mlflow_rest: where the predictor's REST reads of the registry are used (and where the MLflow
 client stays), how a model version and artifact paths are read, S3 artifact roots, and errors. Against the
 real MLflow server: tests/integration/test_predictor_cold_path.py."""
 
@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from common.registry import Registry, RegistryError
-from common.registry_rest import RestRegistryReader, serving_registry
+from common.registry.mlflow_registry import Registry, RegistryError
+from common.registry.mlflow_rest import RestRegistryReader, serving_registry
 from tests.conftest import versioned_bucket
 
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.ingestion import ingest_symbols
-from common.market_feed import ReplayProvider
-from common.settings import DEFAULT_SYMBOLS
-from common.storage import S3ObjectStore
-from common.validation import IssueKind
+from common.aws.storage import S3ObjectStore
+from common.core.settings import DEFAULT_SYMBOLS
+from common.data.bar_store import OhlcvStore
+from common.data.ingestion import ingest_symbols
+from common.data.market_feed import ReplayProvider
+from common.data.validation import IssueKind
 from retrain.stack.config import LocalStackConfig
 from retrain.stack.sample_data import SAMPLE_DATA_END, available, seed
 from tests.conftest import versioned_bucket

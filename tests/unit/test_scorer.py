@@ -1,4 +1,4 @@
-"""common.scorer: the serving scorer is exact (it matches predict_proba on every classifier of the zoo, fitted
+"""common.training.scorer: the serving scorer is exact (it matches predict_proba on every classifier of the zoo, fitted
 the way training fits them) and refuses what it cannot score correctly."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.features import FEATURE_NAMES
-from common.scorer import _BOOSTER_SCORERS, compile_scorer, positive_probability
-from common.settings import ALL_CLASSIFIERS
-from common.training import fit_classifier, make_classifier
+from common.core.settings import ALL_CLASSIFIERS
+from common.data.features import FEATURE_NAMES
+from common.training.evaluation import fit_classifier, make_classifier
+from common.training.scorer import _BOOSTER_SCORERS, compile_scorer, positive_probability
 from tests.boosters import early_stopped_lightgbm
 
 
@@ -112,7 +112,7 @@ def test_a_fast_path_that_breaks_falls_back_to_predict_proba(data, monkeypatch) 
     def moved_internals(booster):
         raise AttributeError("'Booster' object has no attribute '_handle'")
 
-    monkeypatch.setattr("common.scorer._lightgbm_single_row", moved_internals)
+    monkeypatch.setattr("common.training.scorer._lightgbm_single_row", moved_internals)
     score = compile_scorer(model, FEATURE_NAMES)
     np.testing.assert_allclose(score(X.tail(4).to_numpy()), positive_probability(model, X.tail(4)), atol=1e-12)
     np.testing.assert_allclose(score(X.tail(1).to_numpy()), positive_probability(model, X.tail(1)), atol=1e-12)

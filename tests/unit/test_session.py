@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import ConfigurationError
+from common.core.errors import ConfigurationError
 from retrain.stack import session
 from retrain.stack.config import LocalStackConfig
 

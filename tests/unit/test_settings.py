@@ -1,4 +1,4 @@
-"""common.settings: SPEC defaults, environment parsing and validation errors that name the variable."""
+"""common.core.settings: SPEC defaults, environment parsing and validation errors that name the variable."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import ConfigurationError
-from common.settings import DEFAULT_SYMBOLS, Settings, get_settings, load_settings
+from common.core.errors import ConfigurationError
+from common.core.settings import DEFAULT_SYMBOLS, Settings, get_settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

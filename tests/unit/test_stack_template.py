@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import ConfigurationError
-from common.settings import DEFAULT_SYMBOLS
+from common.core.errors import ConfigurationError
+from common.core.settings import DEFAULT_SYMBOLS
 from retrain.stack.template import LocalResources, load_template, local_resources
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -11,19 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.bar_store import OhlcvStore
-from common.batch_predict import outcome_due, run_batch
-from common.errors import RetrainError
-from common.events import TrainResult
-from common.memory_registry import MemoryRegistry
-from common.monitoring import resume, suspend
-from common.pipeline import promote_model
-from common.prediction_log import PredictionRecord, write_record
-from common.promotion import encode_tags, suspension_of
-from common.registry import CHAMPION, EXECUTION_TAG, RESULT_TAG
-from common.settings import load_settings
-from common.storage import MemoryObjectStore
-from common.trigger_check import check_model
+from common.aws.storage import MemoryObjectStore
+from common.core.errors import RetrainError
+from common.core.settings import load_settings
+from common.data.bar_store import OhlcvStore
+from common.data.prediction_log import PredictionRecord, write_record
+from common.loop.check import check_model
+from common.loop.events import TrainResult
+from common.loop.live_record import resume, suspend
+from common.loop.training_steps import promote_model
+from common.registry.memory_registry import MemoryRegistry
+from common.registry.mlflow_registry import CHAMPION, EXECUTION_TAG, RESULT_TAG
+from common.registry.promotion import encode_tags, suspension_of
+from common.serving.batch_predict import outcome_due, run_batch
 
 NAME = "BTC_uptrend_model"
 AS_OF = datetime(2024, 6, 1, 0, 10, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""common.targets: pct = (SMA10[t+h] - SMA10[t]) / SMA10[t]; uptrend pct >= +x, downtrend pct <= -x."""
+"""common.data.targets: pct = (SMA10[t+h] - SMA10[t]) / SMA10[t]; uptrend pct >= +x, downtrend pct <= -x."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.targets import forward_sma_change, trend_labels
+from common.data.targets import forward_sma_change, trend_labels
 
 # 30 hand-written closes: a rise, a plateau, a fall.
 CLOSES = [

@@ -577,7 +577,7 @@ def mlflow_violations(template: Template) -> list[str]:
         if _grants_mlflow(_props(resource)["PolicyDocument"]) and resource.get("Condition") != "IsSageMakerMlflow":
             found.append(f"{logical_id}: MLflow policy not under the IsSageMakerMlflow condition")
     for logical_id, _ in _resources(template, "AWS::Serverless::Function"):
-        uses_registry = "common.registry" in _handler_source(template, logical_id)
+        uses_registry = "common.registry.mlflow_registry" in _handler_source(template, logical_id)
         raw_items = _as_list(_props(template["Resources"][logical_id]).get("Policies", []))
         conditional = [i["Fn::If"] for i in raw_items if isinstance(i, dict) and "Fn::If" in i]
         if uses_registry and not any(

@@ -1,4 +1,4 @@
-"""common.training: purged walk-forward folds, the 9-model zoo (weights, determinism, pickling), the metrics on
+"""common.training.evaluation: purged walk-forward folds, the 9-model zoo (weights, determinism, pickling), the metrics on
 hand-made cases, the baseline and aggregation on real folds, the gate and the selection."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import AdaBoostClassifier
 from sklearn.neural_network import MLPClassifier
 
-from common.errors import ConfigurationError, DataNotFoundError
-from common.features import FEATURE_NAMES
-from common.ohlcv import parse_ohlcv_csv
-from common.settings import ALL_CLASSIFIERS, load_settings
-from common.training import (
+from common.core.errors import ConfigurationError, DataNotFoundError
+from common.core.settings import ALL_CLASSIFIERS, load_settings
+from common.data.features import FEATURE_NAMES
+from common.data.ohlcv import parse_ohlcv_csv
+from common.training.evaluation import (
     SHARPE_STD_FLOOR,
     CandidateResult,
     EvaluationResult,

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from common.promotion import decode_tags, encode_tags
-from common.registry import VersionInfo
-from common.trigger_check import CheckSummary, _trained_at, execution_name
-from common.triggers import Decision, TriggerResult, schedule_trigger
+from common.loop.check import CheckSummary, _trained_at, execution_name
+from common.loop.triggers import Decision, TriggerResult, schedule_trigger
+from common.registry.mlflow_registry import VersionInfo
+from common.registry.promotion import decode_tags, encode_tags
 from tests.emf import emitted_metrics, emitted_points
 
 WALL_CLOCK = datetime(2026, 11, 21, tzinfo=UTC)
@@ -53,7 +53,7 @@ def test_a_champion_trained_as_of_the_check_or_later_is_not_checked_again() -> N
     """Re-running a day: what was decided then, with the champion of then, stands."""
     import pytest
 
-    from common.trigger_check import AlreadyDecided, check_model
+    from common.loop.check import AlreadyDecided, check_model
 
     class Registry:
         def version_by_alias(self, name: str, alias: str) -> VersionInfo:
@@ -102,7 +102,7 @@ class StoreFailingOn:
     """A MemoryObjectStore whose writes of one key fail the way S3 does when it cannot be reached."""
 
     def __init__(self, key: str) -> None:
-        from common.storage import MemoryObjectStore
+        from common.aws.storage import MemoryObjectStore
 
         self.inner, self.key = MemoryObjectStore(), key
 
@@ -118,8 +118,8 @@ class StoreFailingOn:
 
 
 def _check(registry: object, objects: object, started: list[dict[str, object]], errors: list[tuple[str, str]]):
-    from common.settings import load_settings
-    from common.trigger_check import run_check
+    from common.core.settings import load_settings
+    from common.loop.check import run_check
 
     return run_check(
         load_settings(symbols=("BTC", "ETH", "SOL")),
@@ -135,8 +135,8 @@ def test_a_transport_error_for_one_model_is_recorded_for_it_and_the_others_are_c
     from mlflow.exceptions import RestException
     from requests.exceptions import ConnectionError as RequestsConnectionError
 
-    from common.keys import decision_key
-    from common.storage import MemoryObjectStore
+    from common.aws.storage import MemoryObjectStore
+    from common.core.keys import decision_key
 
     registry = FlakyRegistry(
         {
@@ -175,8 +175,8 @@ def test_a_transport_error_for_one_model_is_recorded_for_it_and_the_others_are_c
 def test_an_error_record_never_replaces_a_decision_of_the_same_day() -> None:
     from mlflow.exceptions import RestException
 
-    from common.keys import decision_key
-    from common.storage import MemoryObjectStore
+    from common.aws.storage import MemoryObjectStore
+    from common.core.keys import decision_key
 
     objects = MemoryObjectStore()
     _check(FlakyRegistry({}), objects, [], [])
@@ -190,7 +190,7 @@ def test_an_error_record_never_replaces_a_decision_of_the_same_day() -> None:
 
 
 def test_a_decision_that_cannot_be_recorded_is_still_acted_on_and_reported() -> None:
-    from common.keys import decision_key
+    from common.core.keys import decision_key
 
     objects = StoreFailingOn(decision_key("BTC", "downtrend", AS_OF))
     started: list[dict[str, object]] = []
@@ -224,7 +224,7 @@ def test_the_handler_logs_counts_and_returns_a_failed_model_and_checks_the_other
 
     from botocore.exceptions import EndpointConnectionError
 
-    from common.settings import get_settings
+    from common.core.settings import get_settings
     from tests.conftest import versioned_bucket
 
     bucket = "retrain-check-test"
@@ -279,7 +279,7 @@ def test_as_a_step_of_the_day_the_check_names_the_training_and_the_day_starts_it
     import json
     from pathlib import Path
 
-    from common.settings import get_settings
+    from common.core.settings import get_settings
     from tests.conftest import versioned_bucket
 
     bucket = "retrain-check-day-test"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from common.triggers import (
+from common.loop.triggers import (
     Decision,
     TriggerResult,
     accuracy_below_p_value,

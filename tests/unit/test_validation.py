@@ -1,4 +1,4 @@
-"""common.validation: one focused test per rule on small synthetic frames, the report, and the real
+"""common.data.validation: one focused test per rule on small synthetic frames, the report, and the real
 sample data (every file of both intervals, with the known defects found at their exact counts)."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.errors import DataValidationError
-from common.ohlcv import closed_bars, interval_length, parse_ohlcv_csv
-from common.validation import (
+from common.core.errors import DataValidationError
+from common.data.ohlcv import closed_bars, interval_length, parse_ohlcv_csv
+from common.data.validation import (
     MAX_EXAMPLES,
     IssueKind,
     Severity,
@@ -266,7 +266,7 @@ def test_open_bar_and_bars_after_as_of_are_dropped() -> None:
     assert list(result.bars.index) == [_ts(f"2024-01-0{d}") for d in range(1, 5)]
     assert result.report.clean  # the open bar is expected: info only
     assert result.report.rejected_rows == 0
-    # Same rule as common.ohlcv.closed_bars.
+    # Same rule as common.data.ohlcv.closed_bars.
     pd.testing.assert_frame_equal(result.bars, closed_bars(_frame(rows), "1d", as_of))
 
 
@@ -466,7 +466,7 @@ def test_report_to_dict_is_json_serialisable() -> None:
 
 
 def test_every_kind_has_a_documented_rule() -> None:
-    import common.validation as module
+    import common.data.validation as module
 
     for kind in IssueKind:
         assert kind.value in (module.__doc__ or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.settings import load_settings
+from common.core.settings import load_settings
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Market data and what is derived from it: OHLCV bars (validated, stored, fetched, ingested), features, labels, dataset manifests, and the prediction log."""

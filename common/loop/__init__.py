@@ -1,0 +1,1 @@
+"""The retraining loop's decisions: a champion's live record, drift, the triggers and the periodic check, the training steps (train, gate, register, promote or suspend), retraining policies, and the payloads between state-machine tasks."""

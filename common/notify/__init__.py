@@ -1,0 +1,1 @@
+"""Telling the operator: notification channels (Slack, webhook, SNS, a log) with per-execution idempotency."""
