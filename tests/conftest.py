@@ -43,3 +43,11 @@ def versioned_bucket(bucket: str) -> Iterator[Any]:
         client.create_bucket(Bucket=bucket)
         client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         yield client
+
+
+def closed_bars(bars: Any, interval: str, as_of: Any) -> Any:
+    """The bars closed at ``as_of`` (the product's rule, ``common.data.ohlcv.closed_mask``): the tests' oracle
+    for what a step may see."""
+    from common.data.ohlcv import closed_mask
+
+    return bars.loc[closed_mask(bars.index, interval, as_of)]

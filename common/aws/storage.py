@@ -37,8 +37,6 @@ class ObjectStore(Protocol):
 
     def get_object(self, key: str, version_id: str | None = None) -> StoredObject: ...
 
-    def get_versioned(self, key: str) -> tuple[bytes, str]: ...
-
     def get_bytes(self, key: str) -> bytes: ...
 
     def put_bytes(
@@ -81,11 +79,6 @@ class _DerivedCalls:
         if_absent: bool = False,
     ) -> str:
         raise NotImplementedError
-
-    def get_versioned(self, key: str) -> tuple[bytes, str]:
-        """The object's bytes and its version id ("" where the bucket is not versioned)."""
-        stored = self.get_object(key)
-        return stored.body, stored.version_id
 
     def get_bytes(self, key: str) -> bytes:
         return self.get_object(key).body

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from common.aws.storage import MemoryObjectStore
 from common.core.errors import ConfigurationError, RetrainError
+from common.core.numbers import finite_or_none
 from common.core.settings import Settings, Trend, model_label, registered_model_name
 from common.data.bar_store import OhlcvStore
 from common.data.ohlcv import interval_length
@@ -327,8 +327,8 @@ def served_predictions(
                 "version": record.model_version,
                 "probability": round(record.prediction_prob, 9),
                 "realized": realized,
-                "next_return": _finite_or_none(next_return.get(bar)),
-                "forward_return": _finite_or_none(forward_return.get(bar)),
+                "next_return": finite_or_none(next_return.get(bar), 9),
+                "forward_return": finite_or_none(forward_return.get(bar), 9),
             }
         )
     return served
@@ -337,12 +337,6 @@ def served_predictions(
 def _after(bars: pd.DataFrame) -> datetime:
     """An as-of time at which every bar of ``bars`` is closed."""
     return (bars.index.max() + pd.Timedelta(days=2)).to_pydatetime()
-
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None or not np.isfinite(value):
-        return None
-    return round(float(value), 9)
 
 
 def check_history(

@@ -26,10 +26,6 @@ class DataValidationError(RetrainError):
     """Market data fails a validation rule whose policy is to refuse it (e.g. gaps under gap_policy=reject)."""
 
 
-class StaleDataError(DataValidationError):
-    """The last closed bar is older than the staleness limit at the as-of time."""
-
-
 class DatasetMismatchError(RetrainError):
     """The stored data no longer holds what a run's dataset manifest pinned (its object version is gone, or
     its bytes or bar range differ): training on it would not be training on the prepared dataset."""

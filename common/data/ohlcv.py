@@ -142,8 +142,3 @@ def to_ohlcv_csv(bars: pd.DataFrame, *, interval: str | None = None, header: boo
 def closed_mask(index: pd.DatetimeIndex, interval: str, as_of: datetime) -> np.ndarray:
     """True for bars whose close time (open + interval) is at or before ``as_of``."""
     return np.asarray((index + interval_length(interval)) <= pd.Timestamp(as_of))
-
-
-def closed_bars(bars: pd.DataFrame, interval: str, as_of: datetime) -> pd.DataFrame:
-    """Bars closed at ``as_of``: the open bar is never used."""
-    return bars.loc[closed_mask(bars.index, interval, as_of)]

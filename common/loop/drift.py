@@ -61,6 +61,7 @@ import pandas as pd
 from scipy import special
 
 from common.core.errors import RetrainError
+from common.core.numbers import finite_or_none
 from common.loop.drift_reference import (
     PSI_SMOOTHING,
     DriftReference,
@@ -152,7 +153,7 @@ class FeatureDrift:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["null"] = (
-            None if self.null is None else {**asdict(self.null), "windows": _finite_or_none(self.null.windows)}
+            None if self.null is None else {**asdict(self.null), "windows": finite_or_none(self.null.windows)}
         )
         return data
 
@@ -592,7 +593,3 @@ def _decision(
 def _excess(f: FeatureDrift) -> float:
     """Sort key: largest PSI/threshold first."""
     return -((f.psi or 0.0) / f.threshold) if f.threshold else 0.0
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

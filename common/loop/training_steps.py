@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from common.core.errors import DatasetMismatchError
+from common.core.numbers import finite_metrics, is_finite
 from common.core.settings import Settings, experiment_name, registered_model_name
 from common.data.bar_store import OhlcvStore
 from common.data.datasets import DatasetManifest, pinned_bars
@@ -211,8 +212,8 @@ def train_model(
                 "dropped_rows": evaluation.dropped_rows,
             }
         )
-        registry.log_metrics({f"baseline_{k}": v for k, v in evaluation.baseline.metrics.items() if _finite(v)})
-        registry.log_metrics({f"honest_{k}": v for k, v in honest.items() if _finite(v)})
+        registry.log_metrics({f"baseline_{k}": v for k, v in evaluation.baseline.metrics.items() if is_finite(v)})
+        registry.log_metrics({f"honest_{k}": v for k, v in honest.items() if is_finite(v)})
         registry.log_json(loaded.report.to_dict(), "data/validation.json")
         chosen = selection.candidate.name if selection.candidate else None
         selected_importance: dict[str, float] = {}
@@ -241,8 +242,8 @@ def train_model(
             "symbol": symbol,
             "trend": trend,
             "registered_model": name,
-            "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
-            "honest_metrics": _finite_metrics(honest),
+            "baseline_metrics": finite_metrics(evaluation.baseline.metrics),
+            "honest_metrics": finite_metrics(honest),
             "mlflow_run_id": parent,
             "data_last_bar": data_range["last"],
             "candidates": {c.name: round(c.metrics["overall_score"], 6) for c in evaluation.candidates},
@@ -258,9 +259,9 @@ def train_model(
                     "symbol": symbol,
                     "trend": trend,
                     "classifier": candidate.name,
-                    "metrics": _finite_metrics(candidate.metrics),
-                    "baseline_metrics": _finite_metrics(evaluation.baseline.metrics),
-                    "honest_metrics": _finite_metrics(honest),
+                    "metrics": finite_metrics(candidate.metrics),
+                    "baseline_metrics": finite_metrics(evaluation.baseline.metrics),
+                    "honest_metrics": finite_metrics(honest),
                     "target_pct": settings.target_pct(trend),
                     "prediction_window": settings.prediction_window,
                     "interval": interval,
@@ -284,7 +285,7 @@ def train_model(
                 status="registered",
                 version=version.version,
                 classifier=candidate.name,
-                metrics=_finite_metrics(candidate.metrics),
+                metrics=finite_metrics(candidate.metrics),
                 why=selection.reasons[candidate.name],
                 candidate_run_id=run_id,
                 **result_fields,
@@ -312,8 +313,8 @@ def _log_candidate(registry: Any, candidate: Any, data: Any, settings: Settings,
 
     registry.log_params({k: _param(v) for k, v in candidate.params.items()})
     for step, fold in enumerate(candidate.fold_metrics):
-        registry.log_metrics({k: v for k, v in fold.items() if isinstance(v, float) and _finite(v)}, step=step)
-    registry.log_metrics({k: v for k, v in candidate.metrics.items() if _finite(v)})
+        registry.log_metrics({k: v for k, v in fold.items() if isinstance(v, float) and is_finite(v)}, step=step)
+    registry.log_metrics({k: v for k, v in candidate.metrics.items() if is_finite(v)})
     if not registry.records_plots:
         return
     from common.training.plots import confusion_matrix_png, equity_curve_png
@@ -542,14 +543,6 @@ def _no_candidate_why(evaluation: Any, selection: Any) -> str:
     """Why nothing was registered, by the best candidate's gate verdict (the closest miss)."""
     best = max(evaluation.candidates, key=lambda c: c.metrics.get("overall_score", 0.0))
     return f"no candidate passed the gate; best {best.name}: {selection.reasons[best.name]}"
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and bool(np.isfinite(value))
-
-
-def _finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: round(float(v), 6) for k, v in metrics.items() if _finite(v)}
 
 
 def _param(value: Any) -> Any:

@@ -213,19 +213,6 @@ class OutboxNotifier:
         return f"s3://{self.store.bucket}/{key}"
 
 
-class ConsoleNotifier:
-    """Prints the text: what a local run shows the operator, next to the outbox record."""
-
-    channel = "console"
-
-    def __init__(self, write: Callable[[str], object] = print) -> None:
-        self.write = write
-
-    def send(self, notification: Notification) -> str:
-        self.write(notification.text)
-        return "console"
-
-
 def split_message(text: str, limit: int = TELEGRAM_MAX_CHARS) -> list[str]:
     """Chunks of at most ``limit`` characters cut at line ends, so no model's line is split across
     messages (a single line longer than the limit is cut hard). Blank chunks are dropped: Telegram

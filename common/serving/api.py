@@ -14,7 +14,6 @@ pair is a 503 with the reason.
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -29,20 +28,28 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.core.errors import DataNotFoundError
-from common.core.settings import TRENDS, PoolEntry, Settings, get_settings, model_label, model_stem
+from common.core.numbers import finite_or_none
+from common.core.settings import (
+    SYMBOL_PATTERN,
+    TRENDS,
+    Interval,
+    PoolEntry,
+    Settings,
+    Trend,
+    get_settings,
+    model_label,
+    model_stem,
+)
 from common.data.features import FEATURE_NAMES
 from common.serving.feature_rows import FeatureCache, FeatureRow, latest_features
 from common.serving.model_cache import CacheEvent, ModelCache, RegistrySource, ServedModel
 
 MAX_BATCH_ROWS = 1000
 FEATURE_FIELDS = {name: f"feature_{index}" for index, name in enumerate(FEATURE_NAMES)}
-SYMBOL_PATTERN = r"^[A-Z0-9]{1,20}$"
-TrendType = Literal["uptrend", "downtrend"]
-IntervalType = Literal["1d", "1h"]
-SymbolParam = Annotated[str, Query(pattern=SYMBOL_PATTERN, description="Ticker, e.g. BTC")]
-TrendParam = Annotated[TrendType, Query(description="uptrend or downtrend")]
+SymbolParam = Annotated[str, Query(pattern=SYMBOL_PATTERN.pattern, description="Ticker, e.g. BTC")]
+TrendParam = Annotated[Trend, Query(description="uptrend or downtrend")]
 IntervalParam = Annotated[
-    IntervalType, Query(description="Bars the model trades on: 1d (the default, the original API's) or 1h")
+    Interval, Query(description="Bars the model trades on: 1d (the default, the original API's) or 1h")
 ]
 
 
@@ -81,8 +88,8 @@ class PerformanceMetrics(Strict):
 
 class ModelSummary(Strict):
     symbol: str
-    trend_type: TrendType
-    interval: IntervalType = Field("1d", description="Bars the model trades on")
+    trend_type: Trend
+    interval: Interval = Field("1d", description="Bars the model trades on")
     model_version: str
     feature_importance: dict[str, float]
     performance_metrics: PerformanceMetrics
@@ -106,7 +113,7 @@ class PredictionResponse(Strict):
         "(its predict_proba(x)[0][1])",
     )
     symbol: str
-    trend_type: TrendType
+    trend_type: Trend
     class_probabilities: list[float] = Field(
         min_length=2, max_length=2, description="[P(no trend), P(trend)]: both classes, in predict_proba's order"
     )
@@ -115,7 +122,7 @@ class PredictionResponse(Strict):
     )
     model_version: str = Field(description="Registry version that answered (changes when a champion is swapped in)")
     as_of: datetime = Field(description="Open time of the closed bar the prediction is for")
-    interval: IntervalType = Field("1d", description="Bars the model trades on (the bar of as_of is one of them)")
+    interval: Interval = Field("1d", description="Bars the model trades on (the bar of as_of is one of them)")
 
 
 # The 19 features by their names (several start with a digit, so the fields go by alias): the schema lists
@@ -129,9 +136,9 @@ FeatureValues = create_model(
 
 
 class PredictRequest(Strict):
-    symbol: str = Field(pattern=SYMBOL_PATTERN)
-    trend_type: TrendType
-    interval: IntervalType = Field("1d", description="Bars the model trades on (default 1d)")
+    symbol: str = Field(pattern=SYMBOL_PATTERN.pattern)
+    trend_type: Trend
+    interval: Interval = Field("1d", description="Bars the model trades on (default 1d)")
     rows: list[FeatureValues] = Field(  # type: ignore[valid-type]
         min_length=1, max_length=MAX_BATCH_ROWS, description="Feature rows, scored as they are"
     )
@@ -139,8 +146,8 @@ class PredictRequest(Strict):
 
 class PredictResponse(Strict):
     symbol: str
-    trend_type: TrendType
-    interval: IntervalType = "1d"
+    trend_type: Trend
+    interval: Interval = "1d"
     model_version: str
     probabilities: list[float] = Field(description="P(trend) per row")
 
@@ -295,8 +302,8 @@ def create_app(service_factory: Callable[[], Service] = default_service) -> Fast
 
     @app.get("/models/{symbol}/{trend_type}", response_model=ModelSummary, responses=_errors(404, 422))
     async def model(
-        symbol: Annotated[str, Path(pattern=SYMBOL_PATTERN)],
-        trend_type: Annotated[TrendType, Path()],
+        symbol: Annotated[str, Path(pattern=SYMBOL_PATTERN.pattern)],
+        trend_type: Annotated[Trend, Path()],
         interval: IntervalParam = "1d",
     ) -> ModelSummary:
         svc = service_factory()
@@ -432,16 +439,12 @@ def _summary(served: ServedModel) -> ModelSummary:
         model_version=served.version,
         feature_importance=importance,
         performance_metrics=PerformanceMetrics(
-            **{k: _finite(metrics.get(k)) for k in known if isinstance(metrics.get(k), int | float)}
+            **{k: finite_or_none(metrics.get(k)) for k in known if isinstance(metrics.get(k), int | float)}
         ),
-        target_pct=_finite(tags.get("target_pct")),
+        target_pct=finite_or_none(tags.get("target_pct")),
         prediction_window_days=int(tags["prediction_window"]) if tags.get("prediction_window") else None,
         classifier=tags.get("classifier"),
         trained_as_of=str(tags["trained_as_of"]) if tags.get("trained_as_of") else None,
         status="suspended" if served.suspension else "serving",
         suspended_reason=served.suspension.text() if served.suspension else None,
     )
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None

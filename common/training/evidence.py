@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from common.core.numbers import finite_or_none
 from common.training.evaluation import strategy_returns
 
 
@@ -164,7 +165,7 @@ def champion_evidence(
     lags = max(horizon - 1, 0)
     brier = (p - y) ** 2
     baseline = (base_rate - y) ** 2
-    promised_brier = _finite(promised.get("brier"))
+    promised_brier = finite_or_none(promised.get("brier"))
     returns = (
         strategy_returns(
             p, next_returns=np.asarray(next_returns, dtype="float64"), trend=trend, cost_per_trade=cost_per_trade
@@ -179,7 +180,7 @@ def champion_evidence(
         live_accuracy=float(((p > 0.5) == (y == 1.0)).mean()) if y.size else math.nan,
         live_brier=float(brier.mean()) if y.size else math.nan,
         promised_brier=promised_brier,
-        promised_accuracy=_finite(promised.get("accuracy")),
+        promised_accuracy=finite_or_none(promised.get("accuracy")),
         baseline_brier=float(baseline.mean()) if y.size else math.nan,
         worse_than_promised=hac_mean_test(brier - promised_brier, lags)
         if promised_brier is not None
@@ -189,7 +190,3 @@ def champion_evidence(
         alpha=alpha,
         min_outcomes=min_outcomes,
     )
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from common.core.numbers import finite_or
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -200,7 +202,7 @@ def psi_bars_png(psi: Mapping[str, float], *, threshold: float | Mapping[str, fl
     """
     if not psi:
         raise ValueError("psi is empty: nothing to plot")
-    items = sorted(psi.items(), key=lambda kv: (-_finite_or(kv[1], -math.inf), kv[0]))
+    items = sorted(psi.items(), key=lambda kv: (-finite_or(kv[1], -math.inf), kv[0]))
     names = [name for name, _ in items]
     scores = np.array([float(value) for _, value in items])
     if np.isinf(scores).any() or (scores[np.isfinite(scores)] < 0).any():
@@ -226,7 +228,7 @@ def psi_bars_png(psi: Mapping[str, float], *, threshold: float | Mapping[str, fl
     for yi, score, flag in zip(y, scores, drifted, strict=True):
         text = "n/a" if math.isnan(score) else f"{score:.3f}"
         ax.text(
-            min(_finite_or(score, 0.0), right) + right * 0.01,
+            min(finite_or(score, 0.0), right) + right * 0.01,
             yi,
             text,
             va="center",
@@ -320,10 +322,6 @@ def _x_label(index: pd.Index) -> str:
 
 def _space(space: str) -> str:
     return {"log_odds": "log-odds", "probability": "probability"}.get(space, space)
-
-
-def _finite_or(value: float, default: float) -> float:
-    return value if math.isfinite(value) else default
 
 
 def _patch(color: str, label: str) -> Any:

@@ -72,10 +72,11 @@ BACKTEST_FILES = {
 
 def predict_body() -> dict[str, Any]:
     from common.data.features import FEATURE_NAMES, compute_features
-    from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+    from common.data.ohlcv import closed_mask, parse_ohlcv_csv
 
     csv = (ROOT / "sample_data" / "ohlcv" / "1d" / "BTC.csv").read_bytes()
-    bars = closed_bars(parse_ohlcv_csv(csv), "1d", datetime(2025, 2, 20, tzinfo=UTC))
+    bars = parse_ohlcv_csv(csv)
+    bars = bars.loc[closed_mask(bars.index, "1d", datetime(2025, 2, 20, tzinfo=UTC))]
     row = compute_features(bars)[list(FEATURE_NAMES)].iloc[-1]
     return {"symbol": "BTC", "trend_type": "uptrend", "rows": [{name: float(row[name]) for name in FEATURE_NAMES}]}
 

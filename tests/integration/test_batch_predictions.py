@@ -20,7 +20,7 @@ from common.core.keys import predictions_prefix
 from common.core.settings import load_settings
 from common.data.bar_store import OhlcvStore
 from common.data.features import FEATURE_NAMES, labelled_features
-from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+from common.data.ohlcv import closed_mask, parse_ohlcv_csv
 from common.data.prediction_log import live_accuracy_counts, read_records
 from common.data.targets import trend_labels
 from common.loop.check import run_check
@@ -48,7 +48,9 @@ def champion(stack) -> str:
 
     bars = parse_ohlcv_csv(SAMPLE.read_bytes())
     OhlcvStore(S3ObjectStore(stack.info.bucket)).append(SYMBOL, "1d", bars, as_of=datetime(2025, 2, 21, tzinfo=UTC))
-    data = labelled_features(closed_bars(bars, "1d", TRAINED_UNTIL), horizon=10, up_pct=0.05, down_pct=0.05).dropna()
+    data = labelled_features(
+        bars.loc[closed_mask(bars.index, "1d", TRAINED_UNTIL)], horizon=10, up_pct=0.05, down_pct=0.05
+    ).dropna()
     X, y = data[list(FEATURE_NAMES)], data[f"{TREND}_label"].astype(int)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
     registry = Registry(stack.info.mlflow_uri)
@@ -122,7 +124,8 @@ def test_outcomes_are_resolved_past_the_horizon_and_the_trigger_checker_counts_t
     assert again["outcomes"]["resolved"] == 0 and again["outcomes"]["already_resolved"] == 4
     objects = S3ObjectStore(stack.info.bucket)
     records = read_records(objects, SYMBOL, TREND, since=FIRST_RUN - 2 * DAY, until=FIRST_RUN + 3 * DAY, interval="1d")
-    close = closed_bars(parse_ohlcv_csv(SAMPLE.read_bytes()), "1d", later)["close"]
+    bars = parse_ohlcv_csv(SAMPLE.read_bytes())
+    close = bars.loc[closed_mask(bars.index, "1d", later), "close"]
     labels = trend_labels(close, 10, 0.05, TREND)
     assert [r.realized for r in records] == [bool(labels.loc[r.bar]) for r in records]
     assert {r.resolved_at for r in records} == {later}

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from common.core.keys import dataset_manifest_key, ohlcv_key
-from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+from common.data.ohlcv import closed_mask, parse_ohlcv_csv
 from retrain.executions import run_execution
 from retrain.stack.sample_data import SAMPLE_DATA_END
 from tests.conftest import PROJECT_ROOT
@@ -48,7 +48,7 @@ def test_execution_succeeds_and_writes_manifests(stack):
     bars = parse_ohlcv_csv((PROJECT_ROOT / "sample_data/ohlcv/1d/BTC.csv").read_bytes())
     import pandas as pd
 
-    expected = closed_bars(bars, "1d", pd.Timestamp("2024-06-01T00:00:00Z").to_pydatetime())
+    expected = bars.loc[closed_mask(bars.index, "1d", pd.Timestamp("2024-06-01T00:00:00Z").to_pydatetime())]
     assert manifest["bars"] == len(expected)
     assert manifest["last_closed_bar"].startswith("2024-05-31")
     assert manifest["source_key"] == ohlcv_key("BTC", "1d")

@@ -22,7 +22,7 @@ from common.core.keys import ohlcv_key, prediction_key
 from common.core.settings import Settings
 from common.data.bar_store import OhlcvStore
 from common.data.features import FEATURE_NAMES
-from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+from common.data.ohlcv import parse_ohlcv_csv
 from common.data.prediction_log import PredictionRecord, live_accuracy_counts, read_records, write_record
 from common.data.targets import forward_sma_change, trend_labels
 from common.loop.check import _performance
@@ -38,7 +38,7 @@ from common.serving.batch_predict import (
 )
 from common.serving.feature_rows import latest_features
 from retrain.batch import add_parser, replay_days
-from tests.conftest import versioned_bucket
+from tests.conftest import closed_bars, versioned_bucket
 from tests.emf import emitted_metrics
 from tests.unit.test_import_side_effects import GUARDS, _report, _run
 

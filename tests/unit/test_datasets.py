@@ -163,7 +163,7 @@ def test_training_uses_the_pinned_bars_when_the_object_is_overwritten_after_prep
     import common.training.evaluation
     from common.aws.storage import MemoryObjectStore
     from common.data.bar_store import OhlcvStore
-    from common.data.ohlcv import closed_bars
+    from common.data.ohlcv import closed_mask
     from common.loop.training_steps import train_model
     from common.registry.memory_registry import MemoryRegistry
 
@@ -193,7 +193,7 @@ def test_training_uses_the_pinned_bars_when_the_object_is_overwritten_after_prep
     )
 
     (bars,) = trained_on
-    pd.testing.assert_frame_equal(bars, closed_bars(btc_daily, "1d", AS_OF), check_freq=False)
+    pd.testing.assert_frame_equal(bars, btc_daily.loc[closed_mask(btc_daily.index, "1d", AS_OF)], check_freq=False)
     assert (bars.index[0], bars.index[-1], len(bars)) == (manifest.first_bar, manifest.last_closed_bar, manifest.bars)
     assert result.data_last_bar == "2024-05-21T00:00:00+00:00"  # the last labelled bar: 10 before the last closed one
     parent = registry._runs[result.mlflow_run_id]
@@ -205,7 +205,7 @@ def test_pinned_bars_read_the_pinned_s3_version_and_refuse_what_no_longer_matche
     from common.core.errors import DatasetMismatchError
     from common.data.bar_store import OhlcvStore
     from common.data.datasets import pinned_bars
-    from common.data.ohlcv import closed_bars
+    from common.data.ohlcv import closed_mask
     from tests.conftest import versioned_bucket
 
     with versioned_bucket("retrain-datasets-test") as s3:
@@ -217,7 +217,9 @@ def test_pinned_bars_read_the_pinned_s3_version_and_refuse_what_no_longer_matche
         loaded = pinned_bars(store, manifest)
 
         assert loaded.version_id == manifest.source_version
-        pd.testing.assert_frame_equal(loaded.bars, closed_bars(btc_daily, "1d", AS_OF), check_freq=False)
+        pd.testing.assert_frame_equal(
+            loaded.bars, btc_daily.loc[closed_mask(btc_daily.index, "1d", AS_OF)], check_freq=False
+        )
         # The pinned version is gone (deleted by hand): a clear error, never the newest object instead.
         s3.delete_object(Bucket="retrain-datasets-test", Key=manifest.source_key, VersionId=manifest.source_version)
         with pytest.raises(DatasetMismatchError, match="the dataset this run prepared is gone"):

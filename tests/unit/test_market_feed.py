@@ -24,7 +24,8 @@ from common.core.errors import (
 )
 from common.core.settings import load_settings
 from common.data.market_feed import BinanceKlinesProvider, MarketDataProvider, ReplayProvider, empty_bars
-from common.data.ohlcv import closed_bars, parse_ohlcv_csv
+from common.data.ohlcv import parse_ohlcv_csv
+from tests.conftest import closed_bars
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "binance"

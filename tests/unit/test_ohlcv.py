@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from common.core.errors import DataFormatError
-from common.data.ohlcv import closed_bars, interval_length, parse_ohlcv_csv
+from common.data.ohlcv import interval_length, parse_ohlcv_csv
+from tests.conftest import closed_bars
 
 SAMPLE_DATA = Path(__file__).resolve().parents[2] / "sample_data"
 SAMPLE_CSVS = sorted((SAMPLE_DATA / "ohlcv").glob("*/*.csv"))

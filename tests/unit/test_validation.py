@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from common.core.errors import DataValidationError
-from common.data.ohlcv import closed_bars, interval_length, parse_ohlcv_csv
+from common.data.ohlcv import closed_mask, interval_length, parse_ohlcv_csv
 from common.data.validation import (
     MAX_EXAMPLES,
     IssueKind,
@@ -266,8 +266,8 @@ def test_open_bar_and_bars_after_as_of_are_dropped() -> None:
     assert list(result.bars.index) == [_ts(f"2024-01-0{d}") for d in range(1, 5)]
     assert result.report.clean  # the open bar is expected: info only
     assert result.report.rejected_rows == 0
-    # Same rule as common.data.ohlcv.closed_bars.
-    pd.testing.assert_frame_equal(result.bars, closed_bars(_frame(rows), "1d", as_of))
+    # Same rule as common.data.ohlcv.closed_mask.
+    pd.testing.assert_frame_equal(result.bars, _frame(rows).loc[closed_mask(_frame(rows).index, "1d", as_of)])
 
 
 def test_bar_closing_exactly_at_as_of_is_closed() -> None:
