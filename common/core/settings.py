@@ -88,7 +88,9 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    """Configuration of the retraining system. Defaults follow ../shared/SPEC.md."""
+    """Configuration of the retraining system, from ``RETRAIN_*`` environment variables. Defaults are the
+    original system's values where it had one; the rules added since were chosen on the development period
+    (docs/backtests/choosing-defaults.md)."""
 
     model_config = SettingsConfigDict(
         env_prefix="RETRAIN_",

@@ -1,4 +1,5 @@
-"""The 19 model features of SPEC.md ("The model pool"), computed from OHLCV bars with TA-Lib.
+"""The 19 model features (the original API's row: momentum, trend, volume and volatility indicators),
+computed from OHLCV bars with TA-Lib.
 
 Every feature at bar t uses bars <= t only (checked by :mod:`common.data.lookahead`). Parameters are pinned
 explicitly rather than taken from TA-Lib's defaults, because those defaults change between releases
@@ -109,7 +110,7 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
             "7_day_DX": talib.DX(high, low, close, timeperiod=PERIOD),
             # TA-Lib's TRIX is already 100 * ROC of the triple EMA (verified against pandas in the tests).
             "7_day_TRIX": talib.TRIX(close, timeperiod=PERIOD),
-            # matype pinned: TA-Lib >= 0.8 defaults PPO to EMA, the vendor's (and SPEC's) PPO used SMA.
+            # matype pinned: TA-Lib >= 0.8 defaults PPO to EMA, the original vendor's PPO used SMA.
             "PPO": talib.PPO(close, fastperiod=MACD_FAST, slowperiod=MACD_SLOW, matype=SMA_MATYPE),
             "OBV_pct_change": line_pct_change(talib.OBV(close, volume)),
             "AD_pct_change": line_pct_change(talib.AD(high, low, close, volume)),

@@ -4,7 +4,7 @@ One S3 object per (model, bar, version) (``common.core.keys.prediction_key``), w
 (a conditional PUT), so batch predictions are idempotent however often they run: a re-run never changes
 ``created_at`` nor drops an outcome already filled in. The outcome resolver fills ``realized`` once the
 label's horizon has passed, with a PUT conditional on the ETag it read (a concurrent update is never lost).
-The performance trigger reads it. Fields follow the original system's stored predictions (SPEC) plus the
+The performance trigger reads it. Fields follow the original system's stored predictions (input row, probability, target, window) plus the
 version, the bar, the interval and the outcome.
 """
 

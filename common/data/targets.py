@@ -1,4 +1,4 @@
-"""Trend labels of SPEC.md: ``pct = (SMA10[t+h] - SMA10[t]) / SMA10[t]``.
+"""Trend labels: how far the 10-bar SMA moves over the next h bars, ``pct = (SMA10[t+h] - SMA10[t]) / SMA10[t]``.
 
 uptrend: ``pct >= +up``; downtrend: ``pct <= -down``. The last ``h`` bars have no label yet (their
 outcome lies in the future) and come back as NaN, never as a 0 that would poison training.

@@ -1,6 +1,6 @@
 """Data drift of live features against the champion's training reference: PSI per feature and a decision.
 
-SPEC.md ("Retraining triggers", item 2) lists how the naive PSI fails; each is handled here or in
+The naive PSI (deciles, a fixed 0.2/0.25 threshold) fails in known ways; each is handled here or in
 :mod:`common.loop.drift_reference`:
 
 - Out-of-range values land in the open outer bins (-inf, e1] and (ek, +inf): nothing is dropped.

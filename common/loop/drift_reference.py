@@ -1,7 +1,8 @@
 """The training data's drift reference: per-feature decile bins and shares, stored with each model version.
 
-The trigger checker (SPEC.md, "Retraining triggers" item 2) compares live feature values with this
-reference by PSI. It fixes the weaknesses listed there that come from the binning itself:
+The drift trigger compares live feature values with this reference by PSI. The naive PSI (deciles of the
+training series, ``np.histogram`` of the live window) has weaknesses that come from the binning itself; this
+module fixes them:
 
 - Out-of-range values: the outer bins are open-ended, (-inf, e1] and (ek, +inf), so nothing falls
   outside the bins (``np.histogram`` drops values beyond its first/last edge).

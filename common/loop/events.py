@@ -6,6 +6,7 @@ silently ignored, so a typo in an execution input fails at the first task that r
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -163,6 +164,17 @@ def parse_daily_event[E: ScheduledEvent](event: Any, scheduled: type[E]) -> DayS
     if isinstance(event, dict) and "day" in event:
         return DayStep.model_validate(event)
     return scheduled.model_validate(event)
+
+
+def daily_request(
+    event: DayStep | IngestEvent | CheckEvent | BatchPredictEvent, configured_as_of: datetime | None
+) -> tuple[_SymbolsRequest, datetime]:
+    """What a daily function works on and its one as-of time. A step of the day state machine carries the
+    day's; an EventBridge-shaped event takes its detail's ``as_of``, else the configured ``RETRAIN_AS_OF``
+    (a replay), else the event's own time."""
+    if isinstance(event, DayStep):
+        return event, event.as_of
+    return event.detail, event.detail.as_of or configured_as_of or event.time
 
 
 # --- the backtest state machine (infra/backtest.asl.json) -----------------------------------------------------

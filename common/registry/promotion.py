@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-#: Tags written on every registered version (SPEC: metrics, symbol, classifier, trend, target_pct,
+#: Tags written on every registered version (as the original system wrote them: metrics, symbol, classifier, trend, target_pct,
 #: prediction_window, feature_names, feature importance, data range, drift reference) and the training
 #: as-of time (the schedule trigger measures a champion's age on the same clock).
 VERSION_TAGS: tuple[str, ...] = (

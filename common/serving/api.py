@@ -1,7 +1,8 @@
 """The prediction API: FastAPI, on Lambda through Mangum (functions/predictor/app.py, HTTP API payload v2),
 locally by ``retrain serve``.
 
-Endpoints keep the original shapes (SPEC.md, "The original API") and add ``model_version`` and ``as_of``
+Endpoints keep the shapes of the original system's API (``/models``, ``/prediction``, ``/predict``), so its
+clients keep working, and add ``model_version`` and ``as_of``
 (the open time of the bar a prediction is for). Champions come from :class:`common.serving.model_cache.ModelCache`
 (hot swap with zero downtime); ``/prediction`` features from :class:`common.serving.feature_rows.FeatureCache` (the
 stored bars, last closed bar only; no data vendor on the request path).
@@ -130,7 +131,7 @@ class PredictionResponse(Strict):
 FeatureValues = create_model(
     "FeatureValues",
     __config__=ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=False),
-    __doc__="One row of the 19 features (SPEC.md), each a finite number.",
+    __doc__="One row of the 19 features, each a finite number.",
     **{field: (float, Field(alias=name)) for name, field in FEATURE_FIELDS.items()},
 )
 

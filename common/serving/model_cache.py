@@ -1,6 +1,6 @@
 """The predictor's model cache: champions per (symbol, trend), hot-swapped with zero downtime.
 
-SPEC.md, "Zero-downtime model update":
+How a new champion replaces the old one without a failed or slow request:
 
 - The ``champion`` alias is re-resolved at most every ``refresh_seconds`` per model. A request never waits
   for that: a stale entry keeps serving while one background refresh runs (``background=True``, the

@@ -1,5 +1,6 @@
-"""Walk-forward evaluation of the model zoo, the trading metrics, and the promotion gate (SPEC.md, "The model
-pool" and "Evaluation and promotion"). Pure code: no storage, no MLflow; the trainer function logs what this
+"""Walk-forward evaluation of the model zoo (nine classifiers per (symbol, trend), each a binary trend
+classifier on the 19 features), the trading metrics every candidate is judged on, and the gate a winner
+must pass before it may be registered. Pure code: no storage, no MLflow; the trainer function logs what this
 returns.
 
 Why the pieces look the way they do:

@@ -1,7 +1,8 @@
-"""SHAP feature importance with a bounded cost, for the ``feature importance (SHAP)`` tag of SPEC.md.
+"""SHAP feature importance with a bounded cost, for the ``feature importance (SHAP)`` tag of every registered
+version.
 
-Why bounded: KernelExplainer on an SVC with 200 background rows took about an hour for 100 rows (SPEC.md,
-platform notes), longer than a training run. So:
+Why bounded: KernelExplainer on an SVC with 200 background rows took about an hour for 100 rows on the
+2-core machine this was measured on, longer than a training run. So:
 
 - Tree models get exact, fast attributions: LightGBM's native ``pred_contrib``, XGBoost's native
   ``pred_contribs``, ``shap.TreeExplainer`` for scikit-learn forests/boosters (RandomForest and

@@ -102,7 +102,7 @@ def confusion_matrix_png(
 ) -> bytes:
     """2x2 confusion matrix (rows: actual, columns: predicted) with counts and row-normalised rates.
 
-    Labels are 0/1 or booleans (1 = "trend"). The row rates on the diagonal are the SPEC's
+    Labels are 0/1 or booleans (1 = "trend"). The row rates on the diagonal are the gate's
     negative_accuracy (top left) and positive_accuracy (bottom right).
     """
     truth, predicted = _binary(y_true, "y_true"), _binary(y_pred, "y_pred")

@@ -11,25 +11,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.aws.observability import lambda_handler, logger, metrics
 from common.aws.storage import S3ObjectStore
 from common.backtest.cloud import run_unit, summarize_units
 from common.core.settings import get_settings
 from common.loop.events import BacktestModelEvent, BacktestSummarizeEvent
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=BacktestModelEvent)
+@lambda_handler(BacktestModelEvent)
 def run_model_handler(event: BacktestModelEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     logger.append_keys(run_id=event.run_id, symbol=event.symbol, trend=event.trend)
@@ -41,10 +33,7 @@ def run_model_handler(event: BacktestModelEvent, context: LambdaContext) -> dict
     return summary
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=BacktestSummarizeEvent)
+@lambda_handler(BacktestSummarizeEvent)
 def summarize_handler(event: BacktestSummarizeEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     logger.append_keys(run_id=event.run_id)

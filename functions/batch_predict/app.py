@@ -15,32 +15,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.aws.observability import lambda_handler, logger, metrics
 from common.aws.storage import S3ObjectStore
 from common.core.settings import get_settings, model_label
-from common.loop.events import BatchPredictEvent, DayStep, parse_daily_event
+from common.loop.events import BatchPredictEvent, daily_request, parse_daily_event
 from common.registry.mlflow_registry import Registry
 from common.serving.batch_predict import run_batch
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
+@lambda_handler()
 def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     event = parse_daily_event(raw, BatchPredictEvent)
     settings = get_settings()
-    if isinstance(event, DayStep):
-        request, as_of = event, event.as_of
-    else:
-        request, as_of = event.detail, event.detail.as_of or settings.as_of or event.time
+    request, as_of = daily_request(event, settings.as_of)
     run = run_batch(
         settings,
         Registry(settings.tracking_uri),

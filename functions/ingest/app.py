@@ -15,18 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.aws.observability import lambda_handler, logger, metrics
 from common.core.settings import get_settings
 from common.data.ingestion import SymbolIngestion, run_ingestion
-from common.loop.events import DayStep, IngestEvent, parse_daily_event
+from common.loop.events import IngestEvent, daily_request, parse_daily_event
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 # Seconds kept beyond one symbol's worst case: its append to S3, the summary, the metrics' flush.
 REPORT_MARGIN_S = 15.0
 
@@ -43,21 +39,15 @@ def _log_symbol(item: SymbolIngestion) -> None:
         logger.info("symbol ingested", extra=details)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
+@lambda_handler()
 def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     event = parse_daily_event(raw, IngestEvent)
     settings = get_settings()
-    if isinstance(event, DayStep):
-        symbols, interval, as_of = event.symbols, event.interval, event.as_of
-    else:
-        request = event.detail
-        symbols, interval, as_of = request.symbols, request.interval, request.as_of or settings.as_of or event.time
+    request, as_of = daily_request(event, settings.as_of)
     summary = run_ingestion(
         settings,
-        symbols=symbols,
-        interval=interval,
+        symbols=request.symbols,
+        interval=request.interval,
         as_of=as_of,
         progress=_log_symbol,
         time_left_s=lambda: context.get_remaining_time_in_millis() / 1000,

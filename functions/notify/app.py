@@ -11,11 +11,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.aws.observability import lambda_handler, logger, metrics
 from common.aws.storage import S3ObjectStore
 from common.core.settings import get_settings
 from common.loop.events import NotifyEvent
@@ -24,9 +23,6 @@ from common.notify.notification import deliver, notifiers_from_settings, summari
 if TYPE_CHECKING:
     import httpx
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
 TELEGRAM_TIMEOUT_S = 10.0
 
@@ -39,10 +35,7 @@ def telegram_client() -> httpx.Client:
     return httpx.Client(timeout=TELEGRAM_TIMEOUT_S)
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=NotifyEvent)
+@lambda_handler(NotifyEvent)
 def handler(event: NotifyEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     logger.append_keys(run_id=event.run_id)

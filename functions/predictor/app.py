@@ -7,15 +7,12 @@ load is also a metric (``ModelSwaps``, ``ModelLoadsRejected``), published with t
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from mangum import Mangum
 
+from common.aws.observability import http_handler, metrics
 from common.serving.api import create_app, process_service
 from common.serving.model_cache import CacheEvent
-
-logger = Logger()
-metrics = Metrics()
 
 METRIC_OF_EVENT = {"swap": "ModelSwaps", "rejected": "ModelLoadsRejected"}
 
@@ -27,4 +24,4 @@ def count_cache_event(event: CacheEvent) -> None:
 default_service = process_service(on_event=count_cache_event)
 app = create_app(default_service)
 # Most requests swap nothing: powertools then publishes no metric (and warns), which is not an error.
-handler = logger.inject_lambda_context(metrics.log_metrics(Mangum(app, lifespan="off", api_gateway_base_path=None)))
+handler = http_handler(Mangum(app, lifespan="off", api_gateway_base_path=None))

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.aws.observability import lambda_handler, logger, metrics
 from common.aws.storage import S3ObjectStore
 from common.core.settings import get_settings
 from common.data.bar_store import OhlcvStore
@@ -19,15 +18,8 @@ from common.loop.events import TrainModelEvent
 from common.loop.training_steps import train_model
 from common.registry.mlflow_registry import Registry
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 
-
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=TrainModelEvent)
+@lambda_handler(TrainModelEvent)
 def handler(event: TrainModelEvent, context: LambdaContext) -> dict[str, Any]:
     settings = get_settings()
     symbol, trend = event.model.symbol, event.model.trend

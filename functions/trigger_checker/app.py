@@ -21,36 +21,30 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from common.aws.observability import lambda_handler, logger, metrics
 from common.aws.storage import S3ObjectStore
 from common.aws.workflow import TrainingWorkflow
 from common.core.settings import get_settings, model_stem
 from common.loop.check import run_check
-from common.loop.events import CheckEvent, DayStep, parse_daily_event
+from common.loop.events import CheckEvent, DayStep, daily_request, parse_daily_event
 from common.registry.mlflow_registry import Registry
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
 METRIC_NAMES = {"schedule": "ChampionAgeDays", "performance": "LiveAccuracy", "drift": "MaxPSI"}
 TRIGGER_KINDS = ("schedule", "performance", "drift", "no_model")
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics(capture_cold_start_metric=not is_metrics_disabled())  # its ColdStart ignores METRICS_DISABLED
+@lambda_handler()
 def handler(raw: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     event = parse_daily_event(raw, CheckEvent)
     settings = get_settings()
-    if isinstance(event, DayStep):
-        request, as_of, workflow = event, event.as_of, None  # the day starts the training and waits for it
-    else:
-        request, as_of = event.detail, event.detail.as_of or settings.as_of or event.time
-        workflow = TrainingWorkflow(settings.state_machine_arn) if settings.state_machine_arn else None
+    request, as_of = daily_request(event, settings.as_of)
+    # A step of the day: the day starts the training and waits for it. Invoked alone: start it here.
+    starts_training = not isinstance(event, DayStep) and settings.state_machine_arn
+    workflow = TrainingWorkflow(settings.state_machine_arn) if starts_training else None
     summary = run_check(
         settings,
         Registry(settings.tracking_uri),

@@ -88,26 +88,12 @@ class LambdaRouter:
                 error_type = type(exc).__name__
                 response_headers["x-amz-function-error"] = "Unhandled"
                 body = _error_payload(error_type, str(exc), traceback.format_exception(exc))
-            finally:
-                _discard_unpublished_metrics()
         self.invocations.append(
             InvocationRecord(
                 route.spec.name, context.aws_request_id, (time.perf_counter() - started) * 1000, error_type
             )
         )
         return body
-
-
-def _discard_unpublished_metrics() -> None:
-    """With POWERTOOLS_METRICS_DISABLED (the demo's console), powertools' ``log_metrics`` neither prints nor
-    clears the metrics an invocation added, so in one process they pile up across invocations until the 100th
-    value of one metric, which powertools then prints anyway. On Lambda each invocation publishes and clears
-    its own; here they are dropped once the invocation is over, as disabled metrics should be."""
-    from aws_lambda_powertools import Metrics
-    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-
-    if is_metrics_disabled():
-        Metrics().clear_metrics()
 
 
 @contextlib.contextmanager
