@@ -22,7 +22,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.utilities.parser import event_parser
 
 logger = Logger()
 metrics = Metrics()
@@ -40,6 +39,9 @@ def tracer() -> Any:
 def lambda_handler(model: type[Any] | None = None) -> Callable[[Handler], Handler]:
     """Decorate a handler: its event parsed into ``model`` when given (a malformed event fails the invocation
     with the model's validation errors), an X-Ray segment, the metrics flushed, the context in every log line."""
+
+    # the parser is imported here, not at the top: the predictor's cold start (http_handler) never needs it
+    from aws_lambda_powertools.utilities.parser import event_parser
 
     def wrap(function: Handler) -> Handler:
         handler = function if model is None else event_parser(function, model=model)

@@ -163,7 +163,7 @@ def _tail(cwd: Path, lines: int = 40) -> str:
 @pytest.mark.parametrize("classifier", ["ridge", "mlp"])
 def test_the_predictor_loads_a_version_logged_with_the_old_subclasses(stack, classifier: str) -> None:
     """tests/fixtures/legacy_models: saved by the training code before models became portable; its pickle
-    names common.training.evaluation.RidgeProbabilityClassifier (or BalancedMLPClassifier)."""
+    names common.training.RidgeProbabilityClassifier (or BalancedMLPClassifier)."""
     registry = Registry(stack.info.mlflow_uri)
     folder = PROJECT_ROOT / "tests" / "fixtures" / "legacy_models" / classifier
     name = f"{SYMBOL}_legacy_{classifier}_model"
