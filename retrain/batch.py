@@ -47,6 +47,7 @@ def cmd_predict_batch(args: argparse.Namespace) -> int:
     from common.core.settings import load_settings
     from common.registry.mlflow_registry import Registry
     from common.serving.batch_predict import run_batch
+    from common.serving.checked_versions import CheckedVersions
     from retrain.stack.config import load_local_config
     from retrain.stack.session import connect
 
@@ -61,7 +62,7 @@ def cmd_predict_batch(args: argparse.Namespace) -> int:
         if connection.mlflow_uri is None:
             raise RetrainError("batch predictions read champions from MLflow: set MLFLOW_TRACKING_URI")
         registry, objects = Registry(connection.mlflow_uri), S3ObjectStore(connection.bucket)
-        models: dict[tuple[str, str], Any] = {}  # loaded once for the whole replay
+        models = CheckedVersions.of(registry)  # each version loaded and checked once for the whole replay
         for as_of in replay_days(args.first, args.date or settings.now()):
             run = run_batch(settings, registry, objects, as_of=as_of, symbols=symbols, models=models)
             failed = failed or bool(run.failed_models)

@@ -49,6 +49,7 @@ from common.registry.memory_registry import MemoryRegistry
 from common.registry.mlflow_registry import CHAMPION
 from common.registry.promotion import decode_tags
 from common.serving.batch_predict import run_batch
+from common.serving.checked_versions import CheckedVersions
 
 # When the day runs after a bar closes (template.yaml's DaySchedule, 00:05): its check, trainings and predictions
 # all work with the day's one as-of time (infra/day.asl.json).
@@ -106,6 +107,11 @@ class PolicyRun:
     decisions: list[dict[str, Any]] = field(default_factory=list)
     trainings: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    # The registry's versions as the batch predictions score them: each loaded and checked once for the replay.
+    models: CheckedVersions = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = CheckedVersions.of(self.registry)
 
     @property
     def store(self) -> OhlcvStore:
@@ -210,6 +216,7 @@ def _replay_day(run: PolicyRun, unit: ModelUnit, day: datetime, memo: TrainingMe
         as_of=check_at,
         symbols=(unit.symbol,),
         interval=unit.interval,
+        models=run.models,
     )
     for failed in batch.predictions.failed:
         if failed.trend == unit.trend:

@@ -12,8 +12,13 @@ Runs daily after ingestion (``functions/batch_predict``) and writes the predicti
   live outcome is exactly the label the model was trained to predict. The update is conditional on the
   ETag read, so two resolvers never lose each other's work.
 
-Both isolate models: one model's problem (no bars, incomplete features, an artifact that fails to load) is
-reported in the summary and never stops the others.
+A champion scores as the prediction API would serve it: loaded and checked by
+:class:`common.serving.checked_versions.CheckedVersions` (the scorer the API compiles, which must reproduce
+the probabilities its training run recorded). A version refused there is a ``failed`` model here, and the
+refusal is remembered: a replay over many days loads it once.
+
+Both isolate models: one model's problem (no bars, incomplete features, an artifact that fails to load or
+its load-back check) is reported in the summary and never stops the others.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from common.aws.storage import S3ObjectStore
 from common.core.errors import ConcurrentWriteError, RetrainError
 from common.core.settings import TRENDS, Settings, Trend, as_utc, model_label, registered_model_name
 from common.data.bar_store import OhlcvStore
-from common.data.features import FEATURE_NAMES
 from common.data.ohlcv import interval_length
 from common.data.prediction_log import (
     PredictionRecord,
@@ -42,13 +46,11 @@ from common.data.prediction_log import (
 from common.data.targets import forward_sma_change, trend_labels
 from common.registry.mlflow_registry import CHAMPION, Registry, VersionInfo
 from common.registry.promotion import decode_tags, suspension_of
+from common.serving.checked_versions import CheckedVersions
 from common.serving.feature_rows import FeatureRow, latest_features
-from common.training.scorer import positive_probability
 
 Progress = Callable[[str], None]
 PredictionStatus = Literal["written", "existing", "skipped", "failed"]
-# (registered name, version) -> loaded model; not the predictor's hot-swapping common.serving.model_cache.ModelCache
-LoadedVersions = dict[tuple[str, str], Any]
 
 
 def _quiet(_: str) -> None:
@@ -120,13 +122,12 @@ class BatchSummary:
 @dataclass
 class _PredictionRun:
     """One run's adapters and clock, and what it computes once: a symbol's feature row (both trends share
-    it; a failure is kept so both report it) and loaded models."""
+    it; a failure is kept so both report it). Checked models come from ``models`` (kept across runs)."""
 
     settings: Settings
-    registry: Registry
     objects: S3ObjectStore
     as_of: datetime
-    models: LoadedVersions
+    models: CheckedVersions
     features: dict[tuple[str, str], FeatureRow | RetrainError] = field(default_factory=dict)
 
     def feature_row(self, symbol: str, interval: str) -> FeatureRow:
@@ -142,12 +143,6 @@ class _PredictionRun:
         if isinstance(cached, RetrainError):
             raise cached
         return cached
-
-    def model(self, champion: VersionInfo) -> Any:
-        key = (champion.name, champion.version)
-        if key not in self.models:
-            self.models[key] = self.registry.load_model(champion.name, champion.version)
-        return self.models[key]
 
     def predict(self, champion: VersionInfo, symbol: str, trend: Trend, interval: str) -> ModelPrediction:
         tags = decode_tags(champion.tags)
@@ -167,8 +162,9 @@ class _PredictionRun:
         if is_logged(self.objects, symbol, trend, row.bar, champion.version, interval):
             return outcome("existing")  # logged by an earlier run: no need to load or score the model
 
-        inputs = row.values[list(tags.get("feature_names") or FEATURE_NAMES)]
-        probability = float(positive_probability(self.model(champion), inputs)[0])
+        checked = self.models.get(champion)  # a refused version raises ModelLoadError: this model fails
+        inputs = row.values[list(checked.feature_names)]
+        probability = float(checked.score(row.array_for(checked.feature_names))[0])  # as ServedModel.probability
         horizon = int(tags.get("prediction_window", self.settings.prediction_window))
         record = PredictionRecord(
             created_at=self.as_of,
@@ -196,17 +192,20 @@ def predict_champions(
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
     interval: str | None = None,
-    models: LoadedVersions | None = None,
+    models: CheckedVersions | None = None,
     progress: Progress = _quiet,
 ) -> BatchSummary:
     """Every champion of the pool on ``interval`` (default: the configured one): its prediction for its last
     closed bar at ``as_of``, logged once.
 
-    ``models`` is a cache of loaded models; a replay over many days passes the same dict to every run.
+    ``models`` holds ``registry``'s checked versions (:meth:`CheckedVersions.of`); a replay over many days
+    passes the same one to every run, so each version is loaded and checked once (a refused one too).
+    Without it, this run's own.
     """
     interval = interval or settings.interval
     settings = settings.for_interval(interval)  # type: ignore[arg-type]
-    run = _PredictionRun(settings, registry, objects, as_utc(as_of), {} if models is None else models)
+    checked = CheckedVersions.of(registry) if models is None else models
+    run = _PredictionRun(settings, objects, as_utc(as_of), checked)
     summary = BatchSummary(run.as_of)
     for symbol in symbols or settings.symbols_on(interval):
         for trend in TRENDS:
@@ -409,7 +408,7 @@ def run_batch(
     as_of: datetime,
     symbols: tuple[str, ...] | None = None,
     interval: str | None = None,
-    models: LoadedVersions | None = None,
+    models: CheckedVersions | None = None,
     progress: Progress = _quiet,
 ) -> BatchRun:
     """Predict first, then resolve: a record whose horizon is already over at ``as_of`` (a replay that

@@ -5,12 +5,12 @@ How a new champion replaces the old one without a failed or slow request:
 - The ``champion`` alias is re-resolved at most every ``refresh_seconds`` per model. A request never waits
   for that: a stale entry keeps serving while one background refresh runs (``background=True``, the
   uvicorn server); on Lambda (one request at a time per environment) the refresh runs inline.
-- A new version is loaded, its scorer compiled (:func:`common.training.scorer.compile_scorer`: the booster itself
-  where that is exact) and checked (:func:`common.registry.mlflow_registry.load_back_problem`: that scorer must reproduce the
-  probabilities the training run recorded) before it replaces the old one. The replacement is one
-  reference assignment under a lock: a request holds the :class:`ServedModel` it started with, so
+- A new version is loaded, its scorer compiled and checked (:mod:`common.serving.checked_versions`: that scorer
+  must reproduce the probabilities the training run recorded) before it replaces the old one. The replacement
+  is one reference assignment under a lock: a request holds the :class:`ServedModel` it started with, so
   in-flight requests finish on it, and later requests get the new one.
-- A version that fails to load, to score or the check is never served: it is remembered as rejected (not
+- A version that fails to load, to score or the check is never served: its refusal is remembered (by the
+  :class:`common.serving.checked_versions.CheckedVersions` the batch predictions use too, so it is not
   retried on every refresh), logged and counted, and the previous model keeps serving.
 - Each swap and refused load is also handed to ``on_event`` as a :class:`CacheEvent` (the Lambda adapter
   publishes them as metrics; this module stays free of AWS).
@@ -28,22 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-import numpy as np
-import pandas as pd
-
-from common.core.errors import RetrainError
 from common.core.settings import Trend, registered_model_name
-from common.data.features import FEATURE_NAMES
 from common.registry.mlflow_registry import VersionInfo
 from common.registry.promotion import Suspension, decode_tags, suspension_of
+from common.serving.checked_versions import CheckedModel, CheckedVersions, load_checked_version
 from common.serving.feature_rows import FeatureRow
-from common.training.scorer import Scorer, compile_scorer
+from common.training.scorer import Scorer
 
 logger = logging.getLogger(__name__)
-
-
-class ModelLoadError(RetrainError):
-    """A registered version could not be loaded, or failed its load-back check."""
 
 
 class ModelSource(Protocol):
@@ -52,17 +44,9 @@ class ModelSource(Protocol):
     def champion(self, name: str) -> VersionInfo | None: ...
 
     def load(self, info: VersionInfo) -> CheckedModel:
-        """The version's model and its checked scorer; raises :class:`ModelLoadError` when it must not be served."""
+        """The version's model and its checked scorer; raises
+        :class:`common.serving.checked_versions.ModelLoadError` when it must not be served."""
         ...
-
-
-@dataclass(frozen=True)
-class CheckedModel:
-    """A loaded version and the scorer that passed the load-back check (the one that will serve)."""
-
-    model: Any
-    score: Scorer
-    feature_names: tuple[str, ...]  # the order ``score`` takes its columns in
 
 
 @dataclass(frozen=True)
@@ -91,7 +75,6 @@ class _Entry:
     served: ServedModel | None = None
     checked_at: float = -float("inf")
     refreshing: bool = False
-    rejected: dict[str, str] = field(default_factory=dict)  # version -> why it is never served
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -126,6 +109,7 @@ class ModelCache:
         on_event: Callable[[CacheEvent], None] | None = None,
     ) -> None:
         self._source = source
+        self._versions = CheckedVersions(source.load)  # checked once per version; refusals remembered
         self._on_event = on_event
         self._refresh_seconds = refresh_seconds
         self._clock = clock
@@ -168,7 +152,9 @@ class ModelCache:
         return {key: entry.served for key, entry in list(self._entries.items()) if entry.served is not None}
 
     def rejected(self) -> dict[tuple[str, str, str], dict[str, str]]:
-        return {key: dict(entry.rejected) for key, entry in list(self._entries.items()) if entry.rejected}
+        """Refused versions (version -> why) by (symbol, trend, interval)."""
+        refused = {key: self._versions.refusals(registered_model_name(*key)) for key in list(self._entries)}
+        return {key: versions for key, versions in refused.items() if versions}
 
     def stats(self) -> CacheStats:
         with self._stats_lock:
@@ -234,13 +220,12 @@ class ModelCache:
                 entry.served = replace(current, suspension=suspension)
                 logger.warning("%s v%s %s", name, info.version, suspension.text() if suspension else "resumed")
             return
-        if info.version in entry.rejected:
+        if self._versions.refusal(info.name, info.version) is not None:  # refused once: never retried
             return
         try:
-            checked = self._source.load(info)
-        except Exception as exc:  # ModelLoadError or anything an artifact can raise: never served
+            checked = self._versions.get(info)
+        except Exception as exc:  # a ModelLoadError, whatever the load raised: never served
             why = f"{type(exc).__name__}: {exc}"
-            entry.rejected[info.version] = why
             with self._stats_lock:
                 self._rejected += 1
             kept = f"v{current.version} keeps serving" if current is not None else "nothing to serve"
@@ -277,14 +262,8 @@ class ModelCache:
 
 
 class RegistrySource:
-    """:class:`ModelSource` over the MLflow registry: the champion alias, and a version loaded and checked
-    against the probabilities its training run recorded.
-
-    A version whose run logged a native model file (its run tag :data:`common.training.native_models.NATIVE_MODEL_TAG`)
-    is loaded from that file, without unpickling (nor importing) the booster's sklearn
-    wrapper; any other version (every classifier without a native form, versions logged before) from its
-    pickle. Either way the scorer must pass the same load-back check. The native file and the load-back
-    sample are fetched concurrently."""
+    """:class:`ModelSource` over the MLflow registry (or its REST reader): the champion alias, and a version
+    loaded and checked by :func:`common.serving.checked_versions.load_checked_version`."""
 
     def __init__(self, registry: Any) -> None:
         self._registry = registry
@@ -295,38 +274,4 @@ class RegistrySource:
         return self._registry.version_by_alias(name, CHAMPION)
 
     def load(self, info: VersionInfo) -> CheckedModel:
-        from common.registry.mlflow_registry import SAMPLE_ARTIFACT, load_back_problem
-        from common.training.native_models import load_native, native_reference
-
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="load-back-sample") as pool:
-            sample = pool.submit(self._registry.load_json_artifact, info.run_id, SAMPLE_ARTIFACT)
-            try:
-                native = native_reference(self._registry.run_tags(info.run_id))
-                if native is not None:
-                    payload = self._registry.artifact_bytes(info.run_id, native["path"])
-                    if payload is None:
-                        raise FileNotFoundError(f"run {info.run_id} has no {native['path']}, which its tags name")
-                    model = load_native(native, payload)
-                else:
-                    model = self._registry.load_model(info.name, info.version)
-                names = feature_names_of(model, info)
-                score = compile_scorer(model, names)
-            except Exception as exc:
-                raise ModelLoadError(
-                    f"{info.name} v{info.version} failed to load: {type(exc).__name__}: {exc}"
-                ) from exc
-            recorded = sample.result()
-
-        def check(rows: pd.DataFrame) -> np.ndarray:
-            return score(rows[list(names)].to_numpy(dtype="float64"))
-
-        problem = load_back_problem(self._registry, model, info.run_id, score=check, sample=recorded)
-        if problem is not None:
-            raise ModelLoadError(f"{info.name} v{info.version} failed its load-back check: {problem}")
-        return CheckedModel(model, score, names)
-
-
-def feature_names_of(model: Any, info: VersionInfo) -> tuple[str, ...]:
-    """The columns a version scores, in order: its ``feature_names`` tag, else what it was fitted on."""
-    names = decode_tags(info.tags).get("feature_names") or getattr(model, "feature_names_in_", None)
-    return tuple(str(n) for n in names) if names is not None and len(names) else FEATURE_NAMES
+        return load_checked_version(self._registry, info)

@@ -56,6 +56,7 @@ def champion(stack) -> str:
     registry = Registry(stack.info.mlflow_uri)
     with mlflow.start_run(experiment_id=registry.experiment_id(f"{SYMBOL}_{TREND}"), run_name="batch-predict-test"):
         uri = Registry.log_model(model, "logistic", X.tail(20))
+        Registry.log_load_back_sample(model, X.tail(20))  # batch predictions score only checked versions
     tags = {
         "symbol": SYMBOL,
         "trend": TREND,

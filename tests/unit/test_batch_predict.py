@@ -26,7 +26,8 @@ from common.data.ohlcv import parse_ohlcv_csv
 from common.data.prediction_log import PredictionRecord, live_accuracy_counts, read_records, write_record
 from common.data.targets import forward_sma_change, trend_labels
 from common.loop.check import _performance
-from common.registry.mlflow_registry import VersionInfo
+from common.registry.memory_registry import MemoryRegistry
+from common.registry.mlflow_registry import SAMPLE_ARTIFACT, RegistryError, VersionInfo
 from common.registry.promotion import encode_tags
 from common.serving import batch_predict
 from common.serving.batch_predict import (
@@ -36,7 +37,9 @@ from common.serving.batch_predict import (
     resolve_window_start,
     run_batch,
 )
+from common.serving.checked_versions import CheckedModel, CheckedVersions, ModelLoadError
 from common.serving.feature_rows import latest_features
+from common.serving.model_cache import ModelCache, RegistrySource
 from retrain.batch import add_parser, replay_days
 from tests.conftest import closed_bars, versioned_bucket
 from tests.emf import emitted_metrics
@@ -63,11 +66,13 @@ class StandInModel:
 
 
 class FakeRegistry:
-    """Champions by registered name; ``load_model`` counts loads and raises what it is given to raise."""
+    """Champions by registered name; ``load_model`` counts loads and raises what it is given to raise. Each
+    champion's run recorded a load-back sample of what its stand-in model answers (``samples``, by run id)."""
 
     def __init__(self) -> None:
         self.champions: dict[str, VersionInfo] = {}
         self.models: dict[tuple[str, str], Any] = {}
+        self.samples: dict[str, dict[str, Any]] = {}
         self.loads: list[tuple[str, str]] = []
 
     def crown(self, name: str, version: str, model: Any, **tags: Any) -> None:
@@ -79,8 +84,17 @@ class FakeRegistry:
             "data_range": {"first": "2018-01-01T00:00:00+00:00", "last": TRAINED_UNTIL},
             **tags,
         }
-        self.champions[name] = VersionInfo(name, version, f"run-{name}", encode_tags(values), ("champion",))
+        run_id = f"run-{name}-{version}"
+        self.champions[name] = VersionInfo(name, version, run_id, encode_tags(values), ("champion",))
         self.models[(name, version)] = model
+        if isinstance(model, StandInModel):
+            index = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC")
+            self.samples[run_id] = {
+                "index": [t.isoformat() for t in index],
+                "columns": list(values["feature_names"]),
+                "rows": np.arange(3 * len(FEATURE_NAMES), dtype="float64").reshape(3, -1).tolist(),
+                "proba": [model.probability] * len(index),
+            }
 
     def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
         assert alias == "champion"
@@ -92,6 +106,15 @@ class FakeRegistry:
         if isinstance(model, Exception):
             raise model
         return model
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        return {}  # no native model file: versions load through load_model
+
+    def load_json_artifact(self, run_id: str, artifact_path: str) -> Any:
+        assert artifact_path == SAMPLE_ARTIFACT
+        if run_id not in self.samples:
+            raise RegistryError(f"run {run_id} has no artifact {artifact_path}")
+        return self.samples[run_id]
 
 
 @pytest.fixture
@@ -146,7 +169,7 @@ def test_a_record_holds_the_spec_fields_the_version_the_bar_and_the_models_own_i
     assert (record.model_name, record.model_version, record.bar) == ("BTC_uptrend_model", "3", LAST_BAR)
     assert record.prediction_prob == pytest.approx(0.7) and summary.models[0].probability == pytest.approx(0.7)
     assert record.prediction_input == row.as_dict()
-    assert model.columns == [shuffled]
+    assert model.columns and all(columns == shuffled for columns in model.columns)  # load-back check and bar
     assert (record.target_pct, record.prediction_window_days, record.interval) == (0.05, 10, "1d")
     assert record.outcome_due == datetime(2024, 6, 11, tzinfo=UTC)  # bar + (10 + 1) days
     assert record.realized is None and record.resolved_at is None
@@ -252,7 +275,9 @@ def test_one_models_failure_never_blocks_the_others(
 
     by_model = {f"{m.symbol} {m.trend}": m for m in summary.models}
     assert by_model["BTC uptrend"].status == "failed" and by_model["BTC uptrend"].version == "3"
-    assert by_model["BTC uptrend"].reason == "OSError: artifact download failed"
+    assert by_model["BTC uptrend"].reason == (
+        "ModelLoadError: BTC_uptrend_model v3 failed to load: OSError: artifact download failed"
+    )
     assert by_model["SOL uptrend"].status == "failed" and "DataNotFoundError" in by_model["SOL uptrend"].reason
     assert by_model["DOGE uptrend"].status == "failed"
     assert "FeaturesUnavailableError" in by_model["DOGE uptrend"].reason
@@ -310,6 +335,126 @@ def test_a_transport_error_for_one_model_is_reported_and_the_others_are_predicte
     assert by_model["ETH uptrend"].reason.startswith("EndpointConnectionError: Could not connect")
     assert by_model["ETH downtrend"].status == "skipped"  # no champion
     assert run.failed_models == ["BTC uptrend", "ETH uptrend"]
+
+
+# --- checked versions: what the predictor would serve ------------------------------------------------
+class ConstantModel:
+    """P(trend) = ``p`` for every row, as a fitted sklearn classifier answers."""
+
+    classes_ = np.array([0, 1])
+    feature_names_in_ = np.array(FEATURE_NAMES)
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.tile([1 - self.p, self.p], (len(rows), 1))
+
+
+class CountingMemoryRegistry(MemoryRegistry):
+    """The backtest's registry, counting model loads and load-back sample reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loads: list[tuple[str, str]] = []
+        self.sample_reads: list[str] = []
+
+    def load_model(self, name: str, version: str) -> Any:
+        self.loads.append((name, version))
+        return super().load_model(name, version)
+
+    def load_json_artifact(self, run_id: str, artifact_path: str) -> Any:
+        if artifact_path == SAMPLE_ARTIFACT:
+            self.sample_reads.append(run_id)
+        return super().load_json_artifact(run_id, artifact_path)
+
+
+def _memory_champion(registry: MemoryRegistry, name: str, model: Any, *, recorded_by: Any = None) -> VersionInfo:
+    """Register ``model`` and make it ``name``'s champion; its run's load-back sample holds what
+    ``recorded_by`` (default: the model itself) answered at training."""
+    sample = pd.DataFrame(
+        np.linspace(0, 1, 5 * len(FEATURE_NAMES)).reshape(5, -1),
+        columns=list(FEATURE_NAMES),
+        index=pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC"),
+    )
+    with registry.start_run(experiment_id=registry.experiment_id(name), run_name="training", tags={}):
+        uri = registry.log_model(model, "constant", sample)
+        registry.log_load_back_sample(recorded_by or model, sample)
+    info = registry.register(name, uri, encode_tags({"feature_names": list(FEATURE_NAMES)}))
+    registry.move_champion(name, info.version)
+    return info
+
+
+def test_a_champion_failing_its_load_back_check_is_failed_logs_nothing_and_is_not_reloaded(
+    objects: S3ObjectStore, settings: Settings
+) -> None:
+    """The version scores 0.7 where its training run recorded 0.9: the API would refuse it, so the log must
+    not hold its prediction. The other model goes on; the refusal holds for the next day's run unloaded."""
+    registry = CountingMemoryRegistry()
+    _memory_champion(registry, "BTC_uptrend_model", ConstantModel(0.7), recorded_by=ConstantModel(0.9))
+    _memory_champion(registry, "BTC_downtrend_model", ConstantModel(0.2))
+    models = CheckedVersions.of(registry)
+
+    days = [predict_champions(settings, registry, objects, as_of=AS_OF + n * DAY, models=models) for n in (0, 1)]
+
+    for summary in days:
+        by_trend = {m.trend: m for m in summary.models}
+        assert (by_trend["uptrend"].status, by_trend["uptrend"].version) == ("failed", "1")
+        assert by_trend["uptrend"].reason == (
+            "ModelLoadError: BTC_uptrend_model v1 failed its load-back check: "
+            "probabilities differ from training by up to 0.2"
+        )
+        assert by_trend["downtrend"].status == "written"
+    logged = [key for key, _ in _versions(objects)]
+    assert logged and all("model=BTC_downtrend" in key for key in logged)  # nothing for the refused version
+    assert registry.loads.count(("BTC_uptrend_model", "1")) == 1  # refused once, remembered
+
+
+def test_a_checked_version_is_loaded_and_checked_once_and_logs_what_the_api_serves(
+    objects: S3ObjectStore, settings: Settings
+) -> None:
+    registry = CountingMemoryRegistry()
+    uptrend = _memory_champion(registry, "BTC_uptrend_model", ConstantModel(0.7))
+    _memory_champion(registry, "BTC_downtrend_model", ConstantModel(0.2))
+    models = CheckedVersions.of(registry)
+
+    runs = [predict_champions(settings, registry, objects, as_of=AS_OF + n * DAY, models=models) for n in (0, 1)]
+
+    assert [[m.status for m in run.models] for run in runs] == [["written", "written"], ["written", "written"]]
+    assert sorted(registry.loads) == [("BTC_downtrend_model", "1"), ("BTC_uptrend_model", "1")]  # day 2: hits
+    assert len(registry.sample_reads) == 2  # one load-back check per version, not per prediction
+    served = ModelCache(RegistrySource(registry), background=False).get("BTC", "uptrend")
+    row = latest_features(OhlcvStore(objects), "BTC", "1d", as_of=AS_OF)
+    assert served is not None and served.version == uptrend.version
+    assert _record(objects, "uptrend", LAST_BAR, "1").prediction_prob == served.probability(row)
+
+
+def test_checked_versions_keep_each_models_last_version_and_every_refusal() -> None:
+    loads: list[str] = []
+
+    def load(info: VersionInfo) -> CheckedModel:
+        loads.append(info.version)
+        if info.version == "3":
+            raise OSError("artifact download failed")
+        model = ConstantModel(0.5)
+        return CheckedModel(model, lambda rows: np.full(len(rows), 0.5), FEATURE_NAMES)
+
+    def version(number: str) -> VersionInfo:
+        return VersionInfo("BTC_uptrend_model", number, f"run-{number}", {}, ())
+
+    versions = CheckedVersions(load)
+    first = versions.get(version("1"))
+    assert versions.get(version("1")) is first
+    versions.get(version("2"))  # replaces v1: a champion let go is not held
+    for _ in range(2):
+        with pytest.raises(ModelLoadError, match="BTC_uptrend_model v3 failed to load: OSError: artifact download"):
+            versions.get(version("3"))
+    assert versions.get(version("1")) is not first  # loaded again (a rollback)
+    assert loads == ["1", "2", "3", "1"]
+    assert versions.refusals("BTC_uptrend_model") == {
+        "3": "BTC_uptrend_model v3 failed to load: OSError: artifact download failed"
+    }
+    assert versions.refusal("BTC_uptrend_model", "2") is None
 
 
 # --- outcomes ------------------------------------------------------------------------------------------

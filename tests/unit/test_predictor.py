@@ -21,8 +21,9 @@ from common.data.features import FEATURE_NAMES
 from common.registry.mlflow_registry import VersionInfo
 from common.registry.promotion import encode_tags
 from common.serving.api import MAX_BATCH_ROWS, Service, create_app
+from common.serving.checked_versions import CheckedModel, ModelLoadError
 from common.serving.feature_rows import FeatureCache, FeatureRow
-from common.serving.model_cache import CacheEvent, CheckedModel, ModelCache, ModelLoadError
+from common.serving.model_cache import CacheEvent, ModelCache
 from common.training.scorer import compile_scorer
 from retrain.stack.lambda_router import LocalLambdaContext
 from tests.emf import emitted_metrics
