@@ -8,6 +8,8 @@ Each (symbol, trend) is an independent unit (:func:`common.backtest.replay.backt
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
@@ -170,8 +172,75 @@ def run_unit(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return result, {"model": unit.name, **timings.to_dict()}
 
 
-def run(plan_: BacktestPlan, *, jobs: int, echo: Echo) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every unit, ``jobs`` at a time; results in the plan's order (the same JSON whatever ``jobs`` is)."""
+UNITS_FOLDER = "units"  # inside the report folder: one file per finished unit, what --resume reuses
+
+
+def code_fingerprint() -> str:
+    """A digest of the replay's code (every module of ``common``): a finished unit is reused only by the same code."""
+    import common
+
+    digest = hashlib.sha256()
+    root = Path(common.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def unit_key(job: dict[str, Any], code: str) -> str:
+    """What a unit's result depends on: its job (minus the clock), the settings its worker resolves (the
+    environment included), the bytes of its series and the code. Equal keys give equal results: the replay is
+    deterministic."""
+    settings = load_settings(symbols=(job["symbol"],), **job["overrides"]).model_dump(mode="json")
+    series = series_path(Path(job["data_dir"]), job["interval"], job["symbol"]).read_bytes()
+    material = {
+        "job": {k: v for k, v in job.items() if k not in ("began", "data_dir")},
+        "settings": settings,
+        "series_sha256": hashlib.sha256(series).hexdigest(),
+        "code": code,
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class UnitCheckpoints:
+    """Finished units kept in ``<report>/units/``: a run killed after hours loses only the units in flight."""
+
+    folder: Path
+    code: str
+
+    def path(self, job: dict[str, Any]) -> Path:
+        return self.folder / f"{job['symbol']}_{job['interval']}_{job['trend']}.json"
+
+    def load(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The unit's saved result if it was made from the same key; None if absent, stale or unreadable."""
+        try:
+            saved = json.loads(self.path(job).read_text())
+            if saved["key"] == unit_key(job, self.code):
+                return saved["result"], saved["timings"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    def save(self, job: dict[str, Any], outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        result, timings = outcome
+        self.folder.mkdir(parents=True, exist_ok=True)
+        document = {"key": unit_key(job, self.code), "result": result, "timings": timings}
+        write_report(self.folder, {self.path(job).name: json.dumps(document, sort_keys=True).encode()})
+
+
+def run(
+    plan_: BacktestPlan,
+    *,
+    jobs: int,
+    echo: Echo,
+    checkpoints: UnitCheckpoints | None = None,
+    resume: bool = False,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every unit, ``jobs`` at a time; results in the plan's order (the same JSON whatever ``jobs`` is).
+
+    With ``checkpoints`` each finished unit is saved as it finishes; with ``resume`` too, a unit saved by an
+    earlier run with the same key is reused instead of replayed."""
     began = time.time()
     work = [
         {
@@ -188,17 +257,38 @@ def run(plan_: BacktestPlan, *, jobs: int, echo: Echo) -> tuple[list[dict[str, A
         for u in plan_.units
     ]
     results: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def finished(index: int, outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
+        results[index] = outcome
+        if checkpoints is not None:
+            checkpoints.save(work[index], outcome)
+        echo(f"[{len(results)}/{len(work)}] {plan_.units[index].name} done")
+
+    if checkpoints is not None:
+        saved = {index: checkpoints.load(job) for index, job in enumerate(work)}
+        reusable = {
+            index: (outcome[0], {**outcome[1], "resumed": True})  # its wall and CPU seconds are the earlier run's
+            for index, outcome in saved.items()
+            if outcome is not None
+        }
+        if reusable and resume:
+            results.update(reusable)
+            names = ", ".join(plan_.units[index].name for index in sorted(reusable))
+            echo(f"[{len(results)}/{len(work)}] reused from {checkpoints.folder}: {names}")
+        elif reusable:
+            echo(
+                f"{len(reusable)} unit(s) in {checkpoints.folder} were finished by an earlier run of these arguments; "
+                "--resume reuses them (this run replays them again)"
+            )
+    pending = [index for index in range(len(work)) if index not in results]
     if jobs <= 1:
-        for index, job in enumerate(work):
-            results[index] = run_unit(job)
-            echo(f"[{len(results)}/{len(work)}] {plan_.units[index].name} done")
-    else:
+        for index in pending:
+            finished(index, run_unit(work[index]))
+    elif pending:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_unit, job): index for index, job in enumerate(work)}
+            futures = {pool.submit(run_unit, work[index]): index for index in pending}
             for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                echo(f"[{len(results)}/{len(work)}] {plan_.units[index].name} done")
+                finished(futures[future], future.result())
     ordered = [results[i] for i in range(len(work))]
     return [r for r, _ in ordered], [t for _, t in ordered]
 

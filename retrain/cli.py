@@ -501,7 +501,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         f"{len(plan.policies)} policies ({', '.join(p.name for p in plan.policies)}), "
         f"{', '.join(plan.settings.train_classifiers)}, {jobs} job(s)"
     )
-    models, timings = backtest.run(plan, jobs=jobs, echo=echo)
+    checkpoints = backtest.UnitCheckpoints(args.report / backtest.UNITS_FOLDER, backtest.code_fingerprint())
+    try:
+        models, timings = backtest.run(plan, jobs=jobs, echo=echo, checkpoints=checkpoints, resume=args.resume)
+    except KeyboardInterrupt:
+        saved = len(list(checkpoints.folder.glob("*.json"))) if checkpoints.folder.is_dir() else 0
+        echo(f"stopped: {saved} finished unit(s) kept in {checkpoints.folder}; the same command with --resume goes on")
+        raise
     wall = time.monotonic() - began
     echo(f"replayed in {wall:.1f}s; summarising ({args.bootstrap} bootstrap replicates)")
     summary = backtest.summarize_run(plan, models, replicates=args.bootstrap)
@@ -737,6 +743,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--data-dir", type=Path, help="folder of {interval}/{SYMBOL}.csv (default: the sample data)")
     backtest.add_argument(
         "--bootstrap", type=int, default=bt.DEFAULT_REPLICATES, help="bootstrap replicates (default 1000)"
+    )
+    backtest.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the units an earlier run of the same arguments, settings, data and code finished in --report "
+        "(each unit is saved in its units/ folder as it finishes)",
     )
     backtest.add_argument("--json", action="store_true", help="print the summary as JSON (progress goes to stderr)")
     backtest.set_defaults(run=cmd_backtest)

@@ -277,10 +277,12 @@ def timing_summary(
     timings: list[dict[str, Any]], wall_s: float, jobs: int, *, cpu_count: int | None = None
 ) -> dict[str, Any]:
     """timings.json: ``jobs`` units at a time on ``cpu_count`` CPUs
-    (None on a Map, whose units each run on their own Lambda)."""
+    (None on a Map, whose units each run on their own Lambda). Units marked ``resumed`` were replayed by an
+    earlier run: they count in the totals, not in this run's rate."""
     computed = sum(t["trainings_computed"] for t in timings)
     reused = sum(t["trainings_reused"] for t in timings)
     asked = computed + reused
+    computed_here = sum(t["trainings_computed"] for t in timings if not t.get("resumed"))
     return {
         "wall_s": round(wall_s, 1),
         "jobs": jobs,
@@ -288,6 +290,7 @@ def timing_summary(
         "trainings_asked": asked,
         "trainings_computed": computed,
         "shared_share": round(reused / asked, 4) if asked else 0.0,
-        "trainings_per_second": round(computed / wall_s, 3) if wall_s else None,
+        "trainings_per_second": round(computed_here / wall_s, 3) if wall_s else None,
+        "units_resumed": sum(1 for t in timings if t.get("resumed")),
         "units": timings,
     }

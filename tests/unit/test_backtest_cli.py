@@ -65,3 +65,61 @@ def test_a_small_backtest_writes_its_report_and_the_same_json_with_any_number_of
     assert "| never |" in report and "| every-7d |" in report and "## Honesty" in report
     document = json.loads((one / "backtest.json").read_text())
     assert set(document["summary"]["policies"]) == {"never", "every-7d", "default"}
+
+
+def test_a_killed_run_resumes_from_its_finished_units_and_writes_the_same_report(
+    capsys, data_dir, tmp_path, monkeypatch
+):
+    from retrain import backtest
+
+    period = ("--start", "2024-03-01", "--end", "2024-03-11", "--policies", "never")
+    common = ["backtest", "--symbols", "ETH,MYCOIN", "--data-dir", str(data_dir), *period, *SMALL, "--jobs", "1"]
+    assert main([*common, "--report", str(tmp_path / "whole")]) == 0
+    whole = (tmp_path / "whole" / "backtest.json").read_bytes()
+
+    # The same run killed while its third unit replays: the two finished units are on disk, no report yet.
+    real_run_unit = backtest.run_unit
+    finished: list[str] = []
+
+    def dies_on_the_third(job):
+        if len(finished) == 2:
+            raise KeyboardInterrupt
+        finished.append(job["symbol"] + job["trend"])
+        return real_run_unit(job)
+
+    monkeypatch.setattr(backtest, "run_unit", dies_on_the_third)
+    assert main([*common, "--report", str(tmp_path / "killed")]) != 0
+    assert "the same command with --resume goes on" in capsys.readouterr().out
+    saved = sorted(p.name for p in (tmp_path / "killed" / "units").iterdir())
+    assert saved == ["ETH_1d_downtrend.json", "ETH_1d_uptrend.json"]
+    assert not (tmp_path / "killed" / "backtest.json").exists()
+
+    # Run again: without --resume it says what it could reuse; with it, only the two missing units replay.
+    replayed: list[str] = []
+
+    def counted(job):
+        replayed.append(job["symbol"] + job["trend"])
+        return real_run_unit(job)
+
+    monkeypatch.setattr(backtest, "run_unit", counted)
+    assert main([*common, "--report", str(tmp_path / "killed"), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "reused from" in out and "ETH uptrend, ETH downtrend" in out
+    assert replayed == ["MYCOINuptrend", "MYCOINdowntrend"]
+    assert (tmp_path / "killed" / "backtest.json").read_bytes() == whole
+    timings = json.loads((tmp_path / "killed" / "timings.json").read_text())
+    assert timings["units_resumed"] == 2
+
+    # Anything the result depends on changes the key: another end day or another setting replays everything.
+    replayed.clear()
+    later = [a if a != "2024-03-11" else "2024-03-12" for a in common]
+    assert main([*later, "--report", str(tmp_path / "killed"), "--resume"]) == 0
+    assert len(replayed) == 4
+    replayed.clear()
+    assert main([*later, "--report", str(tmp_path / "killed")]) == 0  # no --resume: replays, and says so
+    assert len(replayed) == 4
+    assert "4 unit(s) in" in capsys.readouterr().out
+    replayed.clear()
+    monkeypatch.setenv("RETRAIN_COOLDOWN_DAYS", "5")
+    assert main([*later, "--report", str(tmp_path / "killed"), "--resume"]) == 0
+    assert len(replayed) == 4
