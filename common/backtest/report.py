@@ -47,6 +47,9 @@ def _interval(entry: dict[str, Any] | None, digits: int = 3, percent: bool = Fal
     return f"{est * scale:+.{digits}f} [{low * scale:+.{digits}f}, {high * scale:+.{digits}f}]{suffix}{marker}"
 
 
+_BAR_NAMES = {"1d": "days", "1h": "hours"}  # the grid's bars, in words
+
+
 def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
     policies = summary["policies"]
     default = meta["default_policy"]
@@ -55,9 +58,10 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         f"{len(meta['models'])} models ({', '.join(meta['models'])}), classifiers {', '.join(meta['classifiers'])}, "
         f"interval {meta['interval']}, cost {meta['cost_per_trade'] * 1e4:g} bp per position change; "
-        f"{summary['days']} days. Intervals: 95 % moving-block bootstrap over the days, blocks of "
-        f"{summary['block_days']} days (twice the {meta['horizon']}-bar label horizon), {summary['replicates']} "
-        "replicates; every policy resampled on the same days.",
+        f"{summary['days']} {_BAR_NAMES.get(meta['interval'], meta['interval'] + ' bars')}. Intervals: 95 % "
+        f"moving-block bootstrap over the bars, blocks of {summary['block_days']} bars (twice the "
+        f"{meta['horizon']}-bar label horizon), {summary['replicates']} replicates; every policy resampled on the "
+        "same bars.",
         "",
         "## Policies",
         "",
@@ -68,7 +72,7 @@ def render_markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "## Cost and worth, pooled over the models",
         "",
         "| policy | trainings per model | swaps per model-year | coverage | live accuracy | live overall_score [95 %] | "
-        "Brier | mean Sharpe of models | models with Sharpe < 0 (their share of served days) | pooled Sharpe [95 %] "
+        "Brier | mean Sharpe of models | models with Sharpe < 0 (their share of served bars) | pooled Sharpe [95 %] "
         "| pooled total return |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]

@@ -1,15 +1,15 @@
 """What a backtest's served predictions are worth: per policy, per model and pooled, with intervals.
 
 Inputs are the per-model results of :func:`common.backtest.replay.backtest_model`. Every served prediction is placed
-on one day grid (the bars from the start to the end), per policy and model: its probability, its realized
+on one bar grid (every bar of the model's interval from the start to the end), per policy and model: its probability, its realized
 label (once known), the version that served it, and what following its signal earned on the next bar
 (:func:`common.training.evaluation.strategy_returns`, net of the configured cost; flat where no model served).
 
 - Levels use the same metric code as the gate (:func:`common.training.evaluation.compute_metrics` counts: accuracy,
   precision, positive/negative accuracy, overall_score, Brier; Sharpe, max drawdown, total return).
 - Differences against the default policy and the gap between what the gate estimated and what a version
-  then realized get a moving-block bootstrap interval over the day grid (:mod:`common.training.bootstrap`), every
-  series resampled on the same days, so overlapping outcomes and the correlation between models and
+  then realized get a moving-block bootstrap interval over the bar grid (:mod:`common.training.bootstrap`), every
+  series resampled on the same bars, so overlapping outcomes and the correlation between models and
   policies are kept.
 """
 
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from common.data.ohlcv import interval_length
 from common.training.bootstrap import Interval, block_bootstrap
 from common.training.evaluation import max_drawdown, periods_per_year, sharpe_ratio, strategy_returns
 
@@ -47,9 +48,11 @@ class PolicyGrid:
     trainings: np.ndarray  # trainings per model
 
 
-def day_grid(start: datetime, end: datetime) -> pd.DatetimeIndex:
-    """The bars whose predictions a backtest serves: the day before each replayed day's check."""
-    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end) - pd.Timedelta(days=1), freq="D")
+def bar_grid(start: datetime, end: datetime, interval: str) -> pd.DatetimeIndex:
+    """The bars whose predictions a backtest serves: the bar before each replayed period's check (each day's
+    for daily models, each hour's for hourly ones)."""
+    step = pd.Timedelta(interval_length(interval))
+    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end) - step, freq=step)
 
 
 def policy_grid(name: str, models: list[dict[str, Any]], grid: pd.DatetimeIndex, cost_per_trade: float) -> PolicyGrid:
@@ -246,7 +249,7 @@ def summarize(
     statistic's difference from ``default`` with its interval."""
     start = min(datetime.fromisoformat(m["start"]) for m in models)
     end = max(datetime.fromisoformat(m["end"]) for m in models)
-    grid = day_grid(start, end)
+    grid = bar_grid(start, end, interval)
     per_year = periods_per_year(interval)
     block = max(2 * horizon, 1)  # outcomes overlap over h bars: blocks of twice that keep them together
     grids = {name: policy_grid(name, models, grid, cost_per_trade) for name in policies}
@@ -334,7 +337,7 @@ def summarize(
             for t in model["policies"][name]["trainings"]
             if t["status"] == "promoted" and t.get("champion_before")
         )
-        model_years = len(models) * n_days / 365.0
+        model_years = len(models) * n_days / per_year
         pooled["swaps_per_model_year"] = swaps / model_years if model_years else 0.0
         out["policies"][name]["equity"] = {
             "days": [d.isoformat() for d in grid],

@@ -152,3 +152,45 @@ def test_trainings_are_shared_across_policies(bars: pd.DataFrame) -> None:
     )
     assert timings.trainings_reused >= 3, "the initial training at least is computed once for all policies"
     assert timings.trainings_computed >= 1
+
+
+def test_an_hourly_backtest_counts_every_hour_it_served() -> None:
+    """The summary's grid has the models' own bars: an hourly champion's 48 predictions over two days are 48
+    served bars (a day grid kept only the midnight one of each day and annualised it as an hour)."""
+    from common.backtest.report import render_markdown, report_meta
+    from common.backtest.stats import summarize
+
+    hourly = parse_ohlcv_csv((PROJECT_ROOT / "sample_data" / "ohlcv" / "1h" / "XRP.csv").read_bytes())
+    settings = load_settings(symbols=("XRP",), interval="1h", train_classifiers=("ridge",), train_splits=3)
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    result, _ = backtest_model(
+        ModelUnit("XRP", "uptrend", "1h"),
+        hourly,
+        base=settings,
+        policies=[parse_policy("default+seed")],  # the original gate: this champion passes it, so it serves
+        start=start,
+        end=start + timedelta(days=2),
+    )
+    served = result["policies"]["default+seed"]["served"]
+    assert len(served) == 48 and {pd.Timestamp(row["bar"]).hour for row in served} == set(range(24))
+    summary = summarize(
+        [result],
+        policies=["default+seed"],
+        default="default+seed",
+        interval="1h",
+        horizon=settings.prediction_window,
+        cost_per_trade=settings.cost_per_trade,
+        replicates=50,
+    )
+    model = summary["policies"]["default+seed"]["models"]["XRP uptrend"]
+    assert summary["days"] == 48 and model["served_bars"] == 48 and model["coverage"] == 1.0
+    assert model["resolved"] == sum(row["realized"] is not None for row in served)
+    meta = report_meta(
+        start=start,
+        end=start + timedelta(days=2),
+        units=[ModelUnit("XRP", "uptrend", "1h")],
+        settings=settings,
+        policies=[parse_policy("default+seed")],
+        baseline="default+seed",
+    )
+    assert "48 hours" in render_markdown(summary, meta) and "blocks of 20 bars" in render_markdown(summary, meta)
