@@ -212,20 +212,22 @@ class UnitCheckpoints:
     def path(self, job: dict[str, Any]) -> Path:
         return self.folder / f"{job['symbol']}_{job['interval']}_{job['trend']}.json"
 
-    def load(self, job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The unit's saved result if it was made from the same key; None if absent, stale or unreadable."""
+    def key(self, job: dict[str, Any]) -> str:
+        return unit_key(job, self.code)
+
+    def load(self, job: dict[str, Any], key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The unit's saved result if it was made from ``key``; None if absent, stale or unreadable."""
         try:
             saved = json.loads(self.path(job).read_text())
-            if saved["key"] == unit_key(job, self.code):
+            if saved["key"] == key:
                 return saved["result"], saved["timings"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
         return None
 
-    def save(self, job: dict[str, Any], outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    def save(self, job: dict[str, Any], key: str, outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
         result, timings = outcome
-        self.folder.mkdir(parents=True, exist_ok=True)
-        document = {"key": unit_key(job, self.code), "result": result, "timings": timings}
+        document = {"key": key, "result": result, "timings": timings}
         write_report(self.folder, {self.path(job).name: json.dumps(document, sort_keys=True).encode()})
 
 
@@ -257,15 +259,17 @@ def run(
         for u in plan_.units
     ]
     results: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+    # Each unit's key, computed once (it reads the series): what a saved unit must match, what a new one gets.
+    keys = [checkpoints.key(job) for job in work] if checkpoints is not None else []
 
     def finished(index: int, outcome: tuple[dict[str, Any], dict[str, Any]]) -> None:
         results[index] = outcome
         if checkpoints is not None:
-            checkpoints.save(work[index], outcome)
+            checkpoints.save(work[index], keys[index], outcome)
         echo(f"[{len(results)}/{len(work)}] {plan_.units[index].name} done")
 
     if checkpoints is not None:
-        saved = {index: checkpoints.load(job) for index, job in enumerate(work)}
+        saved = {index: checkpoints.load(job, keys[index]) for index, job in enumerate(work)}
         reusable = {
             index: (outcome[0], {**outcome[1], "resumed": True})  # its wall and CPU seconds are the earlier run's
             for index, outcome in saved.items()
@@ -281,14 +285,22 @@ def run(
                 "--resume reuses them (this run replays them again)"
             )
     pending = [index for index in range(len(work)) if index not in results]
-    if jobs <= 1:
-        for index in pending:
-            finished(index, run_unit(work[index]))
-    elif pending:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_unit, work[index]): index for index in pending}
-            for future in as_completed(futures):
-                finished(futures[future], future.result())
+    try:
+        if jobs <= 1:
+            for index in pending:
+                finished(index, run_unit(work[index]))
+        elif pending:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(run_unit, work[index]): index for index in pending}
+                for future in as_completed(futures):
+                    finished(futures[future], future.result())
+    except KeyboardInterrupt:
+        if checkpoints is not None:
+            echo(
+                f"stopped: {len(results)} of {len(work)} unit(s) finished and kept in {checkpoints.folder}; "
+                "the same command with --resume goes on"
+            )
+        raise
     ordered = [results[i] for i in range(len(work))]
     return [r for r, _ in ordered], [t for _, t in ordered]
 

@@ -502,12 +502,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         f"{', '.join(plan.settings.train_classifiers)}, {jobs} job(s)"
     )
     checkpoints = backtest.UnitCheckpoints(args.report / backtest.UNITS_FOLDER, backtest.code_fingerprint())
-    try:
-        models, timings = backtest.run(plan, jobs=jobs, echo=echo, checkpoints=checkpoints, resume=args.resume)
-    except KeyboardInterrupt:
-        saved = len(list(checkpoints.folder.glob("*.json"))) if checkpoints.folder.is_dir() else 0
-        echo(f"stopped: {saved} finished unit(s) kept in {checkpoints.folder}; the same command with --resume goes on")
-        raise
+    models, timings = backtest.run(plan, jobs=jobs, echo=echo, checkpoints=checkpoints, resume=args.resume)
     wall = time.monotonic() - began
     echo(f"replayed in {wall:.1f}s; summarising ({args.bootstrap} bootstrap replicates)")
     summary = backtest.summarize_run(plan, models, replicates=args.bootstrap)

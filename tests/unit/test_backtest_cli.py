@@ -89,7 +89,7 @@ def test_a_killed_run_resumes_from_its_finished_units_and_writes_the_same_report
 
     monkeypatch.setattr(backtest, "run_unit", dies_on_the_third)
     assert main([*common, "--report", str(tmp_path / "killed")]) != 0
-    assert "the same command with --resume goes on" in capsys.readouterr().out
+    assert "stopped: 2 of 4 unit(s) finished and kept in" in capsys.readouterr().out
     saved = sorted(p.name for p in (tmp_path / "killed" / "units").iterdir())
     assert saved == ["ETH_1d_downtrend.json", "ETH_1d_uptrend.json"]
     assert not (tmp_path / "killed" / "backtest.json").exists()
